@@ -1,0 +1,107 @@
+"""Training throughput on MinAtar Breakout with the paper's hyperparameters, and where the time goes.
+
+    python -m paperlab.dqn.bench --frames 30000 --out projects/dqn/results/bench/breakout.json
+
+Two runs of the real training loop (``train.train``) after the 5000-frame replay warm-up:
+1. timing: frames per second of full training (one update of batch 32 per frame, replay 100k);
+2. profile: the same under cProfile, to split the time between acting, the environment, the
+   replay buffer and the update (forward, backward, optimizer).
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import json
+import platform
+import pstats
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+from paperlab.dqn.config import Config
+from paperlab.dqn.train import train
+from paperlab.shared.config import load_config
+from paperlab.shared.runlog import read_metrics
+
+# functions whose cumulative time is reported, with a readable name
+PARTS = {
+    "td_update": "update: total (targets + forward + backward + optimizer)",
+    "compute_targets": "update: target-network forward + target",
+    "backward": "update: backward pass",
+    "step": "update: optimizer step",  # Optimizer.step / compiled step (matched below)
+    "greedy_action": "acting: greedy forward pass (batch 1)",
+    "sample": "replay: sample a batch",
+    "add": "replay: add a transition",
+    "act": "environment: MinAtar step",
+}
+
+
+def _profile_parts(stats: pstats.Stats, total: float) -> dict[str, float]:
+    out: dict[str, float] = {}
+    for (filename, _line, func), (_cc, _nc, _tt, ct, _callers) in stats.stats.items():
+        key = None
+        if func in ("td_update", "compute_targets", "greedy_action") and "paperlab/dqn" in filename:
+            key = func
+        elif func in ("sample", "add") and filename.endswith("replay.py"):
+            key = func
+        elif func == "backward" and filename.endswith("_tensor.py"):
+            key = "backward"
+        elif func == "act" and "minatar" in filename and filename.endswith("environment.py"):
+            key = "act"
+        elif func in ("step",) and "optim" in filename and "optimizer.py" in filename:
+            key = "step"
+        if key is not None:
+            out[PARTS[key]] = max(out.get(PARTS[key], 0.0), ct / total)
+    return dict(sorted(out.items(), key=lambda kv: -kv[1]))
+
+
+def run(preset: str, frames: int, overrides=(), profile: bool = True) -> dict:
+    with tempfile.TemporaryDirectory() as tmp:
+        cfg: Config = load_config(Config, preset, [*overrides, f"run_dir={tmp}/timing", "log_every=1000",
+                                                   "checkpoint_every=10000000", "eval_episodes=1"])
+        cfg.total_steps = cfg.learning_starts + frames
+        train(cfg)
+        rows = [r for r in read_metrics(Path(tmp) / "timing" / "metrics.jsonl")
+                if r["step"] > cfg.learning_starts + 1000]  # skip the first interval (compilation)
+        fps = sorted(r["fps"] for r in rows)
+        result = {"env_id": cfg.env_id, "agent": cfg.agent, "frames_timed": frames,
+                  "batch_size": cfg.batch_size, "buffer_size": cfg.buffer_size, "train_freq": cfg.train_freq,
+                  "optimizer": cfg.optimizer, "compile_optimizer": cfg.compile_optimizer,
+                  "fps_median": fps[len(fps) // 2], "fps_min": fps[0], "fps_max": fps[-1],
+                  "torch": torch.__version__, "torch_threads": cfg.torch_threads,
+                  "cpu": platform.processor() or platform.machine(), "python": platform.python_version()}
+        if profile:
+            cfg.run_dir = f"{tmp}/profile"
+            cfg.total_steps = cfg.learning_starts + min(frames, 10_000)
+            prof = cProfile.Profile()
+            t0 = time.perf_counter()
+            prof.enable()
+            train(cfg)
+            prof.disable()
+            total = time.perf_counter() - t0
+            result["profile_share_of_run"] = {k: round(v, 3) for k, v in
+                                              _profile_parts(pstats.Stats(prof), total).items()}
+    return result
+
+
+def main(argv=None) -> None:
+    p = argparse.ArgumentParser(description="DQN training throughput on MinAtar (paper hyperparameters).")
+    p.add_argument("--config", default="configs/dqn/minatar.yaml")
+    p.add_argument("--frames", type=int, default=30_000, help="frames timed after the replay warm-up")
+    p.add_argument("--no-profile", action="store_true")
+    p.add_argument("--out", default=None)
+    p.add_argument("overrides", nargs="*", help="config overrides, e.g. agent=mdqn compile_optimizer=false")
+    args = p.parse_args(argv)
+    result = run(args.config, args.frames, args.overrides, profile=not args.no_profile)
+    text = json.dumps(result, indent=2)
+    print(text)
+    if args.out:
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.out).write_text(text + "\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,101 @@
+"""Evaluate a trained Q-network: N episodes with a small epsilon, mean and std of the return.
+
+    python -m paperlab.dqn.evaluate runs/dqn/cartpole/model.pt --episodes 100 --out eval.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from paperlab.dqn.envs import make_env
+
+
+def evaluate_policy(q_net, env_id: str, episodes: int = 100, epsilon: float = 0.0, seed: int = 0,
+                    sticky_action_prob: float = 0.1, difficulty_ramping: bool = True,
+                    max_steps_per_episode: int = 100_000) -> dict:
+    """Run ``episodes`` episodes epsilon-greedily; returns mean/std/min/max of the returns."""
+    env = make_env(env_id, sticky_action_prob, difficulty_ramping)
+    rng = np.random.default_rng(seed)
+    returns, lengths = [], []
+    obs = env.reset(seed=seed)
+    q_net.eval()
+    with torch.inference_mode():
+        for _ in range(episodes):
+            total, length, done = 0.0, 0, False
+            while not done and length < max_steps_per_episode:
+                if rng.random() < epsilon:
+                    action = int(rng.integers(env.n_actions))
+                else:
+                    action = int(q_net(torch.from_numpy(obs).unsqueeze(0)).argmax(dim=1))
+                obs, reward, terminated, truncated = env.step(action)
+                total += reward
+                length += 1
+                done = terminated or truncated
+            returns.append(total)
+            lengths.append(length)
+            obs = env.reset()
+    q_net.train()
+    r = np.array(returns)
+    return {"env_id": env_id, "episodes": episodes, "epsilon": epsilon, "seed": seed,
+            "return_mean": float(r.mean()), "return_std": float(r.std()), "return_min": float(r.min()),
+            "return_max": float(r.max()), "length_mean": float(np.mean(lengths)),
+            "returns": [float(x) for x in r]}
+
+
+def evaluate_vectorized(q_net, env_id: str, episodes: int = 100, seed: int = 0) -> dict:
+    """Greedy returns of ``episodes`` CartPole episodes run side by side (one batched forward per
+    step): a 100-episode evaluation costs ~0.2 s instead of ~10 s, so it can run often in training."""
+    import gymnasium as gym
+
+    if env_id != "CartPole-v1":
+        raise ValueError(f"vectorized evaluation is only implemented for CartPole-v1, not {env_id}")
+    envs = gym.make_vec(env_id, num_envs=episodes, vectorization_mode="vector_entry_point")
+    obs, _ = envs.reset(seed=seed)
+    returns = np.zeros(episodes)
+    done = np.zeros(episodes, dtype=bool)
+    q_net.eval()
+    with torch.inference_mode():
+        while not done.all():
+            actions = q_net(torch.from_numpy(obs.astype(np.float32))).argmax(dim=1).numpy()
+            obs, rewards, terminated, truncated, _ = envs.step(actions)
+            returns += rewards * ~done  # count each env's first episode only
+            done |= terminated | truncated
+    envs.close()
+    q_net.train()
+    return {"env_id": env_id, "episodes": episodes, "epsilon": 0.0, "seed": seed,
+            "return_mean": float(returns.mean()), "return_std": float(returns.std()),
+            "return_min": float(returns.min()), "return_max": float(returns.max())}
+
+
+def main(argv=None) -> None:
+    from paperlab.dqn.train import load_model
+
+    p = argparse.ArgumentParser(description="Evaluate a DQN checkpoint.")
+    p.add_argument("checkpoint", help="model.pt or checkpoints/last.pt of a run")
+    p.add_argument("--env-id", default=None, help="defaults to the checkpoint's env; another one is refused")
+    p.add_argument("--episodes", type=int, default=100)
+    p.add_argument("--epsilon", type=float, default=None, help="defaults to the run's eval_epsilon")
+    p.add_argument("--seed", type=int, default=12345)
+    p.add_argument("--out", default=None, help="JSON file for the result")
+    args = p.parse_args(argv)
+    q_net, meta = load_model(args.checkpoint, env_id=args.env_id)
+    cfg = meta["config"]
+    eps = cfg["eval_epsilon"] if args.epsilon is None else args.epsilon
+    result = evaluate_policy(q_net, meta["env_id"], args.episodes, eps, args.seed,
+                             cfg["sticky_action_prob"], cfg["difficulty_ramping"])
+    result["checkpoint"] = str(args.checkpoint)
+    text = json.dumps(result, indent=2)
+    if args.out:
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.out).write_text(text + "\n")
+    print(f"{meta['agent']} on {meta['env_id']}: return {result['return_mean']:.2f} ± {result['return_std']:.2f} "
+          f"over {args.episodes} episodes (epsilon {eps})")
+
+
+if __name__ == "__main__":
+    main()

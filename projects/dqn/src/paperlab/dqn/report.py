@@ -1,0 +1,224 @@
+"""Tables and plots for the README, made only from the metrics files committed under ``results/``.
+
+    python -m paperlab.dqn.report --collect runs/dqn --results projects/dqn/results   # copy small files
+    python -m paperlab.dqn.report --results projects/dqn/results --readme projects/dqn/README.md
+
+``--collect`` copies, for every finished run under the runs folder, the small files
+(``config.yaml``, ``metrics.jsonl``, ``episodes.csv``, ``eval.json``, ``summary.json``) into the
+results folder. The report then writes ``results/*.md`` tables and ``results/*.png`` plots, and
+replaces the text between ``<!-- report:NAME -->`` and ``<!-- /report:NAME -->`` in the README.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import re
+import shutil
+from pathlib import Path
+
+import numpy as np
+
+from paperlab.shared.runlog import read_metrics
+
+SMALL_FILES = ("config.yaml", "metrics.jsonl", "episodes.csv", "eval.json", "summary.json")
+# DQN at 5M frames, read off the learning curves of Young & Tian (2019), arXiv 1903.03176, Fig. 3
+# (approximate values; the paper gives curves, not a table).
+PAPER_DQN_5M = {"Asterix": 17, "Breakout": 10, "Freeway": 50, "Seaquest": 20, "SpaceInvaders": 43}
+AGENT_NAMES = {"dqn": "DQN", "mdqn": "M-DQN"}
+
+
+def collect(runs: Path, results: Path) -> int:
+    n = 0
+    for summary in sorted(runs.rglob("summary.json")):
+        run = summary.parent
+        dest = results / run.relative_to(runs)
+        dest.mkdir(parents=True, exist_ok=True)
+        for name in SMALL_FILES:
+            if (run / name).exists():
+                shutil.copy2(run / name, dest / name)
+        n += 1
+    return n
+
+
+def _runs(folder: Path) -> dict[str, list[Path]]:
+    """agent -> run folders (named <agent>-seed<k>) that finished."""
+    out: dict[str, list[Path]] = {}
+    for run in sorted(folder.glob("*-seed*")):
+        if (run / "summary.json").exists():
+            out.setdefault(run.name.split("-seed")[0], []).append(run)
+    return out
+
+
+def _med_range(xs, fmt="{:.0f}") -> str:
+    xs = np.asarray(xs, dtype=float)
+    return f"{fmt.format(np.median(xs))} [{fmt.format(xs.min())}, {fmt.format(xs.max())}]"
+
+
+def cartpole_table(folder: Path) -> str:
+    lines = ["| agent | seeds solved | env steps to eval ≥ 475: median [min, max] | wall time (s): median "
+             "[min, max] | final eval, 100 fresh episodes: mean ± std over seeds (worst seed) |",
+             "|---|---|---|---|---|"]
+    for agent, runs in sorted(_runs(folder).items()):
+        s = [json.loads((r / "summary.json").read_text()) for r in runs]
+        solved = [x for x in s if x["solved"]]
+        evals = np.array([x["eval"]["return_mean"] for x in s])
+        steps = _med_range([x["solved"]["step"] for x in solved]) if solved else "not reached"
+        times = _med_range([x["solved"]["time"] for x in solved], "{:.0f}") if solved else "-"
+        lines.append(f"| {AGENT_NAMES.get(agent, agent)} | {len(solved)}/{len(s)} | {steps} | {times} | "
+                     f"{evals.mean():.1f} ± {evals.std():.1f} ({evals.min():.1f}) |")
+    return "\n".join(lines)
+
+
+def _episode_curve(run: Path, grid: np.ndarray, window: int = 100) -> np.ndarray:
+    """Mean return of the last ``window`` training episodes, at each step of ``grid``."""
+    with open(run / "episodes.csv") as f:
+        rows = [(int(r["step"]), float(r["return"])) for r in csv.DictReader(f)]
+    steps = np.array([s for s, _ in rows])
+    rets = np.array([r for _, r in rows])
+    csum = np.concatenate([[0.0], np.cumsum(rets)])
+    out = np.full(len(grid), np.nan)
+    for i, g in enumerate(grid):
+        n = np.searchsorted(steps, g, side="right")
+        if n:
+            k = max(0, n - window)
+            out[i] = (csum[n] - csum[k]) / (n - k)
+    return out
+
+
+def _plot_curves(ax, folder: Path, total: int, key: str = "episodes") -> None:
+    colors = {"dqn": "tab:blue", "mdqn": "tab:red"}
+    grid = np.linspace(total / 100, total, 100)
+    for agent, runs in sorted(_runs(folder).items()):
+        if key == "episodes":
+            curves = np.stack([_episode_curve(r, grid) for r in runs])
+            x = grid
+        else:  # periodic evaluations
+            per_run = []
+            for r in runs:
+                rows = [m for m in read_metrics(r / "metrics.jsonl") if "eval_return_mean" in m]
+                ax.plot([m["step"] for m in rows], [m["eval_return_mean"] for m in rows],
+                        color=colors.get(agent), alpha=0.35, lw=1)
+                per_run.append(rows)
+            ax.plot([], [], color=colors.get(agent), label=f"{AGENT_NAMES.get(agent, agent)} ({len(runs)} seeds)")
+            continue
+        mean = np.nanmean(curves, 0)
+        ax.plot(x, mean, color=colors.get(agent), label=f"{AGENT_NAMES.get(agent, agent)} ({len(runs)} seeds)")
+        ax.fill_between(x, np.nanmin(curves, 0), np.nanmax(curves, 0), color=colors.get(agent), alpha=0.2)
+    ax.grid(alpha=0.3)
+    ax.legend(loc="upper left")
+
+
+def cartpole_plot(folder: Path, out: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.5, 3.8))
+    _plot_curves(ax, folder, 0, key="eval")
+    ax.axhline(475, color="k", ls="--", lw=1)
+    ax.set_xlabel("environment steps")
+    ax.set_ylabel("greedy eval return (100 episodes)")
+    ax.set_title("CartPole-v1: evaluation during training (each line a seed)")
+    fig.tight_layout()
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+
+
+def minatar_table(folder: Path) -> str:
+    lines = ["| game | frames per run | DQN: return, last 100 training episodes | M-DQN: same | "
+             "DQN: greedy eval | M-DQN: greedy eval | paper's DQN at 5M frames (approx.) |",
+             "|---|---|---|---|---|---|---|"]
+    for game_dir in sorted(p for p in folder.iterdir() if p.is_dir()):
+        runs = _runs(game_dir)
+        if not runs:
+            continue
+        cells, frames = {}, set()
+        for agent in ("dqn", "mdqn"):
+            s = [json.loads((r / "summary.json").read_text()) for r in runs.get(agent, [])]
+            frames |= {x["steps"] for x in s}
+            if s:
+                tr = np.array([x["final_return_mean"] for x in s])
+                ev = np.array([x["eval"]["return_mean"] for x in s])
+                cells[agent] = (f"{tr.mean():.1f} ± {tr.std():.1f} (n={len(s)})", f"{ev.mean():.1f} ± {ev.std():.1f}")
+            else:
+                cells[agent] = ("-", "-")
+        fr = "/".join(f"{f / 1e6:g}M" for f in sorted(frames))
+        lines.append(f"| {game_dir.name} | {fr} | {cells['dqn'][0]} | {cells['mdqn'][0]} | {cells['dqn'][1]} | "
+                     f"{cells['mdqn'][1]} | ~{PAPER_DQN_5M.get(game_dir.name, '?')} |")
+    return "\n".join(lines)
+
+
+def minatar_plot(folder: Path, out: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    games = [p for p in sorted(folder.iterdir()) if p.is_dir() and _runs(p)]
+    fig, axes = plt.subplots(1, len(games), figsize=(4.2 * len(games), 3.4), squeeze=False)
+    for ax, game in zip(axes[0], games):
+        total = max(json.loads((r / "summary.json").read_text())["steps"] for rs in _runs(game).values() for r in rs)
+        _plot_curves(ax, game, total)
+        ax.set_title(f"MinAtar {game.name}")
+        ax.set_xlabel("frames")
+    axes[0][0].set_ylabel("return, last 100 episodes\n(mean over seeds; band: min-max)")
+    fig.tight_layout()
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+
+
+def bench_table(path: Path) -> str:
+    b = json.loads(path.read_text())
+    lines = [f"Training throughput, {b['env_id']}, agent {b['agent']}, batch {b['batch_size']}, replay "
+             f"{b['buffer_size']}, one update per frame, optimizer {b['optimizer']} (compiled: "
+             f"{b['compile_optimizer']}), torch {b['torch']}, {b['torch_threads']} thread: "
+             f"**{b['fps_median']:.0f} frames/s** (median over 1000-frame intervals; range "
+             f"{b['fps_min']:.0f}-{b['fps_max']:.0f}).", "",
+             "| where the time goes (cProfile, share of a run) | share |", "|---|---|"]
+    for k, v in b.get("profile_share_of_run", {}).items():
+        lines.append(f"| {k} | {100 * v:.0f}% |")
+    return "\n".join(lines)
+
+
+def replace_block(text: str, name: str, content: str) -> str:
+    pattern = re.compile(rf"(<!-- report:{name} -->\n).*?(<!-- /report:{name} -->)", re.S)
+    if not pattern.search(text):
+        raise ValueError(f"README has no <!-- report:{name} --> ... <!-- /report:{name} --> block")
+    return pattern.sub(lambda m: m.group(1) + content + "\n" + m.group(2), text)
+
+
+def main(argv=None) -> None:
+    p = argparse.ArgumentParser(description="DQN results: tables and plots from committed metrics.")
+    p.add_argument("--results", default="projects/dqn/results")
+    p.add_argument("--collect", default=None, help="runs folder to copy finished runs' small files from")
+    p.add_argument("--readme", default=None, help="README to update between report markers")
+    args = p.parse_args(argv)
+    results = Path(args.results)
+    if args.collect:
+        print(f"collected {collect(Path(args.collect), results)} runs into {results}")
+    blocks = {}
+    if (results / "cartpole").is_dir():
+        blocks["cartpole"] = cartpole_table(results / "cartpole")
+        cartpole_plot(results / "cartpole", results / "cartpole.png")
+    if (results / "minatar").is_dir():
+        blocks["minatar"] = minatar_table(results / "minatar")
+        minatar_plot(results / "minatar", results / "minatar.png")
+    if (results / "bench" / "breakout.json").exists():
+        blocks["bench"] = bench_table(results / "bench" / "breakout.json")
+    for name, content in blocks.items():
+        (results / f"{name}.md").write_text(content + "\n")
+        print(f"--- {name}\n{content}")
+    if args.readme:
+        readme = Path(args.readme)
+        text = readme.read_text()
+        for name, content in blocks.items():
+            if f"<!-- report:{name} -->" in text:
+                text = replace_block(text, name, content)
+        readme.write_text(text)
+
+
+if __name__ == "__main__":
+    main()

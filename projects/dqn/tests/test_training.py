@@ -1,0 +1,150 @@
+"""End-to-end behaviour of the training loop: learning, exact resume, seeding, bad input."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from paperlab.dqn import train as train_mod
+from paperlab.dqn.config import Config
+from paperlab.dqn.envs import CartPole
+from paperlab.dqn.evaluate import evaluate_policy, evaluate_vectorized
+from paperlab.dqn.render import main as render_main
+from paperlab.dqn.render import rollout_frames
+from paperlab.dqn.train import CheckpointMismatchError, NaNLossError, load_model, train
+
+TINY = dict(env_id="CartPole-v1", total_steps=2000, buffer_size=5000, batch_size=32, learning_starts=300,
+            train_freq=2, lr=1e-3, target_update_period=1, target_tau=0.01, eps_decay_steps=1000,
+            hidden_sizes=[32, 32], log_every=250, checkpoint_every=500, eval_episodes=3)
+
+
+def _cfg(tmp_path, name="run", **kw) -> Config:
+    return Config(**{**TINY, "run_dir": str(tmp_path / name), **kw})
+
+
+def _weights(run_dir) -> dict[str, torch.Tensor]:
+    return torch.load(f"{run_dir}/model.pt", weights_only=False)["q_net"]
+
+
+def _same(a: dict, b: dict) -> bool:
+    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_short_cartpole_run_clearly_beats_a_random_policy(tmp_path):
+    cfg = Config(**{**TINY, "run_dir": str(tmp_path / "learn"), "total_steps": 15_000, "train_freq": 4,
+                    "batch_size": 64, "hidden_sizes": [128, 128], "target_tau": 0.005,
+                    "eps_end": 0.01, "eps_decay_steps": 5000, "learning_starts": 1000, "eval_episodes": 20})
+    summary = train(cfg)
+    q_net, _ = load_model(tmp_path / "learn" / "model.pt")
+    random_net = torch.nn.Sequential(torch.nn.Linear(4, 2))
+    env = CartPole()
+    rng = np.random.default_rng(0)
+    random_returns = []
+    for ep in range(50):  # a uniformly random policy: about 22
+        env.reset(seed=ep)
+        total, done = 0.0, False
+        while not done:
+            _, r, term, trunc = env.step(int(rng.integers(2)))
+            total, done = total + r, term or trunc
+        random_returns.append(total)
+    assert np.mean(random_returns) < 30
+    assert summary["eval"]["return_mean"] > 4 * np.mean(random_returns), summary["eval"]
+    assert evaluate_vectorized(q_net, "CartPole-v1", 20, seed=3)["return_mean"] > 100
+    assert evaluate_vectorized(random_net, "CartPole-v1", 20)["return_mean"] < 50
+
+
+@pytest.mark.parametrize("env_id, extra", [
+    ("CartPole-v1", {}),
+    ("MinAtar/Breakout-v0", dict(total_steps=1200, learning_starts=200, buffer_size=600, optimizer="rmsprop",
+                                 lr=2.5e-4, checkpoint_every=400, target_update_period=100, target_tau=1.0,
+                                 agent="mdqn")),
+])
+def test_a_run_killed_midway_resumes_to_exactly_the_uninterrupted_result(tmp_path, env_id, extra):
+    full = _cfg(tmp_path, "full", env_id=env_id, **extra)
+    train(full)
+    split = _cfg(tmp_path, "split", env_id=env_id, **extra)
+    first = train(split, stop_after_steps=split.total_steps // 2 + 37)  # dies between checkpoints
+    assert first == {"step": split.total_steps // 2 + 37, "finished": False}
+    assert (tmp_path / "split" / "checkpoints" / "last.pt").exists()
+    # the "crash" lost the steps after the last checkpoint: resume from there, not from step 1037
+    ckpt = torch.load(tmp_path / "split" / "checkpoints" / "last.pt", weights_only=False)
+    assert ckpt["loop"]["step"] == split.total_steps // 2 + 37  # saved on the way out
+    summary = train(split, resume=True)
+    assert summary["steps"] == full.total_steps
+    assert _same(_weights(tmp_path / "full"), _weights(tmp_path / "split"))
+    assert (tmp_path / "full" / "episodes.csv").read_text() == (tmp_path / "split" / "episodes.csv").read_text()
+    steps = lambda d: [json.loads(x)["step"] for x in (tmp_path / d / "metrics.jsonl").read_text().splitlines()]
+    assert steps("full") == steps("split")
+
+
+def test_resume_from_an_older_checkpoint_drops_the_later_log_rows(tmp_path):
+    cfg = _cfg(tmp_path)
+    train(cfg, stop_after_steps=1000)  # checkpoints at 500 and 1000
+    ckpt_path = tmp_path / "run" / "checkpoints" / "last.pt"
+    ckpt = torch.load(ckpt_path, weights_only=False)
+    assert ckpt["loop"]["step"] == 1000
+    summary = train(cfg, resume=True)
+    assert summary["finished"] and summary["steps"] == 2000
+    lines = (tmp_path / "run" / "episodes.csv").read_text().splitlines()
+    steps = [int(x.split(",")[0]) for x in lines[1:]]
+    assert steps == sorted(steps)  # one uninterrupted history
+
+
+def test_same_seed_reproduces_a_run_exactly_and_another_seed_does_not(tmp_path):
+    train(_cfg(tmp_path, "a", seed=7))
+    train(_cfg(tmp_path, "b", seed=7))
+    train(_cfg(tmp_path, "c", seed=8))
+    assert _same(_weights(tmp_path / "a"), _weights(tmp_path / "b"))
+    assert (tmp_path / "a" / "episodes.csv").read_text() == (tmp_path / "b" / "episodes.csv").read_text()
+    assert not _same(_weights(tmp_path / "a"), _weights(tmp_path / "c"))
+
+
+def test_nan_loss_stops_the_run_naming_the_step(tmp_path, monkeypatch):
+    class PoisonedCartPole(CartPole):
+        """Rewards become NaN from the 400th step on."""
+
+        steps = 0
+
+        def step(self, action):
+            obs, r, term, trunc = super().step(action)
+            PoisonedCartPole.steps += 1
+            return obs, (float("nan") if PoisonedCartPole.steps >= 400 else r), term, trunc
+
+    monkeypatch.setattr(train_mod, "make_env", lambda *a, **k: PoisonedCartPole())
+    with pytest.raises(NaNLossError, match=r"TD loss is nan at env step (\d+)") as err:
+        train(_cfg(tmp_path))
+    step = int(err.value.args[0].split("env step ")[1].split(";")[0])
+    assert 400 <= step < 2000
+    assert (tmp_path / "run" / "metrics.jsonl").exists()
+
+
+def test_checkpoints_of_another_env_or_agent_are_refused(tmp_path):
+    cfg = _cfg(tmp_path, total_steps=600, checkpoint_every=300)
+    train(cfg)
+    with pytest.raises(CheckpointMismatchError, match="trained on 'CartPole-v1'.*MinAtar/Breakout-v0"):
+        load_model(tmp_path / "run" / "model.pt", env_id="MinAtar/Breakout-v0")
+    with pytest.raises(CheckpointMismatchError, match="agent 'dqn'.*'mdqn'"):
+        train(_cfg(tmp_path, total_steps=900, agent="mdqn"), resume=True)
+    with pytest.raises(FileNotFoundError, match="no checkpoint"):
+        load_model(tmp_path / "missing.pt")
+    torch.save({"weights": 1}, tmp_path / "other.pt")
+    with pytest.raises(ValueError, match="not a paperlab DQN checkpoint"):
+        load_model(tmp_path / "other.pt")
+
+
+def test_evaluation_json_and_gif_of_a_trained_agent(tmp_path):
+    train(_cfg(tmp_path, total_steps=600))
+    q_net, meta = load_model(tmp_path / "run" / "model.pt", env_id="CartPole-v1")
+    result = evaluate_policy(q_net, meta["env_id"], episodes=4, epsilon=0.05, seed=1)
+    assert len(result["returns"]) == 4
+    assert result["return_mean"] == pytest.approx(np.mean(result["returns"]))
+    assert result["return_min"] <= result["return_mean"] <= result["return_max"]
+    frames, _ = rollout_frames(q_net, "CartPole-v1", max_frames=25)
+    assert len(frames) == 25 and frames[0].shape == (400, 600, 3)
+    render_main([str(tmp_path / "run" / "model.pt"), "--out", str(tmp_path / "a.gif"), "--frames", "25"])
+    gif = Image.open(tmp_path / "a.gif")
+    assert gif.n_frames == 25 and gif.size == (300, 200)

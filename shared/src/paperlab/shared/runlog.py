@@ -1,0 +1,92 @@
+"""A run directory: resolved config, TensorBoard events, ``metrics.jsonl`` and a console progress bar.
+
+    runs/<name>/
+        config.yaml        the resolved config of the run
+        metrics.jsonl      one JSON object per logged step: {"step": ..., "<tag>": value, ...}
+        events.out.tfevents.*   the same scalars for TensorBoard
+
+On resume, rows logged after the step the run resumes from are dropped, so that the metrics file
+reads as one uninterrupted run.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from tqdm.auto import tqdm
+
+from paperlab.shared.config import save_config
+
+
+def read_metrics(path: str | Path) -> list[dict[str, Any]]:
+    """All rows of a ``metrics.jsonl`` file."""
+    rows = []
+    with open(path) as f:
+        for line in f:
+            line = line.strip()
+            if line:
+                rows.append(json.loads(line))
+    return rows
+
+
+class RunLogger:
+    """Writes scalars to TensorBoard and to ``metrics.jsonl`` in ``run_dir``.
+
+    Args:
+        run_dir: directory of the run (created).
+        config: a config dataclass, saved as ``config.yaml``.
+        resume_step: when resuming, rows with ``step > resume_step`` are dropped first.
+        tensorboard: also write TensorBoard event files.
+    """
+
+    def __init__(self, run_dir: str | Path, config: Any = None, resume_step: int | None = None,
+                 tensorboard: bool = True):
+        self.run_dir = Path(run_dir)
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        if config is not None:
+            save_config(config, self.run_dir / "config.yaml")
+        self.metrics_path = self.run_dir / "metrics.jsonl"
+        if resume_step is not None and self.metrics_path.exists():
+            kept = [r for r in read_metrics(self.metrics_path) if r.get("step", 0) <= resume_step]
+            self.metrics_path.write_text("".join(json.dumps(r) + "\n" for r in kept))
+        elif resume_step is None and self.metrics_path.exists():
+            self.metrics_path.unlink()  # a fresh run in an old directory starts a fresh file
+        self._file = open(self.metrics_path, "a", buffering=1)
+        self._tb = None
+        if tensorboard:
+            from tensorboardX import SummaryWriter
+
+            self._tb = SummaryWriter(str(self.run_dir), flush_secs=30)
+        self._start = time.time()
+
+    def log(self, step: int, **scalars: float) -> dict[str, Any]:
+        """Log scalars at ``step``. Non-finite values are written as ``null`` in the JSONL."""
+        row: dict[str, Any] = {"step": int(step), "time": round(time.time() - self._start, 3)}
+        for key, value in scalars.items():
+            v = float(value)
+            row[key] = v if math.isfinite(v) else None
+            if self._tb is not None:
+                self._tb.add_scalar(key, v, int(step))
+        self._file.write(json.dumps(row) + "\n")
+        return row
+
+    def progress(self, total: int, initial: int = 0, desc: str = "") -> tqdm:
+        """A progress bar over ``total`` units (disabled when stderr is not a terminal)."""
+        return tqdm(total=total, initial=initial, desc=desc, dynamic_ncols=True, unit_scale=True,
+                    disable=not sys.stderr.isatty(), smoothing=0.05)
+
+    def close(self) -> None:
+        self._file.close()
+        if self._tb is not None:
+            self._tb.close()
+
+    def __enter__(self) -> RunLogger:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()

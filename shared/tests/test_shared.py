@@ -1,0 +1,195 @@
+"""Tests of paperlab.shared: configs, run logging, seeding, GIFs and the torchvision repair."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import subprocess
+import sys
+from dataclasses import dataclass, field
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from paperlab.shared.config import ConfigError, load_config, save_config
+from paperlab.shared.gif import save_gif, to_uint8_rgb
+from paperlab.shared.runlog import RunLogger, read_metrics
+from paperlab.shared.seeding import seed_everything
+
+
+@dataclass
+class Inner:
+    width: int = 8
+
+
+@dataclass
+class Toy:
+    lr: float = 1e-3
+    steps: int = 10
+    name: str = "a"
+    flag: bool = False
+    sizes: list[int] = field(default_factory=lambda: [1, 2])
+    inner: Inner = field(default_factory=Inner)
+    maybe: float | None = None
+
+    def __post_init__(self):
+        if self.steps <= 0:
+            raise ValueError(f"steps must be positive, got {self.steps}")
+
+
+# ------------------------------------------------------------------------------------------ config
+def test_defaults_preset_and_overrides_merge_in_order(tmp_path):
+    preset = tmp_path / "p.yaml"
+    preset.write_text("lr: 0.5\nsteps: 20\ninner:\n  width: 3\n")
+    cfg = load_config(Toy, preset, ["steps=7", "flag=true", "sizes=[4,5,6]", "maybe=2.5"])
+    assert isinstance(cfg, Toy) and isinstance(cfg.inner, Inner)
+    assert (cfg.lr, cfg.steps, cfg.flag, cfg.sizes, cfg.inner.width, cfg.maybe) == (0.5, 7, True, [4, 5, 6], 3, 2.5)
+    assert load_config(Toy).steps == 10
+
+
+def test_unknown_key_names_the_key_and_lists_valid_ones(tmp_path):
+    with pytest.raises(ConfigError, match=r"unknown config key 'lrr'.*valid keys.*lr"):
+        load_config(Toy, None, ["lrr=1"])
+    preset = tmp_path / "p.yaml"
+    preset.write_text("stepz: 3\n")
+    with pytest.raises(ConfigError, match=r"'stepz'.*p\.yaml"):
+        load_config(Toy, preset)
+
+
+def test_wrong_type_and_bad_values_are_refused():
+    with pytest.raises(ConfigError, match="steps"):
+        load_config(Toy, None, ["steps=ten"])
+    with pytest.raises(ConfigError, match="flag"):
+        load_config(Toy, None, ["flag=maybe"])
+    with pytest.raises(ConfigError, match="steps must be positive"):
+        load_config(Toy, None, ["steps=0"])
+    with pytest.raises(ConfigError, match="key=value"):
+        load_config(Toy, None, ["steps"])
+    with pytest.raises(ConfigError, match="not found"):
+        load_config(Toy, "no/such/preset.yaml")
+
+
+def test_saved_config_loads_back_identically(tmp_path):
+    cfg = load_config(Toy, None, ["lr=0.25", "maybe=1.0"])
+    save_config(cfg, tmp_path / "c.yaml")
+    assert load_config(Toy, tmp_path / "c.yaml") == cfg
+    assert dataclasses.asdict(cfg)["inner"] == {"width": 8}
+
+
+# ------------------------------------------------------------------------------------------ runlog
+def test_runlog_writes_jsonl_tensorboard_and_truncates_on_resume(tmp_path):
+    with RunLogger(tmp_path / "run", Toy()) as log:
+        for step in (10, 20, 30):
+            log.log(step, loss=1.0 / step, ret=step)
+        log.log(40, loss=float("nan"))
+    rows = read_metrics(tmp_path / "run" / "metrics.jsonl")
+    assert [r["step"] for r in rows] == [10, 20, 30, 40]
+    assert rows[1]["loss"] == pytest.approx(0.05) and rows[3]["loss"] is None
+    assert (tmp_path / "run" / "config.yaml").exists()
+    assert list((tmp_path / "run").glob("events.out.tfevents.*"))
+    with RunLogger(tmp_path / "run", resume_step=20) as log:  # resumed from a checkpoint at step 20
+        log.log(30, loss=0.5)
+    assert [r["step"] for r in read_metrics(tmp_path / "run" / "metrics.jsonl")] == [10, 20, 30]
+
+
+# ----------------------------------------------------------------------------------------- seeding
+def test_seed_everything_reproduces_numpy_torch_and_python():
+    import random
+
+    import torch
+
+    def draw():
+        seed_everything(123)
+        return random.random(), np.random.rand(), torch.rand(1).item()
+
+    assert draw() == draw()
+    a = seed_everything(1).random(3)
+    b = seed_everything(2).random(3)
+    assert not np.allclose(a, b)
+
+
+# --------------------------------------------------------------------------------------------- gif
+def _moving_dot(n, h=6, w=7):
+    frames = np.zeros((n, h, w, 3), dtype=np.uint8)
+    for i in range(n):
+        frames[i, i % h, (i * 3) % w] = 255
+    return frames
+
+
+def test_gif_frame_count_upscaling_fps_and_cap(tmp_path):
+    frames = _moving_dot(12)
+    n = save_gif(frames, tmp_path / "a.gif", fps=25, scale=4)
+    im = Image.open(tmp_path / "a.gif")
+    assert n == 12 and im.n_frames == 12
+    assert im.size == (7 * 4, 6 * 4)
+    assert im.info["duration"] == 40  # ms per frame at 25 fps
+    im.seek(5)
+    first = np.asarray(im.convert("RGB"))
+    assert (first[::4, ::4] == frames[5]).all()  # nearest-neighbour upscaling, no blur
+    assert save_gif(frames, tmp_path / "b.gif", max_frames=5) == 5
+    assert Image.open(tmp_path / "b.gif").n_frames == 5
+
+
+def test_gif_accepts_float_and_gray_frames_and_rejects_bad_input(tmp_path):
+    assert to_uint8_rgb(np.ones((2, 2))).tolist() == [[[255] * 3] * 2] * 2
+    assert to_uint8_rgb(np.full((1, 1, 3), 0.5))[0, 0, 0] == 128
+    with pytest.raises(ValueError, match="shape"):
+        save_gif([np.zeros((2, 2, 5))], tmp_path / "x.gif")
+    with pytest.raises(ValueError, match="no frames"):
+        save_gif([], tmp_path / "x.gif")
+    with pytest.raises(ValueError, match="same shape"):
+        save_gif([np.zeros((2, 2)), np.zeros((3, 3))], tmp_path / "x.gif")
+    with pytest.raises(ValueError, match="scale"):
+        save_gif([np.zeros((2, 2))], tmp_path / "x.gif", scale=0)
+
+
+# ----------------------------------------------------------------------------- torchvision repair
+def test_nms_reference_matches_a_direct_greedy_loop():
+    import torch
+
+    from paperlab.shared.torchvision_compat import nms_reference
+
+    g = torch.Generator().manual_seed(0)
+    xy = torch.rand(40, 2, generator=g) * 50
+    boxes = torch.cat([xy, xy + 5 + torch.rand(40, 2, generator=g) * 20], 1)
+    scores = torch.rand(40, generator=g)
+
+    def iou(a, b):
+        w = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+        h = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+        inter = w * h
+        area = lambda r: (r[2] - r[0]) * (r[3] - r[1])
+        return inter / (area(a) + area(b) - inter)
+
+    keep = []
+    for i in sorted(range(40), key=lambda i: -scores[i].item()):
+        if all(iou(boxes[i].tolist(), boxes[k].tolist()) <= 0.3 for k in keep):
+            keep.append(i)
+    assert nms_reference(boxes, scores, 0.3).tolist() == keep
+
+
+def test_torchvision_and_transformers_import_in_a_fresh_interpreter():
+    """The .pth hook must make torchvision importable whether or not its compiled ops load."""
+    pytest.importorskip("torchvision")
+    code = (
+        "import torch, torchvision\n"
+        "from torchvision.transforms import v2\n"
+        "from torchvision.utils import make_grid\n"
+        "import paperlab.shared.torchvision_compat as c\n"
+        "assert make_grid(torch.rand(4, 3, 8, 8), nrow=2).shape == (3, 22, 22)\n"
+        "b = torch.tensor([[0., 0, 10, 10], [1, 1, 11, 11], [20, 20, 30, 30]])\n"
+        "keep = torch.ops.torchvision.nms(b, torch.tensor([.9, .8, .7]), 0.5)\n"
+        "print(keep.tolist(), c.patched)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    keep, patched = out.stdout.split("]")
+    assert keep + "]" == "[0, 2]"
+    # patched only where the compiled extension does not load
+    from paperlab.shared.torchvision_compat import extension_loads
+
+    probe = subprocess.run([sys.executable, "-c", "import paperlab.shared.torchvision_compat as c;"
+                            "print(c.extension_loads())"], capture_output=True, text=True, timeout=120)
+    assert patched.strip() == str(probe.stdout.strip() == "False")
+    assert callable(extension_loads)
