@@ -87,3 +87,4 @@ def test_linear_epsilon_schedule():
     assert linear_epsilon(100, 1.0, 0.1, 100) == pytest.approx(0.1)
     assert linear_epsilon(10_000, 1.0, 0.1, 100) == pytest.approx(0.1)
     assert linear_epsilon(5, 1.0, 0.1, 0) == 0.1
+    assert linear_epsilon(3000 - 5000, 1.0, 0.1, 100) == 1.0  # before eps_decay_start (shifted step < 0)

@@ -53,6 +53,7 @@ class Config:
     eps_start: float = 1.0
     eps_end: float = 0.1
     eps_decay_steps: int = 100_000
+    eps_decay_start: int = 0  # epsilon stays at eps_start until this step (MinAtar's code: the replay start)
 
     # --- Munchausen (Vieillard et al. 2020; used when agent == "mdqn") ---
     m_alpha: float = 0.9  # scale of the log-policy bonus

@@ -251,7 +251,7 @@ def train(cfg: Config, resume: bool = False, stop_after_steps: int | None = None
     bar = logger.progress(cfg.total_steps, initial=step, desc=f"{cfg.agent} {cfg.env_id}")
     try:
         while step < end_step:
-            eps = linear_epsilon(step, cfg.eps_start, cfg.eps_end, cfg.eps_decay_steps)
+            eps = linear_epsilon(step - cfg.eps_decay_start, cfg.eps_start, cfg.eps_end, cfg.eps_decay_steps)
             if rng.random() < eps:
                 action = int(rng.integers(env.n_actions))
             else:
