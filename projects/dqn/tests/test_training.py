@@ -145,6 +145,13 @@ def test_evaluation_json_and_gif_of_a_trained_agent(tmp_path):
     assert result["return_min"] <= result["return_mean"] <= result["return_max"]
     frames, _ = rollout_frames(q_net, "CartPole-v1", max_frames=25)
     assert len(frames) == 25 and frames[0].shape == (400, 600, 3)
-    render_main([str(tmp_path / "run" / "model.pt"), "--out", str(tmp_path / "a.gif"), "--frames", "25"])
+    render_main([str(tmp_path / "run" / "model.pt"), "--out", str(tmp_path / "a.gif"), "--frames", "25",
+                 "--fps", "10"])
     gif = Image.open(tmp_path / "a.gif")
-    assert gif.n_frames == 25 and gif.size == (300, 200)
+    assert gif.size == (300, 200)
+    # the encoder merges identical consecutive frames into one longer frame: count playing time
+    durations = []
+    for i in range(gif.n_frames):
+        gif.seek(i)
+        durations.append(gif.info["duration"])
+    assert sum(durations) == 25 * 100
