@@ -58,6 +58,47 @@ def _profile_parts(stats: pstats.Stats, total: float) -> dict[str, float]:
     return dict(sorted(out.items(), key=lambda kv: -kv[1]))
 
 
+def op_profile(cfg: Config, updates: int = 200) -> dict[str, float]:
+    """Share of the update's CPU time per ATen operator (torch.profiler), on a full replay buffer."""
+    import copy
+
+    import numpy as np
+    from torch.profiler import ProfilerActivity, profile
+
+    from paperlab.dqn.envs import make_env
+    from paperlab.dqn.networks import make_q_network
+    from paperlab.dqn.replay import ReplayBuffer
+    from paperlab.dqn.train import make_optimizer, td_update
+
+    torch.set_num_threads(cfg.torch_threads)
+    env = make_env(cfg.env_id)
+    rng = np.random.default_rng(0)
+    buffer = ReplayBuffer(10_000, env.obs_shape, env.obs_dtype)
+    obs = env.reset(seed=0)
+    for _ in range(10_000):
+        nxt, r, term, trunc = env.step(int(rng.integers(env.n_actions)))
+        buffer.add(obs, 0, r, nxt, term)
+        obs = env.reset() if term or trunc else nxt
+    q_net = make_q_network(env.obs_shape, env.n_actions, cfg)
+    target = copy.deepcopy(q_net)
+    opt = make_optimizer(q_net.parameters(), cfg)
+    step_fn = torch.compile(opt.step) if cfg.compile_optimizer else None
+    for _ in range(50):
+        td_update(cfg, q_net, target, opt, buffer.sample(cfg.batch_size, rng), step_fn)
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        t0 = time.perf_counter()
+        for _ in range(updates):
+            td_update(cfg, q_net, target, opt, buffer.sample(cfg.batch_size, rng), step_fn)
+        wall = time.perf_counter() - t0
+    events = sorted(prof.key_averages(), key=lambda e: -e.self_cpu_time_total)
+    total = sum(e.self_cpu_time_total for e in events)
+    out = {"update_us_under_profiler": round(wall / updates * 1e6, 1)}
+    for e in events[:8]:
+        name = "compiled optimizer step (fused RMSprop)" if "CompiledFxGraph" in e.key else e.key
+        out[name] = round(e.self_cpu_time_total / total, 3)
+    return out
+
+
 def run(preset: str, frames: int, overrides=(), profile: bool = True) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         cfg: Config = load_config(Config, preset, [*overrides, f"run_dir={tmp}/timing", "log_every=1000",
@@ -84,6 +125,7 @@ def run(preset: str, frames: int, overrides=(), profile: bool = True) -> dict:
             total = time.perf_counter() - t0
             result["profile_share_of_run"] = {k: round(v, 3) for k, v in
                                               _profile_parts(pstats.Stats(prof), total).items()}
+            result["update_op_share"] = op_profile(cfg)
     return result
 
 

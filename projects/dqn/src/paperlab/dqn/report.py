@@ -58,16 +58,18 @@ def _med_range(xs, fmt="{:.0f}") -> str:
 
 def cartpole_table(folder: Path) -> str:
     lines = ["| agent | seeds solved | env steps to eval ≥ 475: median [min, max] | wall time (s): median "
-             "[min, max] | final eval, 100 fresh episodes: mean ± std over seeds (worst seed) |",
-             "|---|---|---|---|---|"]
+             "[min, max] | final eval, 100 fresh episodes: mean ± std over seeds (worst seed) | training "
+             "return, last 100 episodes at the stop: median [min, max] |",
+             "|---|---|---|---|---|---|"]
     for agent, runs in sorted(_runs(folder).items()):
         s = [json.loads((r / "summary.json").read_text()) for r in runs]
         solved = [x for x in s if x["solved"]]
         evals = np.array([x["eval"]["return_mean"] for x in s])
         steps = _med_range([x["solved"]["step"] for x in solved]) if solved else "not reached"
         times = _med_range([x["solved"]["time"] for x in solved], "{:.0f}") if solved else "-"
+        train_ret = _med_range([x["final_return_mean"] for x in s])
         lines.append(f"| {AGENT_NAMES.get(agent, agent)} | {len(solved)}/{len(s)} | {steps} | {times} | "
-                     f"{evals.mean():.1f} ± {evals.std():.1f} ({evals.min():.1f}) |")
+                     f"{evals.mean():.1f} ± {evals.std():.1f} ({evals.min():.1f}) | {train_ret} |")
     return "\n".join(lines)
 
 
@@ -180,7 +182,38 @@ def bench_table(path: Path) -> str:
              "| where the time goes (cProfile, share of a run) | share |", "|---|---|"]
     for k, v in b.get("profile_share_of_run", {}).items():
         lines.append(f"| {k} | {100 * v:.0f}% |")
+    ops = dict(b.get("update_op_share", {}))
+    if ops:
+        per_update = ops.pop("update_us_under_profiler")
+        lines += ["", f"Inside one update ({per_update:.0f} µs under torch.profiler), the operators with the "
+                  "largest share of CPU time:", "", "| operator | share of the update |", "|---|---|"]
+        lines += [f"| `{k}` | {100 * v:.0f}% |" for k, v in ops.items()]
     return "\n".join(lines)
+
+
+def headline(results: Path) -> str:
+    """One line for the repository index, from the same files as the tables."""
+    parts = []
+    cp = results / "cartpole"
+    if cp.is_dir():
+        bits = []
+        for agent, runs in sorted(_runs(cp).items()):
+            s = [json.loads((r / "summary.json").read_text()) for r in runs]
+            solved = [x["solved"]["step"] for x in s if x["solved"]]
+            med = f", median {np.median(solved) / 1000:.0f}k steps" if solved else ""
+            bits.append(f"{AGENT_NAMES.get(agent, agent)} {len(solved)}/{len(s)} seeds{med}")
+        parts.append("CartPole-v1 greedy eval ≥ 475: " + "; ".join(bits))
+    mn = results / "minatar"
+    if mn.is_dir():
+        for game in sorted(p for p in mn.iterdir() if p.is_dir() and _runs(p)):
+            bits, frames = [], set()
+            for agent, runs in sorted(_runs(game).items()):
+                s = [json.loads((r / "summary.json").read_text()) for r in runs]
+                frames |= {x["steps"] for x in s}
+                bits.append(f"{AGENT_NAMES.get(agent, agent)} {np.mean([x['final_return_mean'] for x in s]):.1f}")
+            fr = "/".join(f"{f / 1e3:.0f}k" for f in sorted(frames))
+            parts.append(f"MinAtar {game.name} at {fr} frames: " + ", ".join(bits))
+    return "; ".join(parts)
 
 
 def replace_block(text: str, name: str, content: str) -> str:
@@ -195,6 +228,7 @@ def main(argv=None) -> None:
     p.add_argument("--results", default="projects/dqn/results")
     p.add_argument("--collect", default=None, help="runs folder to copy finished runs' small files from")
     p.add_argument("--readme", default=None, help="README to update between report markers")
+    p.add_argument("--index", default=None, help="top-level README whose <!-- headline:dqn --> cell is updated")
     args = p.parse_args(argv)
     results = Path(args.results)
     if args.collect:
@@ -218,6 +252,15 @@ def main(argv=None) -> None:
             if f"<!-- report:{name} -->" in text:
                 text = replace_block(text, name, content)
         readme.write_text(text)
+    if args.index:
+        index = Path(args.index)
+        line = headline(results)
+        text, n = re.subn(r"<!-- headline:dqn -->[^|\n]*", lambda m: "<!-- headline:dqn --> " + line + " ",
+                          index.read_text())
+        if not n:
+            raise ValueError(f"{index} has no <!-- headline:dqn --> cell")
+        index.write_text(text)
+        print(f"--- headline\n{line}")
 
 
 if __name__ == "__main__":
