@@ -73,6 +73,8 @@ def test_a_run_killed_midway_resumes_to_exactly_the_uninterrupted_result(tmp_pat
     # the "crash" lost the steps after the last checkpoint: resume from there, not from step 1037
     ckpt = torch.load(tmp_path / "split" / "checkpoints" / "last.pt", weights_only=False)
     assert ckpt["loop"]["step"] == split.total_steps // 2 + 37  # saved on the way out
+    assert [p.name for p in (tmp_path / "split" / "checkpoints").glob("replay-*.npz")] == [
+        f"replay-{ckpt['loop']['step']}.npz"]  # one replay file, the one last.pt names
     summary = train(split, resume=True)
     assert summary["steps"] == full.total_steps
     assert _same(_weights(tmp_path / "full"), _weights(tmp_path / "split"))
@@ -155,3 +157,12 @@ def test_evaluation_json_and_gif_of_a_trained_agent(tmp_path):
         gif.seek(i)
         durations.append(gif.info["duration"])
     assert sum(durations) == 25 * 100
+
+
+def test_resume_with_a_missing_replay_file_says_which_file(tmp_path):
+    cfg = _cfg(tmp_path, total_steps=1000)
+    train(cfg, stop_after_steps=600)
+    for f in (tmp_path / "run" / "checkpoints").glob("replay-*.npz"):
+        f.unlink()
+    with pytest.raises(FileNotFoundError, match=r"needs its replay buffer .*replay-600\.npz"):
+        train(cfg, resume=True)

@@ -5,7 +5,7 @@
 
 A run directory holds ``config.yaml``, ``metrics.jsonl`` (every ``log_every`` steps),
 ``episodes.csv`` (one row per training episode), TensorBoard events, ``checkpoints/last.pt`` (+
-``replay.npz``), and at the end ``model.pt``, ``eval.json`` and ``summary.json``.
+``replay-<step>.npz``), and at the end ``model.pt``, ``eval.json`` and ``summary.json``.
 """
 
 from __future__ import annotations
@@ -210,9 +210,12 @@ def train(cfg: Config, resume: bool = False, stop_after_steps: int | None = None
         q_net.load_state_dict(ckpt["q_net"])
         target_net.load_state_dict(ckpt["target_net"])
         optimizer.load_state_dict(ckpt["optimizer"])
-        with np.load(ckpt_dir / "replay.npz") as z:
-            buffer.load_state_dict(_unpack_replay(dict(z)))
         s = ckpt["loop"]
+        replay_path = ckpt_dir / s["replay_file"]
+        if not replay_path.exists():
+            raise FileNotFoundError(f"{ckpt_path} needs its replay buffer {replay_path}, which is missing")
+        with np.load(replay_path) as z:
+            buffer.load_state_dict(_unpack_replay(dict(z)))
         step, episode, elapsed, solved = s["step"], s["episode"], s["elapsed"], s["solved"]
         ep_return, ep_length, obs = s["ep_return"], s["ep_length"], s["obs"]
         recent.extend(s["recent"])
@@ -223,17 +226,24 @@ def train(cfg: Config, resume: bool = False, stop_after_steps: int | None = None
         print(f"resuming {run_dir} from step {step}")
 
     def save_checkpoint() -> None:
+        # The replay buffer goes to its own file named by step, written before last.pt points to
+        # it: whenever the run dies, last.pt and the replay it names belong together.
         ckpt_dir.mkdir(parents=True, exist_ok=True)
+        replay_file = f"replay-{step}.npz"
         np.savez(ckpt_dir / "replay.tmp.npz", **_pack_replay(buffer.state_dict()))
-        os.replace(ckpt_dir / "replay.tmp.npz", ckpt_dir / "replay.npz")
+        os.replace(ckpt_dir / "replay.tmp.npz", ckpt_dir / replay_file)
         _atomic_save({
             "meta": meta, "q_net": q_net.state_dict(), "target_net": target_net.state_dict(),
             "optimizer": optimizer.state_dict(),
             "loop": {"step": step, "episode": episode, "elapsed": elapsed + time.time() - t_start,
                      "solved": solved, "ep_return": ep_return, "ep_length": ep_length, "obs": obs,
                      "recent": list(recent), "env": pickle.dumps(env), "rng": rng.bit_generator.state,
-                     "torch_rng": torch.get_rng_state(), "py_rng": random.getstate()},
+                     "torch_rng": torch.get_rng_state(), "py_rng": random.getstate(),
+                     "replay_file": replay_file},
         }, ckpt_path)
+        for old in ckpt_dir.glob("replay-*.npz"):
+            if old.name != replay_file:
+                old.unlink()
 
     logger = RunLogger(run_dir, cfg, resume_step=step if resuming else None)
     episodes_path = run_dir / "episodes.csv"
