@@ -77,7 +77,8 @@ bench-dqn: $(VENV)/.stamp-dqn ## training frames/s on MinAtar Breakout (paper hy
 	  --out projects/dqn/results/bench/breakout.json $(ARGS)
 
 report-dqn: $(VENV)/.stamp-dqn ## tables and plots in projects/dqn from the committed results
-	$(PY) -m paperlab.dqn.report --results projects/dqn/results --readme projects/dqn/README.md --index README.md
+	$(PY) -m paperlab.dqn.report --results projects/dqn/results --readme projects/dqn/README.md projects/dqn/REPORT.md \
+	  --index README.md
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -227,7 +227,7 @@ def main(argv=None) -> None:
     p = argparse.ArgumentParser(description="DQN results: tables and plots from committed metrics.")
     p.add_argument("--results", default="projects/dqn/results")
     p.add_argument("--collect", default=None, help="runs folder to copy finished runs' small files from")
-    p.add_argument("--readme", default=None, help="README to update between report markers")
+    p.add_argument("--readme", nargs="*", default=[], help="README/REPORT files to update between report markers")
     p.add_argument("--index", default=None, help="top-level README whose <!-- headline:dqn --> cell is updated")
     args = p.parse_args(argv)
     results = Path(args.results)
@@ -245,8 +245,7 @@ def main(argv=None) -> None:
     for name, content in blocks.items():
         (results / f"{name}.md").write_text(content + "\n")
         print(f"--- {name}\n{content}")
-    if args.readme:
-        readme = Path(args.readme)
+    for readme in map(Path, args.readme):
         text = readme.read_text()
         for name, content in blocks.items():
             if f"<!-- report:{name} -->" in text:
