@@ -32,7 +32,7 @@ PARTS = {
     "compute_targets": "update: target-network forward + target",
     "backward": "update: backward pass",
     "step": "update: optimizer step",  # Optimizer.step / compiled step (matched below)
-    "greedy_action": "acting: greedy forward pass (batch 1)",
+    "epsilon_greedy": "acting: epsilon-greedy (greedy forward pass, batch 1)",
     "sample": "replay: sample a batch",
     "add": "replay: add a transition",
     "act": "environment: MinAtar step",
@@ -43,7 +43,7 @@ def _profile_parts(stats: pstats.Stats, total: float) -> dict[str, float]:
     out: dict[str, float] = {}
     for (filename, _line, func), (_cc, _nc, _tt, ct, _callers) in stats.stats.items():
         key = None
-        if func in ("td_update", "compute_targets", "greedy_action") and "paperlab/dqn" in filename:
+        if func in ("td_update", "compute_targets", "epsilon_greedy") and "paperlab/dqn" in filename:
             key = func
         elif func in ("sample", "add") and filename.endswith("replay.py"):
             key = func

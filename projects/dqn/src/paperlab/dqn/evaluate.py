@@ -13,6 +13,7 @@ import numpy as np
 import torch
 
 from paperlab.dqn.envs import make_env
+from paperlab.dqn.networks import epsilon_greedy
 
 
 def evaluate_policy(q_net, env_id: str, episodes: int = 100, epsilon: float = 0.0, seed: int = 0,
@@ -28,10 +29,7 @@ def evaluate_policy(q_net, env_id: str, episodes: int = 100, epsilon: float = 0.
         for _ in range(episodes):
             total, length, done = 0.0, 0, False
             while not done and length < max_steps_per_episode:
-                if rng.random() < epsilon:
-                    action = int(rng.integers(env.n_actions))
-                else:
-                    action = int(q_net(torch.from_numpy(obs).unsqueeze(0)).argmax(dim=1))
+                action = epsilon_greedy(q_net, obs, epsilon, rng, env.n_actions)
                 obs, reward, terminated, truncated = env.step(action)
                 total += reward
                 length += 1

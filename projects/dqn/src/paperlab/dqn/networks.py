@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -49,3 +50,15 @@ def make_q_network(obs_shape: tuple[int, ...], n_actions: int, cfg) -> nn.Module
     if len(obs_shape) == 3:
         return MinAtarQNetwork(obs_shape[0], n_actions, cfg.conv_channels, cfg.conv_hidden, obs_shape[1])
     raise ValueError(f"no Q-network for observations of shape {obs_shape}")
+
+
+def epsilon_greedy(q_net: nn.Module, obs: np.ndarray, epsilon: float, rng: np.random.Generator,
+                   n_actions: int) -> int:
+    """A uniformly random action with probability ``epsilon``, else argmax_a Q(obs, a).
+
+    The generator is consumed the same way every call (one draw, plus one more when exploring), so
+    that a run that replays the same draws takes the same actions."""
+    if rng.random() < epsilon:
+        return int(rng.integers(n_actions))
+    with torch.inference_mode():
+        return int(q_net(torch.from_numpy(obs).unsqueeze(0)).argmax(dim=1))

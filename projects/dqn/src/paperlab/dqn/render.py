@@ -11,6 +11,7 @@ import numpy as np
 import torch
 
 from paperlab.dqn.envs import make_env
+from paperlab.dqn.networks import epsilon_greedy
 from paperlab.shared.gif import save_gif
 
 
@@ -24,10 +25,7 @@ def rollout_frames(q_net, env_id: str, max_frames: int, epsilon: float = 0.0, se
     frames, returns, total = [env.render()], [], 0.0
     with torch.inference_mode():
         while len(frames) < max_frames:
-            if rng.random() < epsilon:
-                action = int(rng.integers(env.n_actions))
-            else:
-                action = int(q_net(torch.from_numpy(obs).unsqueeze(0)).argmax(dim=1))
+            action = epsilon_greedy(q_net, obs, epsilon, rng, env.n_actions)
             obs, reward, terminated, truncated = env.step(action)
             total += reward
             frames.append(env.render())

@@ -27,7 +27,7 @@ import torch.nn.functional as F
 
 from paperlab.dqn.config import Config
 from paperlab.dqn.envs import make_env
-from paperlab.dqn.networks import make_q_network
+from paperlab.dqn.networks import epsilon_greedy, make_q_network
 from paperlab.dqn.replay import ReplayBuffer
 from paperlab.dqn.targets import dqn_target, linear_epsilon, munchausen_target
 from paperlab.shared.config import add_config_args, config_from_args, to_dict
@@ -89,11 +89,6 @@ def update_target(q_net, target_net, tau: float) -> None:
         target_net.load_state_dict(q_net.state_dict())
     else:
         torch._foreach_lerp_(list(target_net.parameters()), list(q_net.parameters()), tau)
-
-
-def greedy_action(q_net, obs: np.ndarray) -> int:
-    with torch.inference_mode():
-        return int(q_net(torch.from_numpy(obs).unsqueeze(0)).argmax(dim=1))
 
 
 def periodic_eval(q_net, cfg: Config, seed: int, epsilon: float = 0.0) -> dict:
@@ -262,10 +257,7 @@ def train(cfg: Config, resume: bool = False, stop_after_steps: int | None = None
     try:
         while step < end_step:
             eps = linear_epsilon(step - cfg.eps_decay_start, cfg.eps_start, cfg.eps_end, cfg.eps_decay_steps)
-            if rng.random() < eps:
-                action = int(rng.integers(env.n_actions))
-            else:
-                action = greedy_action(q_net, obs)
+            action = epsilon_greedy(q_net, obs, eps, rng, env.n_actions)
             next_obs, reward, terminated, truncated = env.step(action)
             buffer.add(obs, action, reward, next_obs, terminated)
             obs = next_obs
