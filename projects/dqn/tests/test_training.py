@@ -166,3 +166,30 @@ def test_resume_with_a_missing_replay_file_says_which_file(tmp_path):
         f.unlink()
     with pytest.raises(FileNotFoundError, match=r"needs its replay buffer .*replay-600\.npz"):
         train(cfg, resume=True)
+
+
+def test_a_run_killed_with_sigkill_resumes_from_its_last_checkpoint(tmp_path):
+    """A real crash: the training process is killed (SIGKILL) once it has written a checkpoint; the
+    resumed run redoes the steps after that checkpoint and ends exactly where an uninterrupted run does."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    overrides = [f"{k}={json.dumps(v)}" if isinstance(v, list) else f"{k}={v}" for k, v in TINY.items()]
+    overrides = [o for o in overrides if not o.startswith("hidden_sizes")] + ["hidden_sizes=[32,32]"]
+    proc = subprocess.Popen([sys.executable, "-m", "paperlab.dqn.train", *overrides,
+                             f"run_dir={tmp_path / 'killed'}"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    ckpt = tmp_path / "killed" / "checkpoints" / "last.pt"
+    deadline = time.time() + 120
+    while not ckpt.exists() and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.05)
+    assert ckpt.exists(), proc.stderr.read().decode()[-2000:] if proc.poll() is not None else "no checkpoint"
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert not (tmp_path / "killed" / "model.pt").exists()  # it really died before the end
+    train(_cfg(tmp_path, "killed"), resume=True)
+    train(_cfg(tmp_path, "full"))
+    assert _same(_weights(tmp_path / "full"), _weights(tmp_path / "killed"))
+    assert (tmp_path / "full" / "episodes.csv").read_text() == (tmp_path / "killed" / "episodes.csv").read_text()
