@@ -193,3 +193,14 @@ def test_a_run_killed_with_sigkill_resumes_from_its_last_checkpoint(tmp_path):
     train(_cfg(tmp_path, "full"))
     assert _same(_weights(tmp_path / "full"), _weights(tmp_path / "killed"))
     assert (tmp_path / "full" / "episodes.csv").read_text() == (tmp_path / "killed" / "episodes.csv").read_text()
+
+
+def test_resuming_a_finished_run_that_died_before_its_evaluation_only_evaluates(tmp_path):
+    cfg = _cfg(tmp_path, total_steps=800)
+    first = train(cfg)
+    weights = _weights(tmp_path / "run")
+    for name in ("summary.json", "eval.json", "model.pt"):
+        (tmp_path / "run" / name).unlink()
+    again = train(cfg, resume=True)
+    assert again["steps"] == 800 and again["eval"] == first["eval"]
+    assert _same(weights, _weights(tmp_path / "run"))

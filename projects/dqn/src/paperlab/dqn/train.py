@@ -174,7 +174,8 @@ def _truncate_episodes(path: Path, step: int) -> None:
 def train(cfg: Config, resume: bool = False, stop_after_steps: int | None = None) -> dict:
     """Train until ``cfg.total_steps`` (or ``cfg.stop_return`` is reached). Returns the summary.
 
-    ``resume=True`` continues from ``run_dir/checkpoints/last.pt`` when it exists.
+    ``resume=True`` continues from ``run_dir/checkpoints/last.pt`` when it exists; a run whose
+    training finished but that died before its final evaluation goes straight to the evaluation.
     ``stop_after_steps`` ends the call early after saving a checkpoint (as an interrupted run would).
     """
     torch.set_num_threads(cfg.torch_threads)
@@ -206,7 +207,7 @@ def train(cfg: Config, resume: bool = False, stop_after_steps: int | None = None
         target_net.load_state_dict(ckpt["target_net"])
         optimizer.load_state_dict(ckpt["optimizer"])
         s = ckpt["loop"]
-        replay_path = ckpt_dir / s["replay_file"]
+        replay_path = ckpt_dir / s.get("replay_file", "replay.npz")  # the name before replay-<step>.npz
         if not replay_path.exists():
             raise FileNotFoundError(f"{ckpt_path} needs its replay buffer {replay_path}, which is missing")
         with np.load(replay_path) as z:
