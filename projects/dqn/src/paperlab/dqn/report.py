@@ -89,6 +89,10 @@ def _episode_curve(run: Path, grid: np.ndarray, window: int = 100) -> np.ndarray
     return out
 
 
+def _label(agent: str, runs: list) -> str:
+    return f"{AGENT_NAMES.get(agent, agent)} ({len(runs)} seed{'s' if len(runs) > 1 else ''})"
+
+
 def _plot_curves(ax, folder: Path, total: int, key: str = "episodes") -> None:
     colors = {"dqn": "tab:blue", "mdqn": "tab:red"}
     grid = np.linspace(total / 100, total, 100)
@@ -103,10 +107,10 @@ def _plot_curves(ax, folder: Path, total: int, key: str = "episodes") -> None:
                 ax.plot([m["step"] for m in rows], [m["eval_return_mean"] for m in rows],
                         color=colors.get(agent), alpha=0.35, lw=1)
                 per_run.append(rows)
-            ax.plot([], [], color=colors.get(agent), label=f"{AGENT_NAMES.get(agent, agent)} ({len(runs)} seeds)")
+            ax.plot([], [], color=colors.get(agent), label=_label(agent, runs))
             continue
         mean = np.nanmean(curves, 0)
-        ax.plot(x, mean, color=colors.get(agent), label=f"{AGENT_NAMES.get(agent, agent)} ({len(runs)} seeds)")
+        ax.plot(x, mean, color=colors.get(agent), label=_label(agent, runs))
         ax.fill_between(x, np.nanmin(curves, 0), np.nanmax(curves, 0), color=colors.get(agent), alpha=0.2)
     ax.grid(alpha=0.3)
     ax.legend(loc="upper left")
