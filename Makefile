@@ -51,7 +51,7 @@ test-slow: $(VENV)/.stamp-all ## run only the slow tests
 lint: $(VENV)/.stamp-all ## ruff
 	$(BIN)/ruff check .
 
-format: $(VENV)/.stamp-all
+format: $(VENV)/.stamp-all ## ruff fix + format
 	$(BIN)/ruff check --fix . && $(BIN)/ruff format .
 
 # ---------------------------------------------------------------- DQN
@@ -66,8 +66,9 @@ train-dqn-minatar: $(VENV)/.stamp-dqn ## DQN on MinAtar (GAME=Breakout|Asterix|F
 	  seed=$(SEED) run_dir=$(DQN_RUNS)/minatar/$(GAME)/$(AGENT)-seed$(SEED) $(STEPS_ARG) $(ARGS)
 
 RUN ?= $(DQN_RUNS)/cartpole/$(AGENT)-seed$(SEED)
-eval-dqn: $(VENV)/.stamp-dqn ## evaluate a run's model (RUN=runs/dqn/... EPISODES=100)
-	$(PY) -m paperlab.dqn.evaluate $(RUN)/model.pt --episodes $(or $(EPISODES),100) --out $(RUN)/eval.json
+eval-dqn: $(VENV)/.stamp-dqn ## evaluate a run's model (RUN=runs/dqn/... EPISODES=100 EPSILON=0.01)
+	$(PY) -m paperlab.dqn.evaluate $(RUN)/model.pt --episodes $(or $(EPISODES),100) \
+	  $(if $(EPSILON),--epsilon $(EPSILON),) --out $(RUN)/evaluate.json
 
 gif-dqn: $(VENV)/.stamp-dqn ## GIF of a run's model (RUN=runs/dqn/... OUT=agent.gif)
 	$(PY) -m paperlab.dqn.render $(RUN)/model.pt --out $(or $(OUT),$(RUN)/agent.gif)
@@ -80,5 +81,5 @@ report-dqn: $(VENV)/.stamp-dqn ## tables and plots in projects/dqn from the comm
 	$(PY) -m paperlab.dqn.report --results projects/dqn/results --readme projects/dqn/README.md projects/dqn/REPORT.md \
 	  --index README.md
 
-clean:
+clean: ## remove .venv and caches
 	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -102,7 +102,14 @@ def test_unknown_env_id_lists_the_valid_ones():
     ("eps_end=2", "eps_end"),
     ("learning_rate=1e-3", "unknown config key 'learning_rate'"),
     ("stop_return=475", "stop_return needs eval_every"),
+    ("double_dqn=true agent=mdqn", "double_dqn applies to agent=dqn"),
 ])
 def test_bad_configs_raise_naming_the_problem(override, message):
     with pytest.raises(ConfigError, match=message):
-        load_config(Config, None, [override])
+        load_config(Config, None, override.split())
+
+
+def test_run_dir_follows_env_agent_and_seed():
+    assert load_config(Config, None, ["agent=mdqn", "seed=3"]).run_dir == "runs/dqn/CartPole-v1/mdqn-seed3"
+    assert Config(env_id="MinAtar/Asterix-v0", seed=2).run_dir == "runs/dqn/MinAtar/Asterix-v0/dqn-seed2"
+    assert load_config(Config, None, ["run_dir=somewhere"]).run_dir == "somewhere"

@@ -2,7 +2,7 @@
 
 - :mod:`paperlab.shared.config`: typed dataclass configs from a YAML preset plus ``key=value`` overrides.
 - :mod:`paperlab.shared.runlog`: a run directory with TensorBoard events, ``metrics.jsonl`` and a progress bar.
-- :mod:`paperlab.shared.seeding`: one call that seeds python, numpy, torch (and makes a jax key).
+- :mod:`paperlab.shared.seeding`: seeds python, numpy and torch in one call; jax keys; gymnasium envs.
 - :mod:`paperlab.shared.gif`: frames to an animated GIF (integer upscaling, fps, frame cap).
 
 Nothing project-specific lives here.

@@ -34,9 +34,10 @@ def save_gif(
     """Write ``frames`` to ``path`` as a looping GIF and return how many frames were written.
 
     ``scale`` repeats every pixel ``scale`` times in each direction; ``max_frames`` keeps only the
-    first frames so that a GIF stays small enough to commit. The encoder (Pillow) stores a run of
-    identical consecutive frames as one frame with their summed duration, so playback time is
-    always ``frames / fps``; the count returned is that of the frames given (after the cap).
+    first frames so that a GIF stays small enough to commit. GIF stores frame delays in hundredths
+    of a second, so the delay is ``1/fps`` rounded to 10 ms (exact for fps 100, 50, 25, 20, 10, ...).
+    The encoder (Pillow) stores a run of identical consecutive frames as one frame with their summed
+    delay; the count returned is that of the frames given (after the cap).
     """
     import imageio.v3 as iio
 
@@ -58,6 +59,6 @@ def save_gif(
         raise ValueError("all frames must have the same shape")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    # GIF stores delays in hundredths of a second; imageio takes milliseconds.
-    iio.imwrite(path, np.stack(out), extension=".gif", duration=1000.0 / fps, loop=0)
+    delay_ms = max(10, 10 * round(100.0 / fps))  # imageio takes milliseconds; GIF keeps centiseconds
+    iio.imwrite(path, np.stack(out), extension=".gif", duration=delay_ms, loop=0)
     return len(out)

@@ -61,7 +61,12 @@ class RunLogger:
         if tensorboard:
             from tensorboardX import SummaryWriter
 
-            self._tb = SummaryWriter(str(self.run_dir), flush_secs=30)
+            if resume_step is None:  # a fresh run in an old directory: old curves would mix in
+                for old in self.run_dir.glob("events.out.tfevents.*"):
+                    old.unlink()
+            # on resume, TensorBoard hides the old events logged after the checkpoint's step
+            purge = None if resume_step is None else resume_step + 1
+            self._tb = SummaryWriter(str(self.run_dir), flush_secs=30, purge_step=purge)
         self._start = time.time()
 
     def log(self, step: int, **scalars: float) -> dict[str, Any]:

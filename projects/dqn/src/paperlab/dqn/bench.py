@@ -5,7 +5,8 @@
 Two runs of the real training loop (``train.train``) after the 5000-frame replay warm-up:
 1. timing: frames per second of full training (one update of batch 32 per frame, replay 100k);
 2. profile: the same under cProfile, to split the time between acting, the environment, the
-   replay buffer and the update (forward, backward, optimizer).
+   replay buffer and the update; then torch.profiler on the update alone, per operator (the
+   matrix multiplications, the convolution, the compiled optimizer step, ...).
 """
 
 from __future__ import annotations
@@ -31,7 +32,6 @@ PARTS = {
     "td_update": "update: total (targets + forward + backward + optimizer)",
     "compute_targets": "update: target-network forward + target",
     "backward": "update: backward pass",
-    "step": "update: optimizer step",  # Optimizer.step / compiled step (matched below)
     "epsilon_greedy": "acting: epsilon-greedy (greedy forward pass, batch 1)",
     "sample": "replay: sample a batch",
     "add": "replay: add a transition",
@@ -51,8 +51,6 @@ def _profile_parts(stats: pstats.Stats, total: float) -> dict[str, float]:
             key = "backward"
         elif func == "act" and "minatar" in filename and filename.endswith("environment.py"):
             key = "act"
-        elif func in ("step",) and "optim" in filename and "optimizer.py" in filename:
-            key = "step"
         if key is not None:
             out[PARTS[key]] = max(out.get(PARTS[key], 0.0), ct / total)
     return dict(sorted(out.items(), key=lambda kv: -kv[1]))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 AGENTS = ("dqn", "mdqn")
@@ -16,7 +17,7 @@ class Config:
     agent: str = "dqn"  # "dqn" or "mdqn" (Munchausen)
     seed: int = 1
     total_steps: int = 100_000  # environment steps (= frames; MinAtar has no frame skip)
-    run_dir: str = "runs/dqn/cartpole"
+    run_dir: str = "runs/dqn/${env_id}/${agent}-seed${seed}"  # OmegaConf fills in the ${...}
     torch_threads: int = 1  # small nets: one thread is fastest on CPU
     deterministic: bool = False
 
@@ -76,6 +77,9 @@ class Config:
     def __post_init__(self):
         from paperlab.dqn.envs import check_env_id
 
+        # load_config resolves ${...} through OmegaConf; this covers Config(...) built in Python
+        self.run_dir = re.sub(r"\$\{(\w+)\}", lambda m: str(getattr(self, m.group(1))), self.run_dir)
+
         check_env_id(self.env_id)
         if self.agent not in AGENTS:
             raise ValueError(f"agent must be one of {AGENTS}, got {self.agent!r}")
@@ -96,6 +100,8 @@ class Config:
             raise ValueError(f"target_tau must be in (0, 1], got {self.target_tau}")
         if not 0.0 <= self.gamma <= 1.0:
             raise ValueError(f"gamma must be in [0, 1], got {self.gamma}")
+        if self.agent == "mdqn" and self.double_dqn:
+            raise ValueError("double_dqn applies to agent=dqn; the Munchausen target has no max to decouple")
         if self.m_tau <= 0 or self.m_l0 >= 0:
             raise ValueError("Munchausen needs m_tau > 0 and m_l0 < 0")
         if self.batch_size > self.buffer_size:

@@ -24,6 +24,7 @@ def evaluate_policy(q_net, env_id: str, episodes: int = 100, epsilon: float = 0.
     rng = np.random.default_rng(seed)
     returns, lengths = [], []
     obs = env.reset(seed=seed)
+    was_training = q_net.training
     q_net.eval()
     with torch.inference_mode():
         for _ in range(episodes):
@@ -37,7 +38,7 @@ def evaluate_policy(q_net, env_id: str, episodes: int = 100, epsilon: float = 0.
             returns.append(total)
             lengths.append(length)
             obs = env.reset()
-    q_net.train()
+    q_net.train(was_training)
     r = np.array(returns)
     return {"env_id": env_id, "episodes": episodes, "epsilon": epsilon, "seed": seed,
             "return_mean": float(r.mean()), "return_std": float(r.std()), "return_min": float(r.min()),
@@ -56,6 +57,7 @@ def evaluate_vectorized(q_net, env_id: str, episodes: int = 100, seed: int = 0) 
     obs, _ = envs.reset(seed=seed)
     returns = np.zeros(episodes)
     done = np.zeros(episodes, dtype=bool)
+    was_training = q_net.training
     q_net.eval()
     with torch.inference_mode():
         while not done.all():
@@ -64,7 +66,7 @@ def evaluate_vectorized(q_net, env_id: str, episodes: int = 100, seed: int = 0) 
             returns += rewards * ~done  # count each env's first episode only
             done |= terminated | truncated
     envs.close()
-    q_net.train()
+    q_net.train(was_training)
     return {"env_id": env_id, "episodes": episodes, "epsilon": 0.0, "seed": seed,
             "return_mean": float(returns.mean()), "return_std": float(returns.std()),
             "return_min": float(returns.min()), "return_max": float(returns.max())}

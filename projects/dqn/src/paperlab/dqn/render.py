@@ -44,7 +44,7 @@ def main(argv=None) -> None:
     p.add_argument("checkpoint")
     p.add_argument("--out", required=True)
     p.add_argument("--frames", type=int, default=300, help="frame cap (keeps the GIF small)")
-    p.add_argument("--fps", type=float, default=None, help="default: 30 for CartPole, 10 for MinAtar")
+    p.add_argument("--fps", type=float, default=None, help="default: 50 for CartPole (real time), 10 for MinAtar")
     p.add_argument("--scale", type=int, default=None, help="integer upscaling; default 1 / 16 (MinAtar)")
     p.add_argument("--epsilon", type=float, default=0.0)
     p.add_argument("--seed", type=int, default=0)
@@ -55,7 +55,7 @@ def main(argv=None) -> None:
                                      meta["config"]["sticky_action_prob"], meta["config"]["difficulty_ramping"])
     if not minatar:  # CartPole renders 600x400: halve it to keep the file small
         frames = [f[::2, ::2] for f in frames]
-    n = save_gif(frames, args.out, fps=args.fps or (10 if minatar else 30),
+    n = save_gif(frames, args.out, fps=args.fps or (10 if minatar else 50),
                  scale=args.scale or (16 if minatar else 1))
     print(f"wrote {args.out}: {n} frames; episodes finished in it: {returns}")
 

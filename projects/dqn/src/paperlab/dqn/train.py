@@ -17,6 +17,8 @@ import math
 import os
 import pickle
 import random
+import signal
+import threading
 import time
 from collections import deque
 from pathlib import Path
@@ -138,10 +140,23 @@ def check_compatible(meta: dict, env_id: str, agent: str | None = None, what: st
     if meta["env_id"] != env_id:
         raise CheckpointMismatchError(
             f"{what} was trained on {meta['env_id']!r} (agent {meta['agent']!r}) and cannot be used on "
-            f"{env_id!r}: observation and action spaces differ")
+            f"{env_id!r}, another environment")
     if agent is not None and meta["agent"] != agent:
         raise CheckpointMismatchError(
             f"{what} belongs to agent {meta['agent']!r}, but this run is configured for {agent!r}")
+
+
+# settings a resumed run must share with its checkpoint: they shape the networks, the data or the RNG
+FIXED_ON_RESUME = ("seed", "optimizer", "hidden_sizes", "conv_channels", "conv_hidden", "buffer_size",
+                   "sticky_action_prob", "difficulty_ramping")
+
+
+def check_resumable(saved: dict, cfg: Config) -> None:
+    changed = [f"{k}: {saved[k]!r} -> {getattr(cfg, k)!r}" for k in FIXED_ON_RESUME
+               if k in saved and saved[k] != getattr(cfg, k)]
+    if changed:
+        raise ValueError("cannot resume with a different " + "; ".join(changed)
+                         + " (start a new run_dir instead)")
 
 
 def load_model(path: str | Path, env_id: str | None = None):
@@ -183,10 +198,12 @@ def train(cfg: Config, resume: bool = False, stop_after_steps: int | None = None
     run_dir = Path(cfg.run_dir)
     ckpt_dir = run_dir / "checkpoints"
     ckpt_path = ckpt_dir / "last.pt"
-    resuming = resume and ckpt_path.exists()
+    if resume and not ckpt_path.exists():
+        raise FileNotFoundError(f"--resume: no checkpoint at {ckpt_path} (wrong run_dir, or other "
+                                "agent/seed overrides than the run you mean?)")
+    resuming = resume
 
-    seed_everything(cfg.seed, cfg.deterministic)
-    rng = np.random.default_rng(cfg.seed)
+    rng = seed_everything(cfg.seed, cfg.deterministic)  # also returns default_rng(seed)
     env = make_env(cfg.env_id, cfg.sticky_action_prob, cfg.difficulty_ramping)
     q_net = make_q_network(env.obs_shape, env.n_actions, cfg)
     target_net = copy.deepcopy(q_net)
@@ -203,9 +220,13 @@ def train(cfg: Config, resume: bool = False, stop_after_steps: int | None = None
     if resuming:
         ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=False)
         check_compatible(ckpt["meta"], cfg.env_id, cfg.agent, what=f"checkpoint {ckpt_path}")
+        check_resumable(ckpt["meta"]["config"], cfg)
         q_net.load_state_dict(ckpt["q_net"])
         target_net.load_state_dict(ckpt["target_net"])
         optimizer.load_state_dict(ckpt["optimizer"])
+        fresh = make_optimizer(q_net.parameters(), cfg).param_groups[0]
+        for group in optimizer.param_groups:  # lr, eps, ... come from this run's config, not the old one
+            group.update({k: v for k, v in fresh.items() if k != "params"})
         s = ckpt["loop"]
         replay_path = ckpt_dir / s.get("replay_file", "replay.npz")  # the name before replay-<step>.npz
         if not replay_path.exists():
@@ -237,7 +258,7 @@ def train(cfg: Config, resume: bool = False, stop_after_steps: int | None = None
                      "torch_rng": torch.get_rng_state(), "py_rng": random.getstate(),
                      "replay_file": replay_file},
         }, ckpt_path)
-        for old in ckpt_dir.glob("replay-*.npz"):
+        for old in ckpt_dir.glob("replay*.npz"):
             if old.name != replay_file:
                 old.unlink()
 
@@ -255,8 +276,12 @@ def train(cfg: Config, resume: bool = False, stop_after_steps: int | None = None
     loss_sum, q_sum, n_updates = 0.0, 0.0, 0
     end_step = cfg.total_steps if stop_after_steps is None else min(cfg.total_steps, step + stop_after_steps)
     bar = logger.progress(cfg.total_steps, initial=step, desc=f"{cfg.agent} {cfg.env_id}")
+    interrupted = []  # Ctrl-C is acted on at the end of a step, so the checkpoint is a whole step
+    in_main_thread = threading.current_thread() is threading.main_thread()  # signals need the main thread
+    if in_main_thread:
+        previous_handler = signal.signal(signal.SIGINT, lambda *_: interrupted.append(True))
     try:
-        while step < end_step:
+        while step < end_step and solved is None and not interrupted:
             eps = linear_epsilon(step - cfg.eps_decay_start, cfg.eps_start, cfg.eps_end, cfg.eps_decay_steps)
             action = epsilon_greedy(q_net, obs, eps, rng, env.n_actions)
             next_obs, reward, terminated, truncated = env.step(action)
@@ -279,10 +304,10 @@ def train(cfg: Config, resume: bool = False, stop_after_steps: int | None = None
                                              buffer.sample(cfg.batch_size, rng), optimizer_step)
                     loss_value = loss.item()
                     if not math.isfinite(loss_value):
-                        raise NaNLossError(
-                            f"TD loss is {loss_value} at env step {step}; the last good checkpoint is "
-                            f"{ckpt_path} (resume from it with --resume, after lowering lr or setting "
-                            "max_grad_norm > 0).")
+                        where = (f"the last good checkpoint is {ckpt_path} (resume from it with --resume "
+                                 "and a lower lr or max_grad_norm > 0)" if ckpt_path.exists()
+                                 else "no checkpoint was written yet")
+                        raise NaNLossError(f"TD loss is {loss_value} at env step {step}; {where}.")
                     loss_sum += loss_value
                     q_sum += q_mean.item()
                     n_updates += 1
@@ -311,13 +336,13 @@ def train(cfg: Config, resume: bool = False, stop_after_steps: int | None = None
                               "eval_return_mean": result["return_mean"]}
             if step % cfg.checkpoint_every == 0:
                 save_checkpoint()
-            if solved is not None:
-                break
-    except KeyboardInterrupt:
-        save_checkpoint()
-        print(f"\ninterrupted at step {step}: checkpoint saved, continue with --resume")
-        raise
+        if interrupted:
+            save_checkpoint()
+            print(f"\ninterrupted at step {step}: checkpoint saved, continue with --resume")
+            raise KeyboardInterrupt
     finally:
+        if in_main_thread:
+            signal.signal(signal.SIGINT, previous_handler)
         bar.close()
         episodes_file.close()
         logger.close()
