@@ -93,25 +93,29 @@ def _label(agent: str, runs: list) -> str:
     return f"{AGENT_NAMES.get(agent, agent)} ({len(runs)} seed{'s' if len(runs) > 1 else ''})"
 
 
-def _plot_curves(ax, folder: Path, total: int, key: str = "episodes") -> None:
-    colors = {"dqn": "tab:blue", "mdqn": "tab:red"}
+COLORS = {"dqn": "tab:blue", "mdqn": "tab:red"}
+
+
+def _plot_episode_curves(ax, folder: Path, total: int) -> None:
+    """Trailing-100 training return: mean over seeds, band from the worst to the best seed."""
     grid = np.linspace(total / 100, total, 100)
     for agent, runs in sorted(_runs(folder).items()):
-        if key == "episodes":
-            curves = np.stack([_episode_curve(r, grid) for r in runs])
-            x = grid
-        else:  # periodic evaluations
-            per_run = []
-            for r in runs:
-                rows = [m for m in read_metrics(r / "metrics.jsonl") if "eval_return_mean" in m]
-                ax.plot([m["step"] for m in rows], [m["eval_return_mean"] for m in rows],
-                        color=colors.get(agent), alpha=0.35, lw=1)
-                per_run.append(rows)
-            ax.plot([], [], color=colors.get(agent), label=_label(agent, runs))
-            continue
-        mean = np.nanmean(curves, 0)
-        ax.plot(x, mean, color=colors.get(agent), label=_label(agent, runs))
-        ax.fill_between(x, np.nanmin(curves, 0), np.nanmax(curves, 0), color=colors.get(agent), alpha=0.2)
+        curves = np.stack([_episode_curve(r, grid) for r in runs])
+        ax.plot(grid, np.nanmean(curves, 0), color=COLORS.get(agent), label=_label(agent, runs))
+        if len(runs) > 1:
+            ax.fill_between(grid, np.nanmin(curves, 0), np.nanmax(curves, 0), color=COLORS.get(agent), alpha=0.2)
+    ax.grid(alpha=0.3)
+    ax.legend(loc="upper left")
+
+
+def _plot_eval_curves(ax, folder: Path) -> None:
+    """The evaluations logged during training, one thin line per seed."""
+    for agent, runs in sorted(_runs(folder).items()):
+        for r in runs:
+            rows = [m for m in read_metrics(r / "metrics.jsonl") if "eval_return_mean" in m]
+            ax.plot([m["step"] for m in rows], [m["eval_return_mean"] for m in rows],
+                    color=COLORS.get(agent), alpha=0.35, lw=1)
+        ax.plot([], [], color=COLORS.get(agent), label=_label(agent, runs))
     ax.grid(alpha=0.3)
     ax.legend(loc="upper left")
 
@@ -123,7 +127,7 @@ def cartpole_plot(folder: Path, out: Path) -> None:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(6.5, 3.8))
-    _plot_curves(ax, folder, 0, key="eval")
+    _plot_eval_curves(ax, folder)
     ax.axhline(475, color="k", ls="--", lw=1)
     ax.set_xlabel("environment steps")
     ax.set_ylabel("greedy eval return (100 episodes)")
@@ -131,6 +135,13 @@ def cartpole_plot(folder: Path, out: Path) -> None:
     fig.tight_layout()
     fig.savefig(out, dpi=110)
     plt.close(fig)
+
+
+def _mean_std(xs: np.ndarray) -> str:
+    """mean ± std over seeds, with the number of seeds; a single seed has no spread to show."""
+    if len(xs) == 1:
+        return f"{xs[0]:.1f} (1 seed)"
+    return f"{xs.mean():.1f} ± {xs.std():.1f} ({len(xs)} seeds)"
 
 
 def minatar_table(folder: Path) -> str:
@@ -148,7 +159,7 @@ def minatar_table(folder: Path) -> str:
             if s:
                 tr = np.array([x["final_return_mean"] for x in s])
                 ev = np.array([x["eval"]["return_mean"] for x in s])
-                cells[agent] = (f"{tr.mean():.1f} ± {tr.std():.1f} (n={len(s)})", f"{ev.mean():.1f} ± {ev.std():.1f}")
+                cells[agent] = (_mean_std(tr), _mean_std(ev))
             else:
                 cells[agent] = ("-", "-")
         fr = "/".join(f"{f / 1e6:g}M" for f in sorted(frames))
@@ -167,7 +178,7 @@ def minatar_plot(folder: Path, out: Path) -> None:
     fig, axes = plt.subplots(1, len(games), figsize=(4.2 * len(games), 3.4), squeeze=False)
     for ax, game in zip(axes[0], games):
         total = max(json.loads((r / "summary.json").read_text())["steps"] for rs in _runs(game).values() for r in rs)
-        _plot_curves(ax, game, total)
+        _plot_episode_curves(ax, game, total)
         ax.set_title(f"MinAtar {game.name}")
         ax.set_xlabel("frames")
     axes[0][0].set_ylabel("return, last 100 episodes\n(mean over seeds; band: min-max)")
@@ -216,7 +227,9 @@ def headline(results: Path) -> str:
                 frames |= {x["steps"] for x in s}
                 bits.append(f"{AGENT_NAMES.get(agent, agent)} {np.mean([x['final_return_mean'] for x in s]):.1f}")
             fr = "/".join(f"{f / 1e3:.0f}k" for f in sorted(frames))
-            parts.append(f"MinAtar {game.name} at {fr} frames: " + ", ".join(bits))
+            n = min(len(rs) for rs in _runs(game).values())
+            parts.append(f"MinAtar {game.name} at {fr} frames, {n} seed{'s' if n > 1 else ''}, training return: "
+                         + ", ".join(bits))
     return "; ".join(parts)
 
 
