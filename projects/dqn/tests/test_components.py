@@ -113,3 +113,16 @@ def test_run_dir_follows_env_agent_and_seed():
     assert load_config(Config, None, ["agent=mdqn", "seed=3"]).run_dir == "runs/dqn/CartPole-v1/mdqn-seed3"
     assert Config(env_id="MinAtar/Asterix-v0", seed=2).run_dir == "runs/dqn/MinAtar/Asterix-v0/dqn-seed2"
     assert load_config(Config, None, ["run_dir=somewhere"]).run_dir == "somewhere"
+
+
+def test_command_line_errors_are_messages_not_tracebacks(tmp_path):
+    import subprocess
+    import sys
+
+    for args in (["lrr=1"], ["env_id=Pong-v5"]):
+        out = subprocess.run([sys.executable, "-m", "paperlab.dqn.train", *args], capture_output=True, text=True,
+                             timeout=120, cwd=tmp_path)
+        assert out.returncode == 1 and out.stderr.startswith("error: ") and "Traceback" not in out.stderr
+    out = subprocess.run([sys.executable, "-m", "paperlab.dqn.evaluate", str(tmp_path / "none.pt")],
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 1 and "no checkpoint at" in out.stderr and "Traceback" not in out.stderr

@@ -83,7 +83,10 @@ def main(argv=None) -> None:
     p.add_argument("--seed", type=int, default=12345)
     p.add_argument("--out", default=None, help="JSON file for the result")
     args = p.parse_args(argv)
-    q_net, meta = load_model(args.checkpoint, env_id=args.env_id)
+    try:
+        q_net, meta = load_model(args.checkpoint, env_id=args.env_id)
+    except (ValueError, FileNotFoundError) as e:
+        raise SystemExit(f"error: {e}") from None
     cfg = meta["config"]
     eps = cfg["eval_epsilon"] if args.epsilon is None else args.epsilon
     result = evaluate_policy(q_net, meta["env_id"], args.episodes, eps, args.seed,

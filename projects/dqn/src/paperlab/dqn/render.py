@@ -49,7 +49,10 @@ def main(argv=None) -> None:
     p.add_argument("--epsilon", type=float, default=0.0)
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args(argv)
-    q_net, meta = load_model(args.checkpoint)
+    try:
+        q_net, meta = load_model(args.checkpoint)
+    except (ValueError, FileNotFoundError) as e:
+        raise SystemExit(f"error: {e}") from None
     minatar = meta["env_id"].startswith("MinAtar/")
     frames, returns = rollout_frames(q_net, meta["env_id"], args.frames, args.epsilon, args.seed,
                                      meta["config"]["sticky_action_prob"], meta["config"]["difficulty_ramping"])

@@ -368,8 +368,11 @@ def main(argv=None) -> None:
     add_config_args(parser)
     parser.add_argument("--resume", action="store_true", help="continue from run_dir/checkpoints/last.pt")
     args = parser.parse_args(argv)
-    cfg = config_from_args(Config, args)
-    summary = train(cfg, resume=args.resume)
+    try:
+        cfg = config_from_args(Config, args)
+        summary = train(cfg, resume=args.resume)
+    except (ValueError, FileNotFoundError, NaNLossError) as e:  # bad input: a message, not a traceback
+        raise SystemExit(f"error: {e}") from None
     print(json.dumps({k: summary[k] for k in ("steps", "wall_time_s", "solved", "eval") if k in summary},
                      indent=2))
 
