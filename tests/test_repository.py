@@ -68,7 +68,7 @@ def test_every_project_with_presets_has_a_config_folder_entry():
 
 
 def _make_targets() -> set[str]:
-    text = (ROOT / "Makefile").read_text()
+    text = "\n".join(p.read_text() for p in [ROOT / "Makefile", *sorted(ROOT.glob("projects/*/project.mk"))])
     return set(re.findall(r"^([a-zA-Z][\w-]*)\s*:(?!=)", text, re.M))
 
 

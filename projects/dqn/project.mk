@@ -1,0 +1,32 @@
+# DQN targets, included by the top-level Makefile (run them from the repository root).
+.PHONY: train-dqn train-dqn-minatar eval-dqn gif-dqn bench-dqn report-dqn
+
+$(VENV)/.stamp-dqn: constraints.txt shared/pyproject.toml projects/dqn/pyproject.toml | $(PY)
+	$(PIP) -e ./shared -e ./projects/dqn
+	@touch $@
+
+DQN_RUNS := runs/dqn
+
+train-dqn: $(VENV)/.stamp-dqn ## DQN on CartPole-v1 (AGENT=dqn|mdqn SEED=1)
+	$(PY) -m paperlab.dqn.train --config configs/dqn/cartpole.yaml agent=$(AGENT) seed=$(SEED) \
+	  run_dir=$(DQN_RUNS)/cartpole/$(AGENT)-seed$(SEED) $(STEPS_ARG) $(ARGS)
+
+train-dqn-minatar: $(VENV)/.stamp-dqn ## DQN on MinAtar (GAME=Breakout|Asterix|Freeway|Seaquest|SpaceInvaders AGENT SEED STEPS)
+	$(PY) -m paperlab.dqn.train --config configs/dqn/minatar.yaml env_id=MinAtar/$(GAME)-v0 agent=$(AGENT) \
+	  seed=$(SEED) run_dir=$(DQN_RUNS)/minatar/$(GAME)/$(AGENT)-seed$(SEED) $(STEPS_ARG) $(ARGS)
+
+DQN_RUN = $(or $(RUN),$(DQN_RUNS)/cartpole/$(AGENT)-seed$(SEED))
+eval-dqn: $(VENV)/.stamp-dqn ## evaluate a run's model (RUN=runs/dqn/... EPISODES=100 EPSILON=0.01)
+	$(PY) -m paperlab.dqn.evaluate $(DQN_RUN)/model.pt --episodes $(or $(EPISODES),100) \
+	  $(if $(EPSILON),--epsilon $(EPSILON),) --out $(DQN_RUN)/evaluate.json
+
+gif-dqn: $(VENV)/.stamp-dqn ## GIF of a run's model (RUN=runs/dqn/... OUT=agent.gif)
+	$(PY) -m paperlab.dqn.render $(DQN_RUN)/model.pt --out $(or $(OUT),$(DQN_RUN)/agent.gif)
+
+bench-dqn: $(VENV)/.stamp-dqn ## training frames/s on MinAtar Breakout (paper hyperparameters) + profile
+	$(PY) -m paperlab.dqn.bench --config configs/dqn/minatar.yaml --frames 30000 \
+	  --out projects/dqn/results/bench/breakout.json $(ARGS)
+
+report-dqn: $(VENV)/.stamp-dqn ## tables and plots in projects/dqn from the committed results
+	$(PY) -m paperlab.dqn.report --results projects/dqn/results --readme projects/dqn/README.md projects/dqn/REPORT.md \
+	  --index README.md
