@@ -1,0 +1,39 @@
+# PPO / PPO-EWMA targets, included by the top-level Makefile (run them from the repository root).
+.PHONY: train-ppo train-ppo-brax train-brax-ppo eval-ppo gif-ppo bench-ppo sweep-ppo-ewma report-ppo
+
+$(VENV)/.stamp-ppo: constraints.txt shared/pyproject.toml projects/ppo/pyproject.toml | $(PY)
+	$(PIP) -e ./shared -e ./projects/ppo
+	@touch $@
+
+PPO_RUNS := runs/ppo
+PPO_ALGO = $(or $(ALGO),ppo)
+ENV ?= ant
+
+train-ppo: $(VENV)/.stamp-ppo ## PPO on MuJoCo InvertedPendulum-v5 until eval return 1000 (ALGO=ppo|ppo-ewma SEED=1)
+	$(PY) -m paperlab.ppo.train --config configs/ppo/inverted_pendulum.yaml algo=$(PPO_ALGO) seed=$(SEED) \
+	  run_dir=$(PPO_RUNS)/InvertedPendulum-v5/$(PPO_ALGO)-seed$(SEED) $(STEPS_ARG) $(ARGS)
+
+train-ppo-brax: $(VENV)/.stamp-ppo ## our torch PPO on a Brax env (ENV=ant|humanoid ALGO SEED STEPS)
+	$(PY) -m paperlab.ppo.train --config configs/ppo/brax_$(ENV).yaml algo=$(PPO_ALGO) seed=$(SEED) \
+	  run_dir=$(PPO_RUNS)/brax/$(ENV)/$(PPO_ALGO)-seed$(SEED) $(STEPS_ARG) $(ARGS)
+
+train-brax-ppo: $(VENV)/.stamp-ppo ## Brax's own JAX PPO from the same preset (ENV=ant|humanoid SEED STEPS)
+	$(PY) -m paperlab.ppo.brax_ppo --config configs/ppo/brax_$(ENV).yaml seed=$(SEED) \
+	  run_dir=$(PPO_RUNS)/brax/$(ENV)/brax-ppo-seed$(SEED) $(STEPS_ARG) $(ARGS)
+
+PPO_RUN = $(or $(RUN),$(PPO_RUNS)/InvertedPendulum-v5/$(PPO_ALGO)-seed$(SEED))
+eval-ppo: $(VENV)/.stamp-ppo ## evaluate a run's deterministic policy (RUN=runs/ppo/... EPISODES=10)
+	$(PY) -m paperlab.ppo.evaluate $(PPO_RUN)/model.pt --episodes $(or $(EPISODES),10) --out $(PPO_RUN)/evaluate.json
+
+gif-ppo: $(VENV)/.stamp-ppo ## GIF of a run's policy (RUN=runs/ppo/... OUT=agent.gif)
+	$(PY) -m paperlab.ppo.render $(PPO_RUN)/model.pt --out $(or $(OUT),$(PPO_RUN)/agent.gif)
+
+bench-ppo: $(VENV)/.stamp-ppo ## training steps/s on InvertedPendulum and Brax Ant, with a time breakdown
+	$(PY) -m paperlab.ppo.bench --out projects/ppo/results/bench $(ARGS)
+
+sweep-ppo-ewma: $(VENV)/.stamp-ppo ## PPO vs PPO-EWMA at two batch sizes (SEEDS="1 2 3")
+	$(PY) -m paperlab.ppo.sweep --config configs/ppo/ewma_sweep.yaml --seeds $(or $(SEEDS),1 2 3) --num-envs 8 2 \
+	  --out $(PPO_RUNS)/ewma_sweep $(ARGS)
+
+report-ppo: $(VENV)/.stamp-ppo ## tables and plots in projects/ppo from the committed results
+	$(PY) -m paperlab.ppo.report --results projects/ppo/results --readme projects/ppo/README.md projects/ppo/REPORT.md

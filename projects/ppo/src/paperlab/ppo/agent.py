@@ -1,0 +1,72 @@
+"""Actor-critic for continuous actions: a Gaussian policy with a state-independent log-std.
+
+Separate actor and critic MLPs, orthogonal initialisation (gain sqrt(2) in hidden layers, 0.01 for
+the policy mean so the initial policy is close to N(0, exp(init_log_std)^2), 1 for the value head),
+as in CleanRL's ``ppo_continuous_action.py``. Actions are sampled unbounded; the environment side
+clips them to the action box (the log-probability is that of the unclipped sample).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+_ACT = {"tanh": nn.Tanh, "relu": nn.ReLU, "silu": nn.SiLU}
+
+
+def _layer(n_in: int, n_out: int, gain: float) -> nn.Linear:
+    layer = nn.Linear(n_in, n_out)
+    nn.init.orthogonal_(layer.weight, gain)
+    nn.init.zeros_(layer.bias)
+    return layer
+
+
+def mlp(n_in: int, hidden: list[int], n_out: int, activation: str, out_gain: float) -> nn.Sequential:
+    layers, d = [], n_in
+    for h in hidden:
+        layers += [_layer(d, h, math.sqrt(2)), _ACT[activation]()]
+        d = h
+    layers.append(_layer(d, n_out, out_gain))
+    return nn.Sequential(*layers)
+
+
+class Actor(nn.Module):
+    def __init__(self, obs_dim: int, act_dim: int, hidden: list[int], activation: str, init_log_std: float):
+        super().__init__()
+        self.mean = mlp(obs_dim, hidden, act_dim, activation, out_gain=0.01)
+        self.log_std = nn.Parameter(torch.full((act_dim,), float(init_log_std)))
+
+    def dist(self, obs: torch.Tensor) -> torch.distributions.Normal:
+        mean = self.mean(obs)
+        return torch.distributions.Normal(mean, self.log_std.expand_as(mean).exp())
+
+    def log_prob(self, obs: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
+        return self.dist(obs).log_prob(action).sum(-1)
+
+
+class ActorCritic(nn.Module):
+    def __init__(
+        self,
+        obs_dim: int,
+        act_dim: int,
+        actor_hidden: list[int],
+        critic_hidden: list[int],
+        activation: str = "tanh",
+        init_log_std: float = 0.0,
+    ):
+        super().__init__()
+        self.obs_dim, self.act_dim = obs_dim, act_dim
+        self.actor = Actor(obs_dim, act_dim, actor_hidden, activation, init_log_std)
+        self.critic = mlp(obs_dim, critic_hidden, 1, activation, out_gain=1.0)
+
+    def value(self, obs: torch.Tensor) -> torch.Tensor:
+        return self.critic(obs).squeeze(-1)
+
+    @torch.no_grad()
+    def act(self, obs: torch.Tensor, deterministic: bool = False) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Action, its log-probability and the value of ``obs`` (no gradients)."""
+        dist = self.actor.dist(obs)
+        action = dist.mean if deterministic else dist.sample()
+        return action, dist.log_prob(action).sum(-1), self.value(obs)

@@ -1,0 +1,257 @@
+"""Tables and plots for projects/ppo, from the committed results only (no number typed by hand).
+
+    python -m paperlab.ppo.report --results projects/ppo/results --readme projects/ppo/README.md
+
+Reads ``results/ip/*/`` (InvertedPendulum seeds), ``results/ewma_sweep/sweep.json``,
+``results/brax/<env>/<impl>-seed<k>/`` (our torch PPO and Brax's JAX PPO) and ``results/bench/*.json``;
+writes ``results/*.png`` and replaces the text between ``<!-- report:NAME -->`` and
+``<!-- /report:NAME -->`` in the given Markdown files (blocks a file does not have are skipped).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+
+from paperlab.shared.runlog import read_metrics
+
+
+def _load(p: Path) -> dict:
+    return json.loads(p.read_text())
+
+
+def _evals(run: Path) -> list[tuple[int, float]]:
+    return [
+        (r["step"], r["eval_return"]) for r in read_metrics(run / "metrics.jsonl") if r.get("eval_return") is not None
+    ]
+
+
+def _fmt_k(x: float) -> str:
+    return f"{x / 1000:.1f}k" if x < 1e6 else f"{x / 1e6:.2f}M"
+
+
+def median_range(xs) -> str:
+    xs = np.asarray(xs, float)
+    return f"{np.median(xs):.0f} [{xs.min():.0f}, {xs.max():.0f}]"
+
+
+# ------------------------------------------------------------------ InvertedPendulum
+def ip_table(results: Path) -> str:
+    runs = sorted((results / "ip").glob("*-seed*"))
+    if not runs:
+        return "_no InvertedPendulum runs committed yet_\n"
+    lines = [
+        "| run | steps to eval 1000 | wall time to 1000 (s) | steps/s | final 10-episode eval |",
+        "|---|---|---|---|---|",
+    ]
+    solved, walls, sps = [], [], []
+    for run in runs:
+        s = _load(run / "summary.json")
+        ev = _load(run / "evaluate.json") if (run / "evaluate.json").exists() else None
+        final = f"{ev['mean_return']:.1f} ± {ev['std_return']:.1f}" if ev else "-"
+        if s["solved_step"] is not None:
+            solved.append(s["solved_step"])
+            walls.append(s["solved_wall_time"])
+        sps.append(s["steps_per_s"])
+        lines.append(
+            f"| {run.name} | {s['solved_step'] if s['solved_step'] is not None else 'not reached'} | "
+            f"{s['solved_wall_time']:.0f} | {s['steps_per_s']:.0f} | {final} |"
+            if s["solved_step"] is not None
+            else f"| {run.name} | not reached | - | {s['steps_per_s']:.0f} | {final} |"
+        )
+    lines.append(
+        f"| **{len(solved)}/{len(runs)} reached 1000** | median {median_range(solved)} | "
+        f"median {median_range(walls)} | median {np.median(sps):.0f} | |"
+    )
+    return "\n".join(lines) + "\n"
+
+
+def ip_plot(results: Path) -> None:
+    import matplotlib.pyplot as plt
+
+    runs = sorted((results / "ip").glob("*-seed*"))
+    if not runs:
+        return
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    for run in runs:
+        ev = _evals(run)
+        ax.plot([0] + [s for s, _ in ev], [np.nan] + [r for _, r in ev], marker="o", ms=3, label=run.name)
+    ax.axhline(1000, color="k", lw=0.8, ls="--")
+    ax.set(xlabel="env steps", ylabel="eval return (10 episodes, deterministic)", title="PPO on InvertedPendulum-v5")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(results / "ip.png", dpi=110)
+    plt.close(fig)
+
+
+# ------------------------------------------------------------------ PPO vs PPO-EWMA
+def _sweep_groups(sweep: dict) -> dict[tuple[str, int], list[dict]]:
+    groups: dict[tuple[str, int], list[dict]] = {}
+    for r in sweep["runs"]:
+        groups.setdefault((r["algo"], r["num_envs"]), []).append(r)
+    return groups
+
+
+def _auc(curve) -> float:
+    """Mean evaluation return over the run (area under the eval curve / its length)."""
+    return float(np.mean([v for _, v in curve])) if curve else float("nan")
+
+
+def ewma_table(results: Path) -> str:
+    path = results / "ewma_sweep" / "sweep.json"
+    if not path.exists():
+        return "_no sweep committed yet_\n"
+    groups = _sweep_groups(_load(path))
+    lines = [
+        "| algo | num_envs (batch) | seeds | mean eval return over the run | final eval return "
+        "| steps to first eval 1000 |",
+        "|---|---|---|---|---|---|",
+    ]
+    for (algo, n), runs in sorted(groups.items(), key=lambda kv: (kv[0][0], -kv[0][1])):
+        auc = [_auc(r["eval_curve"]) for r in runs]
+        final = [r["eval_curve"][-1][1] for r in runs]
+        firsts = [next((s for s, v in r["eval_curve"] if v >= 1000), None) for r in runs]
+        reached = [f for f in firsts if f is not None]
+        first_txt = f"{len(reached)}/{len(runs)}; median {np.median(reached) / 1000:.1f}k" if reached else "none"
+        lines.append(
+            f"| {algo} | {n} ({runs[0]['batch_size']}) | {len(runs)} | {np.mean(auc):.0f} ± {np.std(auc):.0f} | "
+            f"{np.mean(final):.0f} ± {np.std(final):.0f} | {first_txt} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def ewma_plot(results: Path) -> None:
+    import matplotlib.pyplot as plt
+
+    path = results / "ewma_sweep" / "sweep.json"
+    if not path.exists():
+        return
+    groups = _sweep_groups(_load(path))
+    algos = sorted({a for a, _ in groups})
+    fig, axes = plt.subplots(1, len(algos), figsize=(5 * len(algos), 3.5), sharey=True, squeeze=False)
+    for ax, algo in zip(axes[0], algos):
+        for (a, n), runs in sorted(groups.items(), key=lambda kv: -kv[0][1]):
+            if a != algo:
+                continue
+            steps = np.array([s for s, _ in runs[0]["eval_curve"]])
+            k = min(len(r["eval_curve"]) for r in runs)
+            vals = np.array([[v for _, v in r["eval_curve"][:k]] for r in runs])
+            line = ax.plot(steps[:k], vals.mean(0), label=f"batch {runs[0]['batch_size']} ({n} envs)")[0]
+            ax.fill_between(steps[:k], vals.min(0), vals.max(0), color=line.get_color(), alpha=0.2)
+        ax.set(title=algo, xlabel="env steps")
+        ax.legend(fontsize=8)
+    axes[0][0].set_ylabel("eval return (mean, min-max over seeds)")
+    fig.tight_layout()
+    fig.savefig(results / "ewma_sweep.png", dpi=110)
+    plt.close(fig)
+
+
+# ------------------------------------------------------------------ Brax
+def brax_runs(results: Path) -> list[Path]:
+    return sorted(p for p in (results / "brax").glob("*/*") if (p / "metrics.jsonl").exists())
+
+
+def brax_table(results: Path) -> str:
+    runs = brax_runs(results)
+    if not runs:
+        return "_no Brax runs committed yet_\n"
+    lines = [
+        "| env | implementation | env steps | final eval return | best eval return | wall time (min) | steps/s |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for run in runs:
+        env = run.parent.name
+        impl = "Brax JAX PPO" if run.name.startswith("brax-ppo") else f"ours ({run.name.split('-seed')[0]}, torch)"
+        ev = _evals(run)
+        if (run / "summary.json").exists():
+            s = _load(run / "summary.json")
+            steps, wall = s["steps"], s["wall_time"]
+            sps = s.get("steps_per_s_steady") or s.get("steps_per_s") or steps / wall
+        else:  # a run still going: the last logged row
+            rows = read_metrics(run / "metrics.jsonl")
+            steps, wall = rows[-1]["step"], rows[-1].get("wall_time", float("nan"))
+            sps = steps / wall
+        final = f"{ev[-1][1]:.0f}" if ev else "-"
+        best = f"{max(v for _, v in ev):.0f}" if ev else "-"
+        lines.append(f"| {env} | {impl} | {_fmt_k(steps)} | {final} | {best} | {wall / 60:.1f} | {sps:.0f} |")
+    return "\n".join(lines) + "\n"
+
+
+def brax_plot(results: Path) -> None:
+    import matplotlib.pyplot as plt
+
+    runs = brax_runs(results)
+    envs = sorted({r.parent.name for r in runs})
+    if not envs:
+        return
+    fig, axes = plt.subplots(1, len(envs), figsize=(5 * len(envs), 3.5), squeeze=False)
+    for ax, env in zip(axes[0], envs):
+        for run in runs:
+            if run.parent.name != env:
+                continue
+            ev = _evals(run)
+            label = "Brax JAX PPO" if run.name.startswith("brax-ppo") else f"ours: {run.name}"
+            ax.plot([s for s, _ in ev], [v for _, v in ev], marker="o", ms=3, label=label)
+        ax.set(title=f"Brax {env}", xlabel="env steps", ylabel="eval return (deterministic)")
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(results / "brax.png", dpi=110)
+    plt.close(fig)
+
+
+# ------------------------------------------------------------------ throughput
+def bench_table(results: Path) -> str:
+    files = sorted((results / "bench").glob("*.json"))
+    if not files:
+        return "_no benchmark committed yet_\n"
+    lines = [
+        "| case | env | envs x steps (minibatch) | steps/s | steady steps/s | env step | rest of rollout | update "
+        "| load avg |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for f in files:
+        r = _load(f)
+        if "case" not in r:
+            continue
+        lines.append(
+            f"| {r['case']} | {r['env_id']} | {r['num_envs']} x {r['batch_size'] // r['num_envs']} "
+            f"({r['minibatch_size']}) | "
+            f"{r['steps_per_s']:.0f} | {r['steps_per_s_steady']:.0f} | {r['fraction_env_step']:.0%} | "
+            f"{r['fraction_rollout_other']:.0%} | {r['fraction_update']:.0%} | {r['load_average_1min']:.1f} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+BLOCKS = {"ip": ip_table, "ewma": ewma_table, "brax": brax_table, "bench": bench_table}
+
+
+def replace_block(text: str, name: str, content: str) -> str:
+    pattern = re.compile(rf"(<!-- report:{name} -->\n).*?(<!-- /report:{name} -->)", re.S)
+    return pattern.sub(lambda m: m.group(1) + content + m.group(2), text)
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--results", default="projects/ppo/results")
+    p.add_argument("--readme", nargs="+", default=[])
+    args = p.parse_args(argv)
+    results = Path(args.results)
+    for plot in (ip_plot, ewma_plot, brax_plot):
+        plot(results)
+    tables = {name: fn(results) for name, fn in BLOCKS.items()}
+    for md in args.readme:
+        path = Path(md)
+        text = path.read_text()
+        for name, content in tables.items():
+            text = replace_block(text, name, content)
+        path.write_text(text)
+    for name, content in tables.items():
+        print(f"--- {name}\n{content}")
+
+
+if __name__ == "__main__":
+    main()
