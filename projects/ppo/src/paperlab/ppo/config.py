@@ -62,7 +62,7 @@ class Config:
 
     # --- PPO-EWMA (Hilton et al. 2021): proximal policy = EWMA of the policy weights ---
     ewma_decay: float = 0.9  # per optimizer step; the proximal policy's age is decay / (1 - decay) steps
-    imp_samp_max: float = 100.0  # clip of the behaviour importance ratio pi_prox / pi_behav (0: off)
+    imp_samp_max: float = 100.0  # cap of the importance ratio pi / pi_behav in the unclipped term (0: off)
 
     # --- batch-size invariance (Hilton et al. 2021, sec. 3): 0 disables ---
     # With ref_num_envs > 0 the hyperparameters above are the ones tuned at num_envs = ref_num_envs,
