@@ -36,4 +36,4 @@ sweep-ppo-ewma: $(VENV)/.stamp-ppo ## PPO vs PPO-EWMA at two batch sizes (SEEDS=
 	  --out $(PPO_RUNS)/ewma_sweep $(ARGS)
 
 report-ppo: $(VENV)/.stamp-ppo ## tables and plots in projects/ppo from the committed results
-	$(PY) -m paperlab.ppo.report --results projects/ppo/results --readme projects/ppo/README.md projects/ppo/REPORT.md
+	$(PY) -m paperlab.ppo.report --results projects/ppo/results --readme projects/ppo/README.md projects/ppo/REPORT.md --index README.md

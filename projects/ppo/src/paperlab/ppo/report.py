@@ -226,6 +226,22 @@ def bench_table(results: Path) -> str:
     return "\n".join(lines) + "\n"
 
 
+def headline(results: Path) -> str:
+    parts = []
+    runs = sorted((results / "ip").glob("*-seed*"))
+    if runs:
+        solved = [_load(r / "summary.json")["solved_step"] for r in runs]
+        ok = [x for x in solved if x is not None]
+        med = f", median {np.median(ok) / 1000:.1f}k steps" if ok else ""
+        parts.append(f"InvertedPendulum-v5 eval 1000: {len(ok)}/{len(runs)} seeds{med}")
+    for run in brax_runs(results):
+        ev = _evals(run)
+        if ev:
+            who = "Brax's JAX PPO" if run.name.startswith("brax-ppo") else "ours"
+            parts.append(f"Brax {run.parent.name} ({who}): eval {ev[-1][1]:.0f} after {_fmt_k(ev[-1][0])} steps")
+    return "; ".join(parts)
+
+
 BLOCKS = {"ip": ip_table, "ewma": ewma_table, "brax": brax_table, "bench": bench_table}
 
 
@@ -238,6 +254,7 @@ def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--results", default="projects/ppo/results")
     p.add_argument("--readme", nargs="+", default=[])
+    p.add_argument("--index", default=None, help="top-level README whose <!-- headline:ppo --> cell is updated")
     args = p.parse_args(argv)
     results = Path(args.results)
     for plot in (ip_plot, ewma_plot, brax_plot):
@@ -251,6 +268,16 @@ def main(argv=None):
         path.write_text(text)
     for name, content in tables.items():
         print(f"--- {name}\n{content}")
+    if args.index:
+        index = Path(args.index)
+        line = headline(results)
+        text, n = re.subn(
+            r"<!-- headline:ppo -->[^|\n]*", lambda m: "<!-- headline:ppo --> " + line + " ", index.read_text()
+        )
+        if n != 1:
+            raise ValueError(f"{index} has no <!-- headline:ppo --> cell")
+        index.write_text(text)
+        print(f"--- headline\n{line}")
 
 
 if __name__ == "__main__":
