@@ -1,0 +1,238 @@
+"""Training with L_simple (Ho et al. 2020, Algorithm 1), an EMA of the weights, checkpoints and resume.
+
+    python -m paperlab.ddpm.train --config configs/ddpm/digits.yaml            # offline default
+    python -m paperlab.ddpm.train --config configs/ddpm/mnist.yaml data_dir=/path/to/mnist
+    python -m paperlab.ddpm.train --config configs/ddpm/mnist.yaml ... --resume   # continue a stopped run
+
+The run folder gets config.yaml, metrics.jsonl (+ TensorBoard), checkpoints/last.pt, samples/step*.png
+(DDIM grids of the EMA model) and summary.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from paperlab.ddpm.checkpoint import check_compatible, read_checkpoint, save_checkpoint
+from paperlab.ddpm.config import Config
+from paperlab.ddpm.data import ImageData, load_data, to_model_range
+from paperlab.ddpm.diffusion import GaussianDiffusion
+from paperlab.ddpm.ema import EMA
+from paperlab.ddpm.images import save_grid
+from paperlab.ddpm.unet import build_unet
+from paperlab.shared.config import ConfigError, add_config_args, config_from_args, to_dict
+from paperlab.shared.runlog import RunLogger
+from paperlab.shared.seeding import seed_everything
+
+T_BUCKETS = 4  # the loss is also logged per quarter of the timestep range
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("device=cuda but torch sees no CUDA device (use device=cpu or device=auto)")
+    return torch.device(name)
+
+
+def sample_batch(data: torch.Tensor, batch_size: int, flip: bool, gen: torch.Generator) -> torch.Tensor:
+    idx = torch.randint(0, len(data), (batch_size,), generator=gen)
+    x = to_model_range(data[idx])
+    if flip:
+        mask = torch.rand(batch_size, generator=gen) < 0.5
+        x[mask] = x[mask].flip(-1)
+    return x
+
+
+def lr_at(cfg: Config, step: int) -> float:
+    return cfg.lr * min(1.0, (step + 1) / cfg.warmup_steps) if cfg.warmup_steps else cfg.lr
+
+
+def write_samples(
+    model, diffusion: GaussianDiffusion, cfg: Config, channels: int, path: Path, device: torch.device
+) -> None:
+    gen = torch.Generator(device=device).manual_seed(cfg.seed)
+    x, _ = diffusion.sample_ddim(
+        model,
+        (cfg.num_samples, channels, cfg.image_size, cfg.image_size),
+        cfg.sample_steps,
+        0.0,
+        generator=gen,
+        device=device,
+    )
+    save_grid(x, path, scale=2 if cfg.image_size <= 32 else 1)
+
+
+def train(
+    cfg: Config, resume: bool = False, data: ImageData | None = None, stop_after_steps: int | None = None
+) -> dict:
+    """Train (or continue) the run of ``cfg``; returns the summary. ``data`` skips loading (tests)."""
+    torch.set_num_threads(cfg.threads)
+    device = resolve_device(cfg.device)
+    run_dir = Path(cfg.run_dir)
+    ckpt_path = run_dir / "checkpoints" / "last.pt"
+    if resume and not ckpt_path.exists():
+        raise FileNotFoundError(f"--resume: no checkpoint at {ckpt_path} (wrong run_dir, or the run never saved)")
+    data = data if data is not None else load_data(cfg)
+    channels = data.channels
+    if data.image_size != cfg.image_size:
+        raise ConfigError(f"data is {data.image_size}x{data.image_size}, config image_size={cfg.image_size}")
+
+    seed_everything(cfg.seed)
+    model = build_unet(cfg, channels).to(device)
+    ema = EMA(model, cfg.ema_decay, cfg.ema_warmup)
+    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    diffusion = GaussianDiffusion.from_config(cfg)
+    gen = torch.Generator().manual_seed(cfg.seed)  # batches and flips (CPU)
+    noise_gen = torch.Generator(device=device).manual_seed(cfg.seed + 1)  # t and eps
+    step, train_time = 0, 0.0
+    if resume:
+        state = read_checkpoint(ckpt_path)
+        check_compatible(state, cfg, channels)
+        if state["config"]["seed"] != cfg.seed:
+            raise ConfigError(f"cannot resume with a different seed ({state['config']['seed']} -> {cfg.seed})")
+        model.load_state_dict(state["model"])
+        ema.load_state_dict(state["ema"])
+        opt.load_state_dict(state["opt"])
+        gen.set_state(state["gen"])
+        noise_gen.set_state(state["noise_gen"])
+        step, train_time = state["step"], state.get("train_time", 0.0)
+        print(f"resumed from {ckpt_path} at step {step}", file=sys.stderr)
+
+    def checkpoint() -> None:
+        save_checkpoint(
+            ckpt_path,
+            {
+                "step": step,
+                "model": model.state_dict(),
+                "ema": ema.state_dict(),
+                "opt": opt.state_dict(),
+                "gen": gen.get_state(),
+                "noise_gen": noise_gen.get_state(),
+                "config": to_dict(cfg),
+                "channels": channels,
+                "train_time": train_time,
+            },
+        )
+
+    n_params = sum(p.numel() for p in model.parameters())
+    logger = RunLogger(run_dir, cfg, resume_step=step if resume else None)
+    bar = logger.progress(cfg.total_steps, initial=step, desc=f"ddpm {cfg.dataset}")
+    sums = torch.zeros(T_BUCKETS + 1, dtype=torch.float64)
+    counts = torch.zeros(T_BUCKETS + 1, dtype=torch.float64)
+    last_stop = stop_after_steps is not None and step + stop_after_steps < cfg.total_steps
+    end = min(cfg.total_steps, step + stop_after_steps) if stop_after_steps is not None else cfg.total_steps
+    tick = time.time()
+    try:
+        while step < end:
+            x0 = sample_batch(data.train, cfg.batch_size, cfg.random_flip, gen).to(device)
+            t = torch.randint(0, diffusion.T, (cfg.batch_size,), device=device, generator=noise_gen)
+            eps = torch.randn(x0.shape, device=device, generator=noise_gen)
+            per_sample = (model(diffusion.q_sample(x0, t, eps), t) - eps).pow(2).mean(dim=(1, 2, 3))
+            loss = per_sample.mean()
+            if not torch.isfinite(loss):
+                raise FloatingPointError(
+                    f"non-finite loss ({loss.item()}) at step {step + 1}; stopped. The last "
+                    f"checkpoint is {ckpt_path} (step <= {step}); lower lr or check the data"
+                )
+            for g in opt.param_groups:
+                g["lr"] = lr_at(cfg, step)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            grad_norm = (
+                torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+                if cfg.grad_clip
+                else torch.tensor(0.0)
+            )
+            opt.step()
+            ema.update(model)
+            step += 1
+            bar.update(1)
+            with torch.no_grad():
+                b = (t * T_BUCKETS // diffusion.T).cpu()
+                sums[:T_BUCKETS] += torch.zeros(T_BUCKETS, dtype=torch.float64).index_add_(
+                    0, b, per_sample.detach().cpu().double()
+                )
+                counts[:T_BUCKETS] += torch.bincount(b, minlength=T_BUCKETS).double()
+                sums[-1] += loss.item()
+                counts[-1] += 1
+            if step % cfg.log_every == 0 or step == cfg.total_steps:
+                now = time.time()
+                train_time += now - tick
+                tick = now
+                row = {
+                    "loss": sums[-1].item() / counts[-1].item(),
+                    "lr": lr_at(cfg, step - 1),
+                    "grad_norm": float(grad_norm),
+                    "ema_decay": ema.current_decay(),
+                    "train_time": train_time,
+                }
+                for k in range(T_BUCKETS):
+                    if counts[k] > 0:
+                        lo, hi = k * diffusion.T // T_BUCKETS, (k + 1) * diffusion.T // T_BUCKETS - 1
+                        row[f"loss_t{lo}-{hi}"] = sums[k].item() / counts[k].item()
+                logger.log(step, **row)
+                bar.set_postfix(loss=f"{row['loss']:.4f}")
+                sums.zero_()
+                counts.zero_()
+            if step % cfg.checkpoint_every == 0:
+                checkpoint()
+            if cfg.sample_every and step % cfg.sample_every == 0 and step < cfg.total_steps:
+                write_samples(ema.model, diffusion, cfg, channels, run_dir / "samples" / f"step{step:07d}.png", device)
+    except KeyboardInterrupt:
+        checkpoint()
+        print(f"\ninterrupted at step {step}: checkpoint saved, continue with --resume", file=sys.stderr)
+        raise
+    finally:
+        bar.close()
+        logger.close()
+    train_time += time.time() - tick
+    checkpoint()
+    if last_stop:
+        return {"step": step, "stopped_early": True}
+    write_samples(ema.model, diffusion, cfg, channels, run_dir / "samples" / f"step{step:07d}.png", device)
+    write_samples(model, diffusion, cfg, channels, run_dir / "samples" / f"step{step:07d}-no-ema.png", device)
+    from paperlab.shared.runlog import read_metrics
+
+    rows = [r for r in read_metrics(logger.metrics_path) if r.get("loss") is not None]
+    tail = rows[-max(1, len(rows) // 10) :]
+    summary = {
+        "dataset": cfg.dataset,
+        "image_size": cfg.image_size,
+        "channels": channels,
+        "steps": step,
+        "batch_size": cfg.batch_size,
+        "images_seen": step * cfg.batch_size,
+        "train_images": len(data.train),
+        "parameters": n_params,
+        "train_time_s": round(train_time, 1),
+        "final_loss": sum(r["loss"] for r in tail) / len(tail) if tail else math.nan,
+        "device": str(device),
+        "threads": cfg.threads,
+    }
+    (run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
+    return summary
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description="Train a DDPM (Ho et al. 2020).")
+    add_config_args(parser)
+    parser.add_argument("--resume", action="store_true", help="continue from run_dir/checkpoints/last.pt")
+    args = parser.parse_args(argv)
+    try:
+        cfg = config_from_args(Config, args)
+        summary = train(cfg, resume=args.resume)
+    except (ConfigError, FileNotFoundError, FloatingPointError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        raise SystemExit(2) from None
+    print(json.dumps(summary, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,99 @@
+"""Fréchet distance, the evaluation pipeline on a tiny checkpoint, the FID path's errors, the report."""
+
+import importlib.util
+import json
+
+import numpy as np
+import pytest
+import torch
+from scipy import linalg
+
+from paperlab.ddpm import evaluate as ev
+from paperlab.ddpm import report
+from paperlab.ddpm import train as train_mod
+from paperlab.ddpm.config import Config
+from paperlab.ddpm.data import load_digits_data
+from paperlab.shared.config import load_config
+
+torch.set_num_threads(1)
+
+
+def test_frechet_distance_closed_forms():
+    rng = np.random.default_rng(0)
+    a = rng.normal(size=(6, 6))
+    cov = a @ a.T + 0.1 * np.eye(6)
+    mu = rng.normal(size=6)
+    assert ev.frechet_distance(mu, cov, mu, cov) == pytest.approx(0.0, abs=1e-8)
+    # diagonal covariances: ||mu1 - mu2||^2 + sum (s1 - s2)^2
+    s1, s2 = np.array([1.0, 2.0, 0.5]), np.array([0.5, 2.0, 3.0])
+    d = ev.frechet_distance(np.zeros(3), np.diag(s1**2), np.ones(3), np.diag(s2**2))
+    assert d == pytest.approx(3 + ((s1 - s2) ** 2).sum())
+    # general case against scipy's sqrtm
+    b = rng.normal(size=(6, 6))
+    cov2 = b @ b.T
+    mu2 = rng.normal(size=6)
+    ref = ((mu - mu2) ** 2).sum() + np.trace(cov + cov2 - 2 * linalg.sqrtm(cov @ cov2).real)
+    assert ev.frechet_distance(mu, cov, mu2, cov2) == pytest.approx(ref, rel=1e-6)
+    mu_hat, cov_hat = ev.gaussian_stats(rng.normal(size=(20000, 2)) * [1, 3] + [2, 0])
+    assert np.allclose(mu_hat, [2, 0], atol=0.05) and np.allclose(np.diag(cov_hat), [1, 9], rtol=0.05)
+
+
+def test_fid_path_errors_are_clear(tmp_path):
+    x = torch.zeros(2, 1, 8, 8, dtype=torch.uint8)
+    with pytest.raises(FileNotFoundError, match="Inception weights file not found.*pt_inception"):
+        ev.inception_fid(x, x, tmp_path / "missing.pth")
+    weights = tmp_path / "w.pth"
+    weights.write_bytes(b"")
+    if importlib.util.find_spec("torchmetrics") is None:
+        with pytest.raises(RuntimeError, match="pip install torchmetrics torch-fidelity"):
+            ev.inception_fid(x, x, weights)
+
+
+def test_rows_parse():
+    assert ev.parse_row("ddim:50") == ("ddim", 50, 0.0) and ev.parse_row("ddim:20:1") == ("ddim", 20, 1.0)
+    for bad in ("ddim", "euler:10", "ddim:x", "ddim:1:2:3"):
+        with pytest.raises(ValueError, match="bad row"):
+            ev.parse_row(bad)
+
+
+def test_evaluate_and_report_on_a_tiny_run(tmp_path):
+    run = tmp_path / "run"
+    cfg = load_config(
+        Config,
+        None,
+        [
+            "image_size=8",
+            "base_channels=8",
+            "channel_mults=[1,2]",
+            "attn_resolutions=[4]",
+            "groups=4",
+            "timesteps=20",
+            "total_steps=4",
+            "log_every=2",
+            "num_samples=4",
+            "sample_steps=3",
+            f"run_dir={run}",
+        ],
+    )
+    train_mod.train(cfg, data=load_digits_data(8))
+    out = run / "eval.json"
+    res = ev.evaluate(
+        run / "checkpoints" / "last.pt", ["ddim:2", "ddim:3:1"], [True, False], 12, out, classifier_epochs=4, batch=8
+    )
+    assert len(res["rows"]) == 4 and res["classifier_test_accuracy"] > 0.5  # 10 classes: chance is 0.1
+    assert all(r["fd_classifier"] > res["fd_train_subset_vs_test"] for r in res["rows"])  # 4 steps of training
+    assert (run / "eval_samples" / "ddim3-eta1-raw.png").is_file() and (run / "classifier.pt").is_file()
+    again = ev.evaluate(run / "checkpoints" / "last.pt", ["ddim:2", "ddim:3:1"], [True], 12, out, batch=8)
+    assert again["rows"] == res["rows"]  # finished rows are kept, not recomputed
+    results = tmp_path / "results"
+    report.collect(run, results / "tiny")
+    readme = tmp_path / "README.md"
+    readme.write_text(
+        "a\n<!-- report:ddpm-train -->\nSTALE\n<!-- /report:ddpm-train -->\n"
+        "<!-- report:ddpm-eval-tiny -->\n<!-- /report:ddpm-eval-tiny -->\nb\n"
+    )
+    report.report(results, [readme])
+    text = readme.read_text()
+    assert "STALE" not in text and "| tiny | digits 8×8×1" in text and "DDIM η = 1 (DDPM-like" in text
+    assert "not FID" in text and (results / "tiny" / "loss.png").is_file()
+    assert json.loads((results / "tiny" / "eval.json").read_text())["step"] == 4
