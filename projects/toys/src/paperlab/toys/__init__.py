@@ -1,0 +1,1 @@
+"""Toy tasks in JAX: one self-contained module per task (``python -m paperlab.toys.<task>``)."""

@@ -1,0 +1,149 @@
+"""One typed schema for every toy task. Presets live in ``configs/toys/<task>.yaml``.
+
+A preset names its ``task`` and sets fields of that task's section; the sections of the other
+tasks keep their defaults. Overrides use dotted keys: ``python -m paperlab.toys.flow_matching
+flow_matching.train_steps=2000 seed=1``.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+TASKS = ("rand_transformer", "cot", "reverse_digits", "flow_matching", "diffusion", "hdqn")
+
+
+@dataclass
+class RandTransformerConfig:
+    """Task 1: a shallow causal transformer that writes sequences of random numbers in 0..100."""
+
+    target: str = "bimodal"  # "bimodal" (two bumps on a floor) or "uniform"
+    seq_len: int = 16  # numbers per training sequence (after a BOS token)
+    d_model: int = 64
+    n_heads: int = 4
+    n_layers: int = 2
+    train_steps: int = 2000
+    batch_size: int = 64
+    lr: float = 3e-3
+    n_samples: int = 4096  # numbers generated for the evaluation (and for the noise floor)
+
+
+@dataclass
+class CotConfig:
+    """Task 2: "a random number between 0 and a+b", written directly or after the sum a+b."""
+
+    max_addend: int = 50  # a, b in 0..max_addend, so a + b <= 100
+    d_model: int = 64
+    n_heads: int = 4
+    n_layers: int = 2
+    train_steps: int = 3000
+    batch_size: int = 128
+    lr: float = 3e-3
+    n_samples: int = 2000  # samples per shown prompt in the histograms
+
+
+@dataclass
+class ReverseDigitsConfig:
+    """Task 3: a from-scratch decoder-only transformer that reverses random token sequences."""
+
+    vocab: int = 10  # random tokens 0..vocab-1 (plus a separator)
+    length: int = 8  # tokens to reverse
+    d_model: int = 64
+    n_heads: int = 4
+    n_layers: int = 1
+    train_steps: int = 500
+    batch_size: int = 128
+    lr: float = 3e-3
+    n_test: int = 2000  # held-out sequences (never seen in training) for exact-sequence accuracy
+
+
+@dataclass
+class FlowMatchingConfig:
+    """Task 4: conditional flow matching (OT path) on two moons."""
+
+    hidden: int = 128  # MLP width
+    layers: int = 3  # hidden layers
+    train_steps: int = 6000
+    batch_size: int = 256
+    lr: float = 2e-3
+    moons_noise: float = 0.05
+    sigma_min: float = 0.0  # width of the conditional path at t=1 (0: the straight OT path)
+    sample_steps: int = 100  # Euler steps of the ODE
+    n_samples: int = 2000  # generated points, compared with as many held-out points
+
+
+@dataclass
+class DiffusionConfig:
+    """Task 5: DDPM on two moons with the same network size and number of sampling steps."""
+
+    hidden: int = 128
+    layers: int = 3
+    train_steps: int = 6000
+    batch_size: int = 256
+    lr: float = 2e-3
+    moons_noise: float = 0.05
+    n_timesteps: int = 100  # T: diffusion steps = sampling steps
+    beta_start: float = 1e-4
+    beta_end: float = 0.2
+    n_samples: int = 2000
+
+
+@dataclass
+class HdqnConfig:
+    """Task 6: h-DQN vs flat Q-learning on Kulkarni et al.'s stochastic decision process."""
+
+    n_states: int = 6
+    p_right: float = 0.5  # "right" succeeds with this probability, otherwise the agent moves left
+    train_steps: int = 200_000  # environment steps per agent
+    n_seeds: int = 10  # independent agents of each kind, trained at once (vmap)
+    max_episode_steps: int = 100  # an episode cut here ends with reward 0
+    lr: float = 0.1  # step size of the tabular Q updates
+    gamma: float = 0.99  # discount of the meta-controller and of flat Q-learning
+    gamma_controller: float = 0.9
+    eps_start: float = 1.0
+    eps_end: float = 0.1  # meta-controller and flat Q-learning
+    controller_eps_end: float = 0.05
+    eps_decay_steps: int = 100_000  # linear decay of every epsilon
+    bin_steps: int = 5000  # environment steps per point of the curves
+
+
+@dataclass
+class Config:
+    task: str = "reverse_digits"
+    seed: int = 0
+    run_dir: str = "runs/toys/${task}"  # params, config.yaml, metrics.jsonl, TensorBoard
+    results_dir: str = "projects/toys/results/${task}"  # metrics.json and figures (committed)
+    eval_only: bool = False  # load run_dir/params.msgpack instead of training
+    rand_transformer: RandTransformerConfig = field(default_factory=RandTransformerConfig)
+    cot: CotConfig = field(default_factory=CotConfig)
+    reverse_digits: ReverseDigitsConfig = field(default_factory=ReverseDigitsConfig)
+    flow_matching: FlowMatchingConfig = field(default_factory=FlowMatchingConfig)
+    diffusion: DiffusionConfig = field(default_factory=DiffusionConfig)
+    hdqn: HdqnConfig = field(default_factory=HdqnConfig)
+
+    def __post_init__(self):
+        if self.task not in TASKS:
+            raise ValueError(f"task must be one of {TASKS}, got {self.task!r}")
+        for name in ("run_dir", "results_dir"):  # load_config resolves ${...}; this covers Config(...) in Python
+            setattr(self, name, re.sub(r"\$\{(\w+)\}", lambda m: str(getattr(self, m.group(1))), getattr(self, name)))
+        for section in TASKS:
+            sub = getattr(self, section)
+            for key, value in vars(sub).items():
+                if isinstance(value, int | float) and not isinstance(value, bool) and value < 0:
+                    raise ValueError(f"{section}.{key} must be >= 0, got {value}")
+        for section in ("rand_transformer", "cot", "reverse_digits"):
+            sub = getattr(self, section)
+            if sub.d_model % sub.n_heads:
+                raise ValueError(f"{section}.d_model ({sub.d_model}) must be divisible by n_heads ({sub.n_heads})")
+        if self.rand_transformer.target not in ("bimodal", "uniform"):
+            raise ValueError(
+                f"rand_transformer.target must be 'bimodal' or 'uniform', got {self.rand_transformer.target!r}"
+            )
+        if not 0 < self.cot.max_addend <= 50:
+            raise ValueError("cot.max_addend must be in 1..50 (a + b must stay within 0..100)")
+        if not 0.0 <= self.hdqn.p_right <= 1.0:
+            raise ValueError(f"hdqn.p_right must be in [0, 1], got {self.hdqn.p_right}")
+        if self.hdqn.n_states < 3:
+            raise ValueError("hdqn.n_states must be >= 3")
+        if not 0.0 < self.diffusion.beta_start < self.diffusion.beta_end < 1.0:
+            raise ValueError("diffusion needs 0 < beta_start < beta_end < 1")
