@@ -23,7 +23,7 @@ from paperlab.shared.gif import save_gif
 
 def _policy(agent, rms, clip):
     def act(obs: np.ndarray) -> np.ndarray:
-        x = torch.as_tensor(np.asarray(obs), dtype=torch.float32)[None]
+        x = torch.tensor(np.array(obs), dtype=torch.float32)[None]
         if rms is not None:
             x = rms.normalize(x, clip)
         action, _, _ = agent.act(x, deterministic=True)
