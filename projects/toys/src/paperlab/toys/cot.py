@@ -63,7 +63,10 @@ def init_params(cfg):
 def train(cfg):
     cc = cfg.cot
     model = make_model(cc)
-    tx = optax.adamw(optax.warmup_cosine_decay_schedule(0.0, cc.lr, 100, cc.train_steps), weight_decay=0.01)
+    tx = optax.adamw(
+        optax.warmup_cosine_decay_schedule(0.0, cc.lr, min(100, cc.train_steps // 10 + 1), cc.train_steps + 1),
+        weight_decay=0.01,
+    )
 
     def make_train(fmt):
         def loss_fn(params, seq, mask):

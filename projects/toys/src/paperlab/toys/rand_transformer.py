@@ -70,7 +70,10 @@ def train(cfg):
     model = make_model(rc)
     logp = jnp.log(jnp.asarray(target_distribution(rc.target)))
     entropy = float(-(np.exp(logp) * logp).sum())
-    tx = optax.adamw(optax.warmup_cosine_decay_schedule(0.0, rc.lr, 100, rc.train_steps), weight_decay=0.01)
+    tx = optax.adamw(
+        optax.warmup_cosine_decay_schedule(0.0, rc.lr, min(100, rc.train_steps // 10 + 1), rc.train_steps + 1),
+        weight_decay=0.01,
+    )
 
     @jax.jit
     def train_fn(key):
