@@ -1,0 +1,268 @@
+"""Tables and plots for the README, made only from the files committed under ``results/``.
+
+    python -m paperlab.vae.report --collect runs/vae --results projects/vae/results   # copy small files
+    python -m paperlab.vae.report --results projects/vae/results --readme projects/vae/README.md
+
+``--collect`` copies, for every finished run under ``runs/vae/<dataset>/<model>-seed<k>``, the small
+files (config, metrics, summaries, eval.json, figures) into ``results/<dataset>/<model>-seed<k>``. The
+report then draws ``results/<dataset>/components.png`` (the ELBO's two terms over training) and
+``codebook.png`` (VQ-VAE), and rewrites the text between ``<!-- report:NAME -->`` and
+``<!-- /report:NAME -->`` in the README.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import shutil
+from pathlib import Path
+
+import numpy as np
+
+from paperlab.shared.runlog import read_metrics
+
+SMALL_FILES = (
+    "config.yaml",
+    "metrics.jsonl",
+    "summary.json",
+    "eval.json",
+    "recon.png",
+    "samples.png",
+    "interpolation.png",
+    "prior/summary.json",
+    "prior/metrics.jsonl",
+)
+MODEL_NAMES = {"vae": "VAE", "ae": "plain autoencoder", "vqvae": "VQ-VAE + transformer prior"}
+DATASET_ORDER = ("mnist", "olivetti", "celeba", "digits")
+
+
+def collect(runs: Path, results: Path) -> int:
+    n = 0
+    for summary in sorted(runs.rglob("summary.json")):
+        run = summary.parent
+        if run.name == "prior":
+            continue
+        dest = results / run.relative_to(runs)
+        for name in SMALL_FILES:
+            if (run / name).exists():
+                (dest / name).parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(run / name, dest / name)
+        n += 1
+    return n
+
+
+def _runs(results: Path):
+    """(dataset, run folder) of every collected run with an eval.json, in a fixed order."""
+    found = [(p.parent.parent.name, p.parent) for p in results.glob("*/*/eval.json")]
+    order = {d: i for i, d in enumerate(DATASET_ORDER)}
+    model_order = {"vae": 0, "ae": 1, "vqvae": 2}
+    return sorted(
+        found, key=lambda dr: (order.get(dr[0], 99), model_order.get(dr[1].name.split("-")[0], 9), dr[1].name)
+    )
+
+
+def _fmt(x, f="{:.1f}") -> str:
+    return "-" if x is None else f.format(x)
+
+
+def results_table(results: Path) -> str:
+    lines = [
+        "| dataset | model | params | test −log p(x) bound (nats) | bits/dim | reconstruction term (nats) | "
+        "KL / code-prior term (nats) | importance-sampled −log p(x), k=100 (nats) | steps | train time (s) |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for dataset, run in _runs(results):
+        ev = json.loads((run / "eval.json").read_text())
+        summ = json.loads((run / "summary.json").read_text()) if (run / "summary.json").exists() else {}
+        t = ev["test"]
+        model = MODEL_NAMES.get(ev["model"], ev["model"])
+        if ev["model"] == "vae" and not ev.get("plain_elbo", True):
+            model += f" (beta={ev['beta']}, not the ELBO)"
+        param_s = f"{ev['n_params'] / 1e3:.0f}k" + (
+            f" + {ev['prior_params'] / 1e3:.0f}k prior" if ev.get("prior_params") else ""
+        )
+        offset = t.get("discrete_offset_nats", 0.0)
+        if ev["model"] == "vae":
+            bound, second = t["nelbo"] + offset, t["kl"]
+        elif ev["model"] == "vqvae":
+            bound, second = (t["nll_bound"] + offset, t["prior_nll"]) if "nll_bound" in t else (None, None)
+        else:
+            bound, second = None, None
+        bpd = t.get("bits_per_dim")
+        iw = ev.get("importance")
+        iw_s = "-"
+        if iw:
+            iw_s = f"{iw['nll'] + offset:.1f} ({iw['bits_per_dim']:.3f} b/d)"
+            if "nelbo_same_images" in iw:
+                iw_s += f"; −ELBO on the same {iw['n_images']} images: {iw['nelbo_same_images'] + offset:.1f}"
+            else:
+                iw_s += f" on the first {iw['n_images']} test images"
+        lines.append(
+            f"| {dataset} | {model} | {param_s} | {_fmt(bound)} | {_fmt(bpd, '{:.3f}')} | "
+            f"{t['recon'] + offset:.1f} | {_fmt(second)} | {iw_s} | {summ.get('step', '-')} | "
+            f"{_fmt(summ.get('train_seconds'), '{:.0f}')} |"
+        )
+    return "\n".join(lines)
+
+
+def vq_table(results: Path) -> str:
+    lines = [
+        "| dataset | code grid | K | test perplexity | codes used per test batch | code prior −log p(z) "
+        "test / train (nats) | uniform prior L log K (nats) | bound with uniform prior (nats) |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for dataset, run in _runs(results):
+        ev = json.loads((run / "eval.json").read_text())
+        if ev["model"] != "vqvae":
+            continue
+        cfg = _config(run)
+        t = ev["test"]
+        prior_path = run / "prior" / "summary.json"
+        ps = json.loads(prior_path.read_text()) if prior_path.exists() else None
+        prior_s = f"{ps['test_nll']:.1f} / {ps['train_nll']:.1f}" if ps else "-"
+        uni = f"{ps['uniform_nll']:.1f}" if ps else "-"
+        offset = t.get("discrete_offset_nats", 0.0)
+        g = ev["code_grid"]
+        lines.append(
+            f"| {dataset} | {g[0]}x{g[1]} | {cfg.get('codebook_size')} | {t['perplexity']:.1f} | "
+            f"{t['code_usage']:.2f} | {prior_s} | {uni} | {ev['uniform_prior_bound']['nll'] + offset:.1f} |"
+        )
+    return "\n".join(lines)
+
+
+def _config(run: Path) -> dict:
+    import yaml
+
+    return yaml.safe_load((run / "config.yaml").read_text()) if (run / "config.yaml").exists() else {}
+
+
+def _smooth(y: np.ndarray, w: int = 50) -> np.ndarray:
+    if len(y) < w:
+        return y
+    c = np.cumsum(np.insert(y, 0, 0.0))
+    out = (c[w:] - c[:-w]) / w
+    return np.concatenate([y[: w - 1].cumsum() / np.arange(1, w), out])
+
+
+def components_plot(run: Path, out: Path) -> None:
+    """Reconstruction and KL terms of the VAE over training: training batches (smoothed) and test set."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = read_metrics(run / "metrics.jsonl")
+    train = [r for r in rows if r.get("recon") is not None]
+    test = [r for r in rows if r.get("test_recon") is not None]
+    s = np.array([r["step"] for r in train])
+    fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
+    for ax, key, title in zip(
+        axes, ("nelbo", "recon", "kl"), ("negative ELBO", "reconstruction −E_q log p(x|z)", "KL(q(z|x) ‖ p(z))")
+    ):
+        y = np.array([r[key] for r in train])
+        ax.plot(s, y, color="0.8", lw=0.5, label="train batch")
+        ax.plot(s, _smooth(y), color="C0", label="train (50-step mean)")
+        ax.plot([r["step"] for r in test], [r["test_" + key] for r in test], "o-", color="C3", ms=3, label="test set")
+        ax.set_title(title)
+        ax.set_xlabel("step")
+        ax.set_ylabel("nats / image")
+        lo, hi = np.percentile(y, 1), np.percentile(y, 99.5)
+        ax.set_ylim(max(0.0, lo - 0.1 * (hi - lo)) if key == "kl" else lo - 0.1 * (hi - lo), hi)
+    axes[0].legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(out, dpi=90)
+    plt.close(fig)
+
+
+def codebook_plot(run: Path, out: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = [r for r in read_metrics(run / "metrics.jsonl") if r.get("perplexity") is not None]
+    cfg = _config(run)
+    s = np.array([r["step"] for r in rows])
+    fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
+    axes[0].plot(s, _smooth(np.array([r["recon"] for r in rows])), label="reconstruction (nats)")
+    axes[0].set_title("VQ-VAE reconstruction term (50-step mean)")
+    axes[1].plot(s, _smooth(np.array([r["perplexity"] for r in rows])), label="perplexity")
+    axes[1].axhline(cfg.get("codebook_size", 0), color="0.5", ls="--", label="K")
+    axes[1].set_title("codebook perplexity per batch")
+    axes[1].legend(fontsize=8)
+    resets = [(r["step"], r["dead_codes_reset"]) for r in rows if r.get("dead_codes_reset") is not None]
+    axes[2].plot(s, _smooth(np.array([r["code_usage"] for r in rows])), label="fraction of codes used in the batch")
+    if resets:
+        ax2 = axes[2].twinx()
+        ax2.bar([a for a, _ in resets], [b for _, b in resets], width=max(1, s[-1] / 150), color="C3", alpha=0.5)
+        ax2.set_ylabel("dead codes reset", color="C3")
+    axes[2].set_title("code usage and dead-code resets")
+    for ax in axes:
+        ax.set_xlabel("step")
+    fig.tight_layout()
+    fig.savefig(out, dpi=90)
+    plt.close(fig)
+
+
+def make_plots(results: Path) -> list[Path]:
+    written = []
+    for _, run in _runs(results):
+        name = run.name.split("-")[0]
+        if name == "vae":
+            components_plot(run, run / "components.png")
+            written.append(run / "components.png")
+        elif name == "vqvae":
+            codebook_plot(run, run / "codebook.png")
+            written.append(run / "codebook.png")
+    return written
+
+
+def headline(results: Path) -> str:
+    parts = []
+    for dataset, run in _runs(results):
+        ev = json.loads((run / "eval.json").read_text())
+        t = ev["test"]
+        if ev["model"] == "vae":
+            parts.append(
+                f"{dataset} VAE test −ELBO {t['nelbo'] + t.get('discrete_offset_nats', 0):.1f} nats "
+                f"({t['bits_per_dim']:.3f} bits/dim)"
+            )
+        elif ev["model"] == "vqvae" and "nll_bound" in t:
+            parts.append(
+                f"{dataset} VQ-VAE+prior bound {t['nll_bound'] + t.get('discrete_offset_nats', 0):.1f} nats "
+                f"({t['bits_per_dim']:.3f} bits/dim)"
+            )
+    return "; ".join(parts) if parts else "no results yet"
+
+
+def replace_block(text: str, name: str, content: str) -> str:
+    pattern = re.compile(rf"(<!-- report:{name} -->\n).*?(<!-- /report:{name} -->)", re.S)
+    if not pattern.search(text):
+        raise ValueError(f"README has no <!-- report:{name} --> ... <!-- /report:{name} --> block")
+    return pattern.sub(lambda m: m.group(1) + content.rstrip("\n") + "\n" + m.group(2), text, count=1)
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--collect", type=Path, help="copy the small files of finished runs from this folder first")
+    parser.add_argument("--results", type=Path, default=Path("projects/vae/results"))
+    parser.add_argument("--readme", type=Path, nargs="*", default=[Path("projects/vae/README.md")])
+    args = parser.parse_args(argv)
+    if args.collect:
+        print(f"collected {collect(args.collect, args.results)} runs")
+    blocks = {"results": results_table(args.results), "vq": vq_table(args.results), "headline": headline(args.results)}
+    (args.results / "results.md").write_text(blocks["results"] + "\n\n" + blocks["vq"] + "\n")
+    for p in make_plots(args.results):
+        print(f"wrote {p}")
+    for readme in args.readme:
+        text = readme.read_text()
+        for name, content in blocks.items():
+            if f"<!-- report:{name} -->" in text:
+                text = replace_block(text, name, content)
+        readme.write_text(text)
+        print(f"updated {readme}")
+
+
+if __name__ == "__main__":
+    main()
