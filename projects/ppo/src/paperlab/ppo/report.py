@@ -160,7 +160,7 @@ def brax_table(results: Path) -> str:
     if not runs:
         return "_no Brax runs committed yet_\n"
     lines = [
-        "| env | implementation | env steps | final eval return | best eval return | wall time (min) | steps/s |",
+        "| env | implementation | env steps | final eval | best eval | wall time (min) | steady steps/s |",
         "|---|---|---|---|---|---|---|",
     ]
     for run in runs:
@@ -170,11 +170,13 @@ def brax_table(results: Path) -> str:
         if (run / "summary.json").exists():
             s = _load(run / "summary.json")
             steps, wall = s["steps"], s["wall_time"]
-            sps = s.get("steps_per_s_steady") or s.get("steps_per_s") or steps / wall
+            sps = s.get("steps_per_s_steady")
         else:  # a run still going: the last logged row
             rows = read_metrics(run / "metrics.jsonl")
             steps, wall = rows[-1]["step"], rows[-1].get("wall_time", float("nan"))
-            sps = steps / wall
+            sps = None
+        if sps is None:  # ours: the median over iterations of rollout + update steps/s (evaluations excluded)
+            sps = float(np.median([r["sps"] for r in read_metrics(run / "metrics.jsonl") if "sps" in r]))
         final = f"{ev[-1][1]:.0f}" if ev else "-"
         best = f"{max(v for _, v in ev):.0f}" if ev else "-"
         lines.append(f"| {env} | {impl} | {_fmt_k(steps)} | {final} | {best} | {wall / 60:.1f} | {sps:.0f} |")
@@ -226,6 +228,50 @@ def bench_table(results: Path) -> str:
     return "\n".join(lines) + "\n"
 
 
+def analysis_facts(results: Path) -> str:
+    """The measured facts the REPORT's analysis discusses, computed from the committed files."""
+    out = []
+    runs = sorted((results / "ip").glob("*-seed*"))
+    if runs:
+        sums = [_load(r / "summary.json") for r in runs]
+        solved = [s["solved_step"] for s in sums if s["solved_step"] is not None]
+        out.append(
+            f"- InvertedPendulum-v5: {len(solved)}/{len(runs)} seeds reached a 10-episode evaluation of 1000, "
+            f"median {np.median(solved) / 1000:.1f}k steps (evaluations every 4096 steps), median wall time "
+            f"{np.median([s['solved_wall_time'] for s in sums if s['solved_wall_time']]):.0f} s on the shared machine."
+        )
+    path = results / "ewma_sweep" / "sweep.json"
+    if path.exists():
+        groups = _sweep_groups(_load(path))
+        for algo in sorted({a for a, _ in groups}):
+            sizes = sorted((n for a, n in groups if a == algo), reverse=True)
+            if len(sizes) < 2:
+                continue
+            big, small = (np.mean([_auc(r["eval_curve"]) for r in groups[(algo, n)]]) for n in (sizes[0], sizes[-1]))
+            out.append(
+                f"- {algo}: mean evaluation return over the 40k-step run {big:.0f} at {sizes[0]} envs, "
+                f"{small:.0f} at {sizes[-1]} envs ({small / big:.0%} of it)."
+            )
+    for run in brax_runs(results):
+        ev = _evals(run)
+        if not ev:
+            continue
+        who = "Brax's JAX PPO" if run.name.startswith("brax-ppo") else f"our torch PPO ({run.name})"
+        out.append(
+            f"- Brax {run.parent.name}, {who}: final evaluation {ev[-1][1]:.0f}, best {max(v for _, v in ev):.0f}, "
+            f"after {_fmt_k(ev[-1][0])} steps."
+        )
+    for f in sorted((results / "bench").glob("*.json")):
+        r = _load(f)
+        if "case" in r:
+            out.append(
+                f"- bench {r['case']}: {r['steps_per_s_steady']:.0f} steps/s steady; env step "
+                f"{r['fraction_env_step']:.0%}, rest of rollout {r['fraction_rollout_other']:.0%}, update "
+                f"{r['fraction_update']:.0%} of the time (load average {r['load_average_1min']:.1f})."
+            )
+    return "\n".join(out) + "\n"
+
+
 def headline(results: Path) -> str:
     parts = []
     runs = sorted((results / "ip").glob("*-seed*"))
@@ -242,7 +288,7 @@ def headline(results: Path) -> str:
     return "; ".join(parts)
 
 
-BLOCKS = {"ip": ip_table, "ewma": ewma_table, "brax": brax_table, "bench": bench_table}
+BLOCKS = {"ip": ip_table, "ewma": ewma_table, "brax": brax_table, "bench": bench_table, "analysis": analysis_facts}
 
 
 def replace_block(text: str, name: str, content: str) -> str:
