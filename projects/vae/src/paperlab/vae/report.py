@@ -131,6 +131,43 @@ def vq_table(results: Path) -> str:
     return "\n".join(lines)
 
 
+def _window_mean(rows: list[dict], key: str, end: int, width: int = 50) -> float | None:
+    vals = [r[key] for r in rows if r.get(key) is not None and end - width < r["step"] <= end]
+    return float(np.mean(vals)) if vals else None
+
+
+def comparison_table(results: Path) -> str:
+    """VAE against VQ-VAE at the same training step (the VQ-VAE's last): training-batch means of the
+    last 50 steps, from the per-step metrics of both runs."""
+    lines = [
+        "| dataset | step | VAE reconstruction term | VAE KL | VAE −ELBO | VQ-VAE reconstruction term | "
+        "VQ-VAE recon + L log K (uniform prior) |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    by_data: dict[str, dict[str, Path]] = {}
+    for dataset, run in _runs(results):
+        by_data.setdefault(dataset, {})[run.name.split("-")[0]] = run
+    for dataset, runs in by_data.items():
+        if "vae" not in runs or "vqvae" not in runs:
+            continue
+        vae = read_metrics(runs["vae"] / "metrics.jsonl")
+        vq = read_metrics(runs["vqvae"] / "metrics.jsonl")
+        step = max(r["step"] for r in vq)
+        ev = json.loads((runs["vqvae"] / "eval.json").read_text())
+        cfg = _config(runs["vqvae"])
+        off = ev["test"].get("discrete_offset_nats", 0.0)
+        lk = float(np.prod(ev["code_grid"])) * np.log(cfg["codebook_size"])
+        r_vae, kl, nelbo = (_window_mean(vae, k, step) for k in ("recon", "kl", "nelbo"))
+        r_vq = _window_mean(vq, "recon", step)
+        if r_vae is None or r_vq is None:
+            continue
+        lines.append(
+            f"| {dataset} | {step - 49}-{step} | {r_vae + off:.1f} | {kl:.1f} | {nelbo + off:.1f} | "
+            f"{r_vq + off:.1f} | {r_vq + off + lk:.1f} |"
+        )
+    return "\n".join(lines)
+
+
 def _config(run: Path) -> dict:
     import yaml
 
@@ -251,8 +288,13 @@ def main(argv=None) -> None:
     args = parser.parse_args(argv)
     if args.collect:
         print(f"collected {collect(args.collect, args.results)} runs")
-    blocks = {"results": results_table(args.results), "vq": vq_table(args.results), "headline": headline(args.results)}
-    (args.results / "results.md").write_text(blocks["results"] + "\n\n" + blocks["vq"] + "\n")
+    blocks = {
+        "results": results_table(args.results),
+        "vq": vq_table(args.results),
+        "compare": comparison_table(args.results),
+        "headline": headline(args.results),
+    }
+    (args.results / "results.md").write_text("\n\n".join(blocks[k] for k in ("results", "vq", "compare")) + "\n")
     for p in make_plots(args.results):
         print(f"wrote {p}")
     for readme in args.readme:
