@@ -32,4 +32,4 @@ eval-ddpm: $(VENV)/.stamp-ddpm ## Fréchet distance in classifier features, DDPM
 	  $(if $(DDPM_DATA),--data-dir $(DDPM_DATA),) $(ARGS)
 
 report-ddpm: $(VENV)/.stamp-ddpm ## README tables and loss plots in projects/ddpm from the committed results
-	$(PY) -m paperlab.ddpm.report --results projects/ddpm/results --readme projects/ddpm/README.md
+	$(PY) -m paperlab.ddpm.report --results projects/ddpm/results --readme projects/ddpm/README.md projects/ddpm/REPORT.md

@@ -146,3 +146,22 @@ def test_paper_preset_builds_the_papers_cifar10_unet():
     preset = Path(__file__).resolve().parents[3] / "configs" / "ddpm" / "cifar10-paper.yaml"
     model = build_unet(load_config(Config, preset), 3)
     assert round(sum(p.numel() for p in model.parameters()) / 1e6, 1) == 35.7
+
+
+def test_cifar10_tarball_layout(tmp_path):
+    """The JPEG tarball's layout train/<class>/NNNN.jpg, test/<class>/NNNN.jpg, labels in CIFAR-10 order."""
+    import io
+    import tarfile
+
+    from PIL import Image
+
+    with tarfile.open(tmp_path / "cifar10-jpg.tar.gz", "w:gz") as tf:
+        for name, colour in (("train/cat/0000.jpg", 50), ("train/truck/0000.jpg", 200), ("test/airplane/0000.jpg", 90)):
+            buf = io.BytesIO()
+            Image.fromarray(np.full((32, 32, 3), colour, dtype=np.uint8)).save(buf, format="JPEG")
+            info = tarfile.TarInfo(name)
+            info.size = len(buf.getvalue())
+            tf.addfile(info, io.BytesIO(buf.getvalue()))
+    data = load_cifar10(tmp_path, 16)
+    assert data.train.shape == (2, 3, 16, 16) and data.test.shape == (1, 3, 16, 16)
+    assert sorted(data.train_labels.tolist()) == [3, 9] and data.test_labels.tolist() == [0]
