@@ -49,10 +49,10 @@ def test_optimum_is_the_gamblers_ruin_value():
 
 def test_short_run_end_to_end(tmp_path):
     args = [
-        "hdqn.train_steps=20000",
-        "hdqn.n_seeds=3",
-        "hdqn.eps_decay_steps=10000",
-        "hdqn.bin_steps=2000",
+        "hdqn.train_steps=5000",
+        "hdqn.n_seeds=2",
+        "hdqn.eps_decay_steps=2500",
+        "hdqn.bin_steps=1000",
         f"run_dir={tmp_path}/run",
         f"results_dir={tmp_path}/res",
     ]

@@ -47,6 +47,7 @@ def test_mask_and_attention_rows():
 
 def test_library_gpt_is_causal():
     cfg = Config(task="rand_transformer")
+    cfg.rand_transformer.n_layers, cfg.rand_transformer.d_model = 1, 32
     model = rand_transformer.make_model(cfg.rand_transformer)
     params = model.init(jax.random.key(0), jnp.zeros((1, 8), jnp.int32))["params"]
     tokens = np.random.default_rng(1).integers(0, 102, (2, 8))
