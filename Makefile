@@ -2,7 +2,8 @@
 # it needs (pinned by constraints.txt); later targets reuse it.
 #   make test              the test suite (installs the whole workspace on first use)
 #   make train-dqn         DQN on CartPole-v1 (installs only shared + dqn)
-# Variables: PYTHON (interpreter for the venv), SEED, AGENT, GAME, STEPS, ARGS (extra overrides).
+# Variables: PYTHON (interpreter for the venv), SEED, AGENT, GAME, STEPS, ARGS (extra overrides),
+# RESUME=1 (continue the run in the same run directory from its checkpoints/last.pt).
 
 PYTHON ?= $(shell command -v python3.11 2>/dev/null || command -v python3)
 VENV   := .venv
@@ -20,11 +21,13 @@ GAME  ?= Breakout
 STEPS ?=
 ARGS  ?=
 STEPS_ARG := $(if $(STEPS),total_steps=$(STEPS),)
+RESUME ?=
+RESUME_ARG := $(if $(RESUME),--resume,)
 
 .PHONY: help setup test test-slow lint format clean
 
-help:
-	@grep -h -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | sort
+help: ## this list. Resume a killed run with the same command plus RESUME=1 (or ARGS="--resume")
+	@grep -h -E '^[a-zA-Z][a-zA-Z0-9_-]*:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | sort
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)

@@ -41,10 +41,7 @@ def load_config(schema: type[T], preset: str | Path | None = None, overrides: Se
     Raises :class:`ConfigError` naming the offending key for unknown keys, values that do not fit
     the field's type, malformed overrides and values rejected by the dataclass' ``__post_init__``.
     """
-    if not dataclasses.is_dataclass(schema):
-        raise TypeError(f"{schema!r} is not a dataclass")
-    base = OmegaConf.structured(schema)
-    layers = []
+    data = None
     if preset is not None:
         path = Path(preset)
         if not path.is_file():
@@ -53,9 +50,28 @@ def load_config(schema: type[T], preset: str | Path | None = None, overrides: Se
             data = yaml.safe_load(path.read_text()) or {}
         except yaml.YAMLError as e:
             raise ConfigError(f"{path}: not valid YAML: {e}") from e
+    return _build(schema, data, str(preset), overrides)
+
+
+def config_from_dict(schema: type[T], data: dict[str, Any], overrides: Sequence[str] = (),
+                     source: str = "checkpoint") -> T:
+    """Validate ``data`` (e.g. the config dict saved in a checkpoint) into ``schema``.
+
+    Same checks and errors as a YAML preset: an unknown key or a bad value names the key and
+    ``source``. Nothing is filtered out silently.
+    """
+    return _build(schema, data, source, overrides)
+
+
+def _build(schema: type[T], data: Any, source: str, overrides: Sequence[str]) -> T:
+    if not dataclasses.is_dataclass(schema):
+        raise TypeError(f"{schema!r} is not a dataclass")
+    base = OmegaConf.structured(schema)
+    layers = []
+    if data is not None:
         if not isinstance(data, dict):
-            raise ConfigError(f"{path}: a preset must be a mapping of config keys, got {type(data).__name__}")
-        layers.append((str(path), OmegaConf.create(data)))
+            raise ConfigError(f"{source}: a config must be a mapping of config keys, got {type(data).__name__}")
+        layers.append((source, OmegaConf.create(data)))
     for item in overrides:
         if "=" not in item or item.startswith("="):
             raise ConfigError(f"override {item!r} is not of the form key=value")
@@ -94,10 +110,22 @@ def save_config(cfg: Any, path: str | Path) -> None:
     Path(path).write_text(yaml.safe_dump(to_dict(cfg), sort_keys=False))
 
 
-def add_config_args(parser: argparse.ArgumentParser) -> None:
-    """``--config PRESET.yaml`` and trailing ``key=value`` overrides."""
+def add_config_args(parser: argparse.ArgumentParser, resume: bool = False) -> None:
+    """``--config PRESET.yaml``, ``key=value`` overrides and (optionally) ``--resume``.
+
+    Parse with :func:`parse_args` so that options and overrides may come in any order
+    (``--resume lr=5e-4`` as well as ``lr=5e-4 --resume``).
+    """
     parser.add_argument("--config", "-c", default=None, help="YAML preset (e.g. configs/dqn/cartpole.yaml)")
     parser.add_argument("overrides", nargs="*", help="config overrides, key=value (e.g. seed=3 lr=1e-3)")
+    if resume:
+        parser.add_argument("--resume", action="store_true",
+                            help="continue the run in run_dir from its checkpoints/last.pt")
+
+
+def parse_args(parser: argparse.ArgumentParser, argv: Sequence[str] | None = None) -> argparse.Namespace:
+    """``parser.parse_intermixed_args``: flags may stand anywhere between the ``key=value`` overrides."""
+    return parser.parse_intermixed_args(argv)
 
 
 def config_from_args(schema: type[T], args: argparse.Namespace) -> T:

@@ -34,6 +34,33 @@ def read_metrics(path: str | Path) -> list[dict[str, Any]]:
     return rows
 
 
+class LineProgress:
+    """tqdm's ``update``/``set_postfix``/``close``/``n`` as a plain line every ``every_s`` seconds."""
+
+    def __init__(self, total: int, initial: int = 0, desc: str = "", every_s: float = 30.0):
+        self.total, self.n, self.desc, self.every_s = total, initial, desc, every_s
+        self._start_n, self._start = initial, time.time()
+        self._last, self._postfix = self._start, ""
+
+    def update(self, n: int = 1) -> None:
+        self.n += n
+        if time.time() - self._last >= self.every_s:
+            self._print()
+
+    def set_postfix(self, **kw) -> None:
+        self._postfix = " ".join(f"{k}={v}" for k, v in kw.items())
+
+    def _print(self) -> None:
+        self._last = now = time.time()
+        rate = (self.n - self._start_n) / max(now - self._start, 1e-9)
+        pct = 100.0 * self.n / self.total if self.total else 0.0
+        print(f"{self.desc}: {self.n}/{self.total} ({pct:.0f}%) {rate:.3g}/s {self._postfix}".rstrip(),
+              file=sys.stderr, flush=True)
+
+    def close(self) -> None:
+        self._print()
+
+
 class RunLogger:
     """Writes scalars to TensorBoard and to ``metrics.jsonl`` in ``run_dir``.
 
@@ -80,10 +107,12 @@ class RunLogger:
         self._file.write(json.dumps(row) + "\n")
         return row
 
-    def progress(self, total: int, initial: int = 0, desc: str = "") -> tqdm:
-        """A progress bar over ``total`` units (disabled when stderr is not a terminal)."""
-        return tqdm(total=total, initial=initial, desc=desc, dynamic_ncols=True, unit_scale=True,
-                    disable=not sys.stderr.isatty(), smoothing=0.05)
+    def progress(self, total: int, initial: int = 0, desc: str = "", every_s: float = 30.0):
+        """A progress bar over ``total`` units; when stderr is not a terminal (piped, in a log file),
+        a short line every ``every_s`` seconds instead."""
+        if sys.stderr.isatty():
+            return tqdm(total=total, initial=initial, desc=desc, dynamic_ncols=True, unit_scale=True, smoothing=0.05)
+        return LineProgress(total, initial, desc, every_s)
 
     def close(self) -> None:
         self._file.close()
