@@ -7,16 +7,16 @@ $(VENV)/.stamp-dqn: constraints.txt shared/pyproject.toml projects/dqn/pyproject
 
 DQN_RUNS := runs/dqn
 
-train-dqn: $(VENV)/.stamp-dqn ## DQN on CartPole-v1 (AGENT=dqn|mdqn SEED=1)
+train-dqn: $(VENV)/.stamp-dqn ## DQN on CartPole-v1 (AGENT=dqn|mdqn SEED=1; RESUME=1 continues a killed run)
 	$(PY) -m paperlab.dqn.train --config configs/dqn/cartpole.yaml agent=$(AGENT) seed=$(SEED) \
-	  run_dir=$(DQN_RUNS)/cartpole/$(AGENT)-seed$(SEED) $(STEPS_ARG) $(ARGS)
+	  run_dir=$(DQN_RUNS)/cartpole/$(AGENT)-seed$(SEED) $(STEPS_ARG) $(ARGS) $(RESUME_ARG)
 
 train-dqn-minatar: $(VENV)/.stamp-dqn ## DQN on MinAtar (GAME=Breakout|Asterix|Freeway|Seaquest|SpaceInvaders AGENT SEED STEPS)
 	$(PY) -m paperlab.dqn.train --config configs/dqn/minatar.yaml env_id=MinAtar/$(GAME)-v0 agent=$(AGENT) \
-	  seed=$(SEED) run_dir=$(DQN_RUNS)/minatar/$(GAME)/$(AGENT)-seed$(SEED) $(STEPS_ARG) $(ARGS)
+	  seed=$(SEED) run_dir=$(DQN_RUNS)/minatar/$(GAME)/$(AGENT)-seed$(SEED) $(STEPS_ARG) $(ARGS) $(RESUME_ARG)
 
 DQN_RUN = $(or $(RUN),$(DQN_RUNS)/cartpole/$(AGENT)-seed$(SEED))
-eval-dqn: $(VENV)/.stamp-dqn ## evaluate a run's model (RUN=runs/dqn/... EPISODES=100 EPSILON=0.01)
+eval-dqn: $(VENV)/.stamp-dqn ## evaluate a run's model (RUN=runs/dqn/... EPISODES=100; EPSILON defaults to the run's eval_epsilon, 0.0)
 	$(PY) -m paperlab.dqn.evaluate $(DQN_RUN)/model.pt --episodes $(or $(EPISODES),100) \
 	  $(if $(EPSILON),--epsilon $(EPSILON),) --out $(DQN_RUN)/evaluate.json
 

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from paperlab.dqn.report import _episode_curve, cartpole_table, headline, replace_block
+from paperlab.dqn.report import _episode_curve, bench_table, cartpole_table, headline, main
 
 
 def _fake_run(folder, name, solved_step, eval_mean, final_ret, time_s=10.0):
@@ -39,8 +39,38 @@ def test_episode_curve_is_the_trailing_mean_of_finished_episodes(tmp_path):
     assert list(curve[1:]) == [1.0, 2.0, 4.0]
 
 
-def test_replace_block_only_touches_the_marked_block():
-    text = "a\n<!-- report:x -->\nold\n<!-- /report:x -->\nb\n"
-    assert replace_block(text, "x", "new") == "a\n<!-- report:x -->\nnew\n<!-- /report:x -->\nb\n"
-    with pytest.raises(ValueError, match="report:y"):
-        replace_block(text, "y", "new")
+def test_a_run_stopped_before_its_end_is_left_out(tmp_path):
+    cp = tmp_path / "cartpole"
+    _fake_run(cp, "dqn-seed1", 10_000, 500.0, 100.0)
+    stopped = _fake_run(cp, "dqn-seed2", None, 0.0, 0.0)
+    (stopped / "summary.json").write_text(json.dumps({"steps": 500, "finished": False}))
+    assert "| DQN | 1/1 |" in cartpole_table(cp)
+
+
+def test_bench_line_shows_the_machine_load_when_the_file_has_it(tmp_path):
+    bench = {"env_id": "MinAtar/Breakout-v0", "agent": "dqn", "batch_size": 32, "buffer_size": 100000,
+             "optimizer": "rmsprop", "compile_optimizer": True, "torch": "2.x", "torch_threads": 1,
+             "fps_median": 300.0, "fps_min": 290.0, "fps_max": 310.0}
+    (tmp_path / "old.json").write_text(json.dumps(bench))
+    assert "load" not in bench_table(tmp_path / "old.json")  # files from before the load was recorded
+    bench.update(load_before=[0.12, 0.3, 0.2], load_after=[1.04, 0.5, 0.3], cpu_model="Test CPU", cpu_count=2)
+    (tmp_path / "new.json").write_text(json.dumps(bench))
+    line = bench_table(tmp_path / "new.json").splitlines()[0]
+    assert "**300 frames/s**" in line and "Test CPU, 2 cores, load average (1 min) 0.1 before and 1.0 after" in line
+
+
+def test_a_readme_without_a_block_marker_is_an_error_and_nothing_is_written(tmp_path, capsys):
+    cp = tmp_path / "results" / "cartpole"
+    _fake_run(cp, "dqn-seed1", 10_000, 500.0, 100.0)
+    (cp / "dqn-seed1" / "metrics.jsonl").write_text('{"step": 2000, "eval_return_mean": 480.0}\n')
+    readme = tmp_path / "README.md"
+    readme.write_text("# no markers here\n")
+    with pytest.raises(SystemExit) as exit_:
+        main(["--results", str(tmp_path / "results"), "--readme", str(readme)])
+    assert exit_.value.code == 2
+    assert capsys.readouterr().err.strip().splitlines() == [
+        f"error: report blocks with no markers in {readme}: cartpole"]
+    assert readme.read_text() == "# no markers here\n"
+    readme.write_text("a\n<!-- report:cartpole -->\nold\n<!-- /report:cartpole -->\nb\n")
+    main(["--results", str(tmp_path / "results"), "--readme", str(readme)])
+    assert "old" not in readme.read_text() and "| DQN | 1/1 | 10000" in readme.read_text()

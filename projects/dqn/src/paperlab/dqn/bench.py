@@ -2,6 +2,9 @@
 
     python -m paperlab.dqn.bench --frames 30000 --out projects/dqn/results/bench/breakout.json
 
+The JSON records the machine (CPU model, cores) and its load average before and after the timed
+run (``os.getloadavg()``): a number measured beside other work is not the code's speed.
+
 Two runs of the real training loop (``train.train``) after the 5000-frame replay warm-up:
 1. timing: frames per second of full training (one update of batch 32 per frame, replay 100k);
 2. profile: the same under cProfile, to split the time between acting, the environment, the
@@ -14,6 +17,7 @@ from __future__ import annotations
 import argparse
 import cProfile
 import json
+import os
 import platform
 import pstats
 import tempfile
@@ -23,7 +27,9 @@ from pathlib import Path
 import torch
 
 from paperlab.dqn.config import Config
-from paperlab.dqn.train import train
+from paperlab.dqn.train import compiled_step, make_optimizer, td_update, train
+from paperlab.shared.checkpoint import atomic_write_text
+from paperlab.shared.cli import run_command
 from paperlab.shared.config import load_config
 from paperlab.shared.runlog import read_metrics
 
@@ -66,7 +72,6 @@ def op_profile(cfg: Config, updates: int = 200) -> dict[str, float]:
     from paperlab.dqn.envs import make_env
     from paperlab.dqn.networks import make_q_network
     from paperlab.dqn.replay import ReplayBuffer
-    from paperlab.dqn.train import make_optimizer, td_update
 
     torch.set_num_threads(cfg.torch_threads)
     env = make_env(cfg.env_id)
@@ -80,7 +85,7 @@ def op_profile(cfg: Config, updates: int = 200) -> dict[str, float]:
     q_net = make_q_network(env.obs_shape, env.n_actions, cfg)
     target = copy.deepcopy(q_net)
     opt = make_optimizer(q_net.parameters(), cfg)
-    step_fn = torch.compile(opt.step) if cfg.compile_optimizer else None
+    step_fn = compiled_step(opt) if cfg.compile_optimizer else None
     for _ in range(50):
         td_update(cfg, q_net, target, opt, buffer.sample(cfg.batch_size, rng), step_fn)
     with profile(activities=[ProfilerActivity.CPU]) as prof:
@@ -97,12 +102,30 @@ def op_profile(cfg: Config, updates: int = 200) -> dict[str, float]:
     return out
 
 
+def cpu_model() -> str:
+    """The CPU's model name (Linux ``/proc/cpuinfo``; elsewhere what ``platform`` knows)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def machine_load() -> list[float]:
+    """The 1, 5 and 15 minute load averages (runnable processes), rounded."""
+    return [round(x, 2) for x in os.getloadavg()]
+
+
 def run(preset: str, frames: int, overrides=(), profile: bool = True) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         cfg: Config = load_config(Config, preset, [*overrides, f"run_dir={tmp}/timing", "log_every=1000",
                                                    "checkpoint_every=10000000", "eval_episodes=1"])
         cfg.total_steps = cfg.learning_starts + frames
+        load_before = machine_load()
         train(cfg)
+        load_after = machine_load()
         rows = [r for r in read_metrics(Path(tmp) / "timing" / "metrics.jsonl")
                 if r["step"] > cfg.learning_starts + 1000]  # skip the first interval (compilation)
         fps = sorted(r["fps"] for r in rows)
@@ -111,7 +134,9 @@ def run(preset: str, frames: int, overrides=(), profile: bool = True) -> dict:
                   "optimizer": cfg.optimizer, "compile_optimizer": cfg.compile_optimizer,
                   "fps_median": fps[len(fps) // 2], "fps_min": fps[0], "fps_max": fps[-1],
                   "torch": torch.__version__, "torch_threads": cfg.torch_threads,
-                  "cpu": platform.processor() or platform.machine(), "python": platform.python_version()}
+                  "cpu": platform.processor() or platform.machine(), "cpu_model": cpu_model(),
+                  "cpu_count": os.cpu_count(), "load_before": load_before, "load_after": load_after,
+                  "python": platform.python_version()}
         if profile:
             cfg.run_dir = f"{tmp}/profile"
             cfg.total_steps = cfg.learning_starts + min(frames, 10_000)
@@ -127,20 +152,26 @@ def run(preset: str, frames: int, overrides=(), profile: bool = True) -> dict:
     return result
 
 
-def main(argv=None) -> None:
+def _main(argv=None) -> None:
     p = argparse.ArgumentParser(description="DQN training throughput on MinAtar (paper hyperparameters).")
     p.add_argument("--config", default="configs/dqn/minatar.yaml")
     p.add_argument("--frames", type=int, default=30_000, help="frames timed after the replay warm-up")
     p.add_argument("--no-profile", action="store_true")
     p.add_argument("--out", default=None)
     p.add_argument("overrides", nargs="*", help="config overrides, e.g. agent=mdqn compile_optimizer=false")
-    args = p.parse_args(argv)
+    args = p.parse_intermixed_args(argv)
+    if args.frames < 2000:
+        raise ValueError(f"--frames must be at least 2000 (the first 1000-frame interval is not timed), "
+                         f"got {args.frames}")
     result = run(args.config, args.frames, args.overrides, profile=not args.no_profile)
     text = json.dumps(result, indent=2)
     print(text)
     if args.out:
-        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.out).write_text(text + "\n")
+        atomic_write_text(args.out, text + "\n")
+
+
+def main(argv=None) -> None:
+    run_command(_main, argv)
 
 
 if __name__ == "__main__":

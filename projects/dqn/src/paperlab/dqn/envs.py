@@ -9,6 +9,8 @@ gymnasium wrapper adds nothing DQN needs and costs a large share of the frame bu
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 
 MINATAR_GAMES = {  # env-id name -> minatar module name
@@ -40,6 +42,12 @@ class CartPole:
     def __init__(self, render: bool = False):
         import gymnasium as gym
 
+        if render:
+            # rgb_array rendering draws with pygame off screen. Without these, SDL probes the
+            # display (Wayland) and sound servers at pygame.init() and, on a machine without a
+            # session, prints "error: XDG_RUNTIME_DIR is invalid or not set in the environment".
+            os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
+            os.environ.setdefault("SDL_AUDIODRIVER", "dummy")
         self.env = gym.make("CartPole-v1", render_mode="rgb_array" if render else None)
         self.n_actions = int(self.env.action_space.n)
         self.obs_shape = tuple(self.env.observation_space.shape)

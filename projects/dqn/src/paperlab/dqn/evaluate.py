@@ -1,25 +1,33 @@
-"""Evaluate a trained Q-network: N episodes with a small epsilon, mean and std of the return.
+"""Evaluate a trained Q-network: N episodes (greedy by default), mean and std of the return.
 
-    python -m paperlab.dqn.evaluate runs/dqn/cartpole/model.pt --episodes 100 --out eval.json
+    python -m paperlab.dqn.evaluate runs/dqn/cartpole/dqn-seed1/model.pt --episodes 100 --out eval.json
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-from pathlib import Path
 
 import numpy as np
 import torch
 
+from paperlab.dqn.checkpoint import load_model
 from paperlab.dqn.envs import make_env
 from paperlab.dqn.networks import epsilon_greedy
+from paperlab.shared.checkpoint import atomic_write_text
+from paperlab.shared.cli import run_command
+
+
+def _check_episodes(episodes: int) -> None:
+    if episodes < 1:
+        raise ValueError(f"the number of evaluation episodes must be at least 1, got {episodes}")
 
 
 def evaluate_policy(q_net, env_id: str, episodes: int = 100, epsilon: float = 0.0, seed: int = 0,
                     sticky_action_prob: float = 0.1, difficulty_ramping: bool = True,
                     max_steps_per_episode: int = 100_000) -> dict:
     """Run ``episodes`` episodes epsilon-greedily; returns mean/std/min/max of the returns."""
+    _check_episodes(episodes)
     env = make_env(env_id, sticky_action_prob, difficulty_ramping)
     rng = np.random.default_rng(seed)
     returns, lengths = [], []
@@ -51,6 +59,7 @@ def evaluate_vectorized(q_net, env_id: str, episodes: int = 100, seed: int = 0) 
     step): a 100-episode evaluation costs ~0.2 s instead of ~10 s, so it can run often in training."""
     import gymnasium as gym
 
+    _check_episodes(episodes)
     if env_id != "CartPole-v1":
         raise ValueError(f"vectorized evaluation is only implemented for CartPole-v1, not {env_id}")
     envs = gym.make_vec(env_id, num_envs=episodes, vectorization_mode="vector_entry_point")
@@ -72,32 +81,33 @@ def evaluate_vectorized(q_net, env_id: str, episodes: int = 100, seed: int = 0) 
             "return_min": float(returns.min()), "return_max": float(returns.max())}
 
 
-def main(argv=None) -> None:
-    from paperlab.dqn.train import load_model
-
+def _main(argv=None) -> None:
     p = argparse.ArgumentParser(description="Evaluate a DQN checkpoint.")
     p.add_argument("checkpoint", help="model.pt or checkpoints/last.pt of a run")
     p.add_argument("--env-id", default=None, help="defaults to the checkpoint's env; another one is refused")
     p.add_argument("--episodes", type=int, default=100)
-    p.add_argument("--epsilon", type=float, default=None, help="defaults to the run's eval_epsilon")
+    p.add_argument("--epsilon", type=float, default=None, help="defaults to the run's eval_epsilon (0 in the presets)")
     p.add_argument("--seed", type=int, default=12345)
-    p.add_argument("--out", default=None, help="JSON file for the result")
+    p.add_argument("--out", default=None, help="JSON file for the result (with every episode's return)")
     args = p.parse_args(argv)
-    try:
-        q_net, meta = load_model(args.checkpoint, env_id=args.env_id)
-    except (ValueError, FileNotFoundError) as e:
-        raise SystemExit(f"error: {e}") from None
+    _check_episodes(args.episodes)
+    q_net, meta = load_model(args.checkpoint, env_id=args.env_id)
     cfg = meta["config"]
     eps = cfg["eval_epsilon"] if args.epsilon is None else args.epsilon
+    if not 0.0 <= eps <= 1.0:
+        raise ValueError(f"--epsilon must be in [0, 1], got {eps}")
     result = evaluate_policy(q_net, meta["env_id"], args.episodes, eps, args.seed,
                              cfg["sticky_action_prob"], cfg["difficulty_ramping"])
     result["checkpoint"] = str(args.checkpoint)
-    text = json.dumps(result, indent=2)
     if args.out:
-        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.out).write_text(text + "\n")
+        atomic_write_text(args.out, json.dumps(result, indent=2) + "\n")
     print(f"{meta['agent']} on {meta['env_id']}: return {result['return_mean']:.2f} ± {result['return_std']:.2f} "
-          f"over {args.episodes} episodes (epsilon {eps})")
+          f"(min {result['return_min']:g}, max {result['return_max']:g}) over {args.episodes} episodes "
+          f"(epsilon {eps})" + (f" -> {args.out}" if args.out else ""))
+
+
+def main(argv=None) -> None:
+    run_command(_main, argv)
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """Render a trained agent to a GIF.
 
-    python -m paperlab.dqn.render runs/dqn/cartpole/model.pt --out cartpole.gif
+    python -m paperlab.dqn.render runs/dqn/cartpole/dqn-seed1/model.pt --out cartpole.gif
 """
 
 from __future__ import annotations
@@ -10,8 +10,10 @@ import argparse
 import numpy as np
 import torch
 
+from paperlab.dqn.checkpoint import load_model
 from paperlab.dqn.envs import make_env
 from paperlab.dqn.networks import epsilon_greedy
+from paperlab.shared.cli import run_command
 from paperlab.shared.gif import save_gif
 
 
@@ -37,9 +39,7 @@ def rollout_frames(q_net, env_id: str, max_frames: int, epsilon: float = 0.0, se
     return frames[:max_frames], returns
 
 
-def main(argv=None) -> None:
-    from paperlab.dqn.train import load_model
-
+def _main(argv=None) -> None:
     p = argparse.ArgumentParser(description="GIF of a trained DQN agent.")
     p.add_argument("checkpoint")
     p.add_argument("--out", required=True)
@@ -49,10 +49,9 @@ def main(argv=None) -> None:
     p.add_argument("--epsilon", type=float, default=0.0)
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args(argv)
-    try:
-        q_net, meta = load_model(args.checkpoint)
-    except (ValueError, FileNotFoundError) as e:
-        raise SystemExit(f"error: {e}") from None
+    if args.frames < 1:
+        raise ValueError(f"--frames must be at least 1, got {args.frames}")
+    q_net, meta = load_model(args.checkpoint)
     minatar = meta["env_id"].startswith("MinAtar/")
     frames, returns = rollout_frames(q_net, meta["env_id"], args.frames, args.epsilon, args.seed,
                                      meta["config"]["sticky_action_prob"], meta["config"]["difficulty_ramping"])
@@ -61,6 +60,10 @@ def main(argv=None) -> None:
     n = save_gif(frames, args.out, fps=args.fps or (10 if minatar else 50),
                  scale=args.scale or (16 if minatar else 1))
     print(f"wrote {args.out}: {n} frames; episodes finished in it: {returns}")
+
+
+def main(argv=None) -> None:
+    run_command(_main, argv)
 
 
 if __name__ == "__main__":

@@ -7,6 +7,10 @@
 (``config.yaml``, ``metrics.jsonl``, ``episodes.csv``, ``eval.json``, ``summary.json``) into the
 results folder. The report then writes ``results/*.md`` tables and ``results/*.png`` plots, and
 replaces the text between ``<!-- report:NAME -->`` and ``<!-- /report:NAME -->`` in the README.
+
+``summary.json`` keys: every run has ``steps``, ``wall_time_s``, ``finished`` and ``seed``; runs made
+since the common run-directory contract also have ``device`` (the committed runs predate it and are
+all CPU runs). A run stopped before its end has ``finished: false`` and is left out.
 """
 
 from __future__ import annotations
@@ -14,12 +18,13 @@ from __future__ import annotations
 import argparse
 import csv
 import json
-import re
 import shutil
 from pathlib import Path
 
 import numpy as np
 
+from paperlab.shared.cli import run_command
+from paperlab.shared.report import update_markdown, write_headline
 from paperlab.shared.runlog import read_metrics
 
 SMALL_FILES = ("config.yaml", "metrics.jsonl", "episodes.csv", "eval.json", "summary.json")
@@ -29,9 +34,15 @@ PAPER_DQN_5M = {"Asterix": 17, "Breakout": 10, "Freeway": 50, "Seaquest": 20, "S
 AGENT_NAMES = {"dqn": "DQN", "mdqn": "M-DQN"}
 
 
+def _finished(summary: Path) -> bool:
+    return json.loads(summary.read_text()).get("finished", True)
+
+
 def collect(runs: Path, results: Path) -> int:
     n = 0
     for summary in sorted(runs.rglob("summary.json")):
+        if not _finished(summary):
+            continue
         run = summary.parent
         dest = results / run.relative_to(runs)
         dest.mkdir(parents=True, exist_ok=True)
@@ -46,7 +57,7 @@ def _runs(folder: Path) -> dict[str, list[Path]]:
     """agent -> run folders (named <agent>-seed<k>) that finished."""
     out: dict[str, list[Path]] = {}
     for run in sorted(folder.glob("*-seed*")):
-        if (run / "summary.json").exists():
+        if (run / "summary.json").exists() and _finished(run / "summary.json"):
             out.setdefault(run.name.split("-seed")[0], []).append(run)
     return out
 
@@ -187,13 +198,22 @@ def minatar_plot(folder: Path, out: Path) -> None:
     plt.close(fig)
 
 
+def bench_machine(b: dict) -> str:
+    """The machine and its load during a benchmark, as the bench JSON records them (older files: nothing)."""
+    if "load_before" not in b:
+        return ""
+    before, after = b["load_before"][0], b["load_after"][0]
+    return (f"; machine {b.get('cpu_model', b.get('cpu', '?'))}, {b.get('cpu_count', '?')} cores, load average "
+            f"(1 min) {before:.1f} before and {after:.1f} after the timed run")
+
+
 def bench_table(path: Path) -> str:
     b = json.loads(path.read_text())
     lines = [f"Training throughput, {b['env_id']}, agent {b['agent']}, batch {b['batch_size']}, replay "
              f"{b['buffer_size']}, one update per frame, optimizer {b['optimizer']} (compiled: "
              f"{b['compile_optimizer']}), torch {b['torch']}, {b['torch_threads']} thread: "
              f"**{b['fps_median']:.0f} frames/s** (median over 1000-frame intervals; range "
-             f"{b['fps_min']:.0f}-{b['fps_max']:.0f}).", "",
+             f"{b['fps_min']:.0f}-{b['fps_max']:.0f}{bench_machine(b)}).", "",
              "| where the time goes (cProfile, share of a run) | share |", "|---|---|"]
     for k, v in b.get("profile_share_of_run", {}).items():
         lines.append(f"| {k} | {100 * v:.0f}% |")
@@ -233,14 +253,7 @@ def headline(results: Path) -> str:
     return "; ".join(parts)
 
 
-def replace_block(text: str, name: str, content: str) -> str:
-    pattern = re.compile(rf"(<!-- report:{name} -->\n).*?(<!-- /report:{name} -->)", re.S)
-    if not pattern.search(text):
-        raise ValueError(f"README has no <!-- report:{name} --> ... <!-- /report:{name} --> block")
-    return pattern.sub(lambda m: m.group(1) + content + "\n" + m.group(2), text)
-
-
-def main(argv=None) -> None:
+def _main(argv=None) -> None:
     p = argparse.ArgumentParser(description="DQN results: tables and plots from committed metrics.")
     p.add_argument("--results", default="projects/dqn/results")
     p.add_argument("--collect", default=None, help="runs folder to copy finished runs' small files from")
@@ -248,6 +261,8 @@ def main(argv=None) -> None:
     p.add_argument("--index", default=None, help="top-level README whose <!-- headline:dqn --> cell is updated")
     args = p.parse_args(argv)
     results = Path(args.results)
+    if not results.is_dir():
+        raise FileNotFoundError(f"no results folder {results}")
     if args.collect:
         print(f"collected {collect(Path(args.collect), results)} runs into {results}")
     blocks = {}
@@ -262,21 +277,16 @@ def main(argv=None) -> None:
     for name, content in blocks.items():
         (results / f"{name}.md").write_text(content + "\n")
         print(f"--- {name}\n{content}")
-    for readme in map(Path, args.readme):
-        text = readme.read_text()
-        for name, content in blocks.items():
-            if f"<!-- report:{name} -->" in text:
-                text = replace_block(text, name, content)
-        readme.write_text(text)
+    if args.readme:
+        update_markdown(args.readme, blocks)  # a block without its markers anywhere is an error
     if args.index:
-        index = Path(args.index)
         line = headline(results)
-        text, n = re.subn(r"<!-- headline:dqn -->[^|\n]*", lambda m: "<!-- headline:dqn --> " + line + " ",
-                          index.read_text())
-        if not n:
-            raise ValueError(f"{index} has no <!-- headline:dqn --> cell")
-        index.write_text(text)
+        write_headline(args.index, "dqn", line)
         print(f"--- headline\n{line}")
+
+
+def main(argv=None) -> None:
+    run_command(_main, argv)
 
 
 if __name__ == "__main__":
