@@ -21,11 +21,15 @@ import json
 import math
 from pathlib import Path
 
-import numpy as np
 import torch
 
+from paperlab.shared.checkpoint import atomic_write_text
+from paperlab.shared.cli import run_command
+from paperlab.shared.config import parse_args
+from paperlab.shared.images import save_grid
+from paperlab.vae.checkpoint import load_run, n_params
 from paperlab.vae.config import Config
-from paperlab.vae.data import ImageData, discrete_offset_nats, fixed_test_inputs
+from paperlab.vae.data import ImageData, discrete_offset_nats, fixed_test_inputs, load_data
 from paperlab.vae.model import decoder_mean
 
 
@@ -67,24 +71,9 @@ def test_metrics(model, data: ImageData, cfg: Config, max_images: int = 0, prior
 
 
 # ------------------------------------------------------------------------------------------- figures
-def save_grid(images: torch.Tensor, path: Path, nrow: int, scale: int = 1, pad: int = 2) -> None:
+def _save_grid(images: torch.Tensor, path: Path, nrow: int, scale: int = 1) -> None:
     """Images (N, C, H, W) in [0, 1] as a PNG grid of ``nrow`` images per row."""
-    from PIL import Image
-
-    images = images.detach().clamp(0, 1).cpu()
-    n, c, h, w = images.shape
-    ncol_rows = math.ceil(n / nrow)
-    grid = torch.ones(c, ncol_rows * (h + pad) + pad, nrow * (w + pad) + pad)
-    for i in range(n):
-        r, col = divmod(i, nrow)
-        top, left = pad + r * (h + pad), pad + col * (w + pad)
-        grid[:, top : top + h, left : left + w] = images[i]
-    arr = (grid.permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
-    img = Image.fromarray(arr[..., 0] if c == 1 else arr)
-    if scale > 1:
-        img = img.resize((img.width * scale, img.height * scale), Image.NEAREST)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    img.save(path)
+    save_grid(images.detach().clamp(0, 1).cpu().numpy(), path, nrow=nrow, pad=2, scale=scale)
 
 
 def _display(x_u8: torch.Tensor) -> torch.Tensor:
@@ -107,18 +96,18 @@ def make_figures(model, data: ImageData, cfg: Config, out_dir: Path, prior=None,
     rows = []
     for half in range(0, len(idx), n):
         rows += [shown[half : half + n], rec[half : half + n]]
-    save_grid(torch.cat(rows), out_dir / "recon.png", nrow=n, scale=scale)
+    _save_grid(torch.cat(rows), out_dir / "recon.png", nrow=n, scale=scale)
     written["recon"] = "recon.png"
 
     n_samples = n * n
     if cfg.model == "vqvae":
         if prior is not None:
             codes = prior.sample(n_samples, generator=gen).view(n_samples, *model.grid)
-            save_grid(decoder_mean(model.decode_codes(codes), cfg.likelihood), out_dir / "samples.png", n, scale)
+            _save_grid(decoder_mean(model.decode_codes(codes), cfg.likelihood), out_dir / "samples.png", n, scale)
             written["samples"] = "samples.png"
     else:
         z = torch.randn(n_samples, model.latent_dim, generator=gen)
-        save_grid(decoder_mean(model.decode(z), cfg.likelihood), out_dir / "samples.png", n, scale)
+        _save_grid(decoder_mean(model.decode(z), cfg.likelihood), out_dir / "samples.png", n, scale)
         written["samples"] = "samples.png"
         # latent interpolation between the posterior means of pairs of test images
         mu, _ = model.encode(x)
@@ -129,42 +118,12 @@ def make_figures(model, data: ImageData, cfg: Config, out_dir: Path, prior=None,
                 break
             z_line = mu[a][None] * (1 - steps[:, None]) + mu[b][None] * steps[:, None]
             lines.append(decoder_mean(model.decode(z_line), cfg.likelihood))
-        save_grid(torch.cat(lines), out_dir / "interpolation.png", nrow=10, scale=scale)
+        _save_grid(torch.cat(lines), out_dir / "interpolation.png", nrow=10, scale=scale)
         written["interpolation"] = "interpolation.png"
     return written
 
 
 # ---------------------------------------------------------------------------------------- evaluation
-def load_run(run: str | Path, overrides=()):
-    """(model, cfg, meta, prior or None) of a run directory (or a model.pt path)."""
-    from paperlab.shared.config import load_config
-    from paperlab.vae.train import check_image_shape, load_model
-
-    run = Path(run)
-    model_path = run if run.suffix == ".pt" else run / "model.pt"
-    if not model_path.is_file():
-        raise FileNotFoundError(f"no model at {model_path} (has the run finished? `--resume` continues it)")
-    run_dir = model_path.parent
-    model, meta = load_model(model_path)
-    import tempfile
-
-    import yaml
-
-    with tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False) as f:
-        yaml.safe_dump(meta["config"], f)
-    try:
-        cfg = load_config(Config, f.name, list(overrides))
-    finally:
-        Path(f.name).unlink()
-    check_image_shape(meta, cfg.image_shape, what=f"checkpoint {model_path}")
-    prior = None
-    if cfg.model == "vqvae" and (run_dir / "prior.pt").is_file():
-        from paperlab.vae.prior import load_prior
-
-        prior = load_prior(run_dir / "prior.pt", model)
-    return model, cfg, meta, prior
-
-
 @torch.no_grad()
 def importance_nll(model, data: ImageData, cfg: Config, k: int, max_images: int) -> float:
     """-log p(x) estimated with k importance samples, mean over the first ``max_images`` test images."""
@@ -179,9 +138,6 @@ def importance_nll(model, data: ImageData, cfg: Config, k: int, max_images: int)
 
 
 def evaluate(run: str | Path, overrides=(), iw_samples: int = 100, iw_images: int = 1000) -> dict:
-    from paperlab.vae.data import load_data
-    from paperlab.vae.train import n_params
-
     model, cfg, meta, prior = load_run(run, overrides)
     torch.set_num_threads(cfg.threads)
     run_dir = Path(run) if Path(run).is_dir() else Path(run).parent
@@ -216,26 +172,25 @@ def evaluate(run: str | Path, overrides=(), iw_samples: int = 100, iw_images: in
         res["code_grid"] = list(model.grid)
         res["prior_params"] = n_params(prior) if prior is not None else None
     res["figures"] = make_figures(model, data, cfg, run_dir, prior)
-    (run_dir / "eval.json").write_text(json.dumps(res, indent=2) + "\n")
+    atomic_write_text(run_dir / "eval.json", json.dumps(res, indent=2) + "\n")
     return res
 
 
-def main(argv=None) -> None:
-    from paperlab.shared.config import ConfigError
-    from paperlab.vae.data import DatasetError
-    from paperlab.vae.train import CheckpointMismatchError
-
+def _main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("run", help="run directory (or its model.pt)")
     parser.add_argument("overrides", nargs="*", help="config overrides, e.g. data_dir=/path (key=value)")
     parser.add_argument("--iw-samples", type=int, default=100, help="importance samples for -log p(x) (VAE)")
     parser.add_argument("--iw-images", type=int, default=1000, help="test images for the importance estimate")
-    args = parser.parse_args(argv)
-    try:
-        res = evaluate(args.run, args.overrides, args.iw_samples, args.iw_images)
-    except (ConfigError, DatasetError, CheckpointMismatchError, FileNotFoundError, ValueError) as e:
-        raise SystemExit(f"error: {e}") from None
+    args = parse_args(parser, argv)
+    if args.iw_samples < 0 or args.iw_images <= 0:
+        raise ValueError(f"--iw-samples must be >= 0 and --iw-images > 0, got {args.iw_samples} and {args.iw_images}")
+    res = evaluate(args.run, args.overrides, args.iw_samples, args.iw_images)
     print(json.dumps(res, indent=2))
+
+
+def main(argv=None) -> None:
+    run_command(_main, argv)
 
 
 if __name__ == "__main__":

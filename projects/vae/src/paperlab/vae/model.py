@@ -315,3 +315,10 @@ class CodePrior(nn.Module):
             logits = self.forward(codes[:, : i + 1])[:, i] / temperature
             codes[:, i] = torch.multinomial(torch.softmax(logits, -1), 1, generator=generator).squeeze(1)
         return codes
+
+
+def build_prior(cfg: Config, model: VQVAE) -> CodePrior:
+    """The code prior of ``cfg`` over the code grid of ``model``."""
+    return CodePrior(
+        model.quantizer.size, math.prod(model.grid), cfg.prior_dim, cfg.prior_layers, cfg.prior_heads, cfg.prior_dropout
+    )

@@ -7,19 +7,26 @@
 files (config, metrics, summaries, eval.json, figures) into ``results/<dataset>/<model>-seed<k>``. The
 report then draws ``results/<dataset>/components.png`` (the ELBO's two terms over training) and
 ``codebook.png`` (VQ-VAE), and rewrites the text between ``<!-- report:NAME -->`` and
-``<!-- /report:NAME -->`` in the README.
+``<!-- /report:NAME -->`` in the README (a block with no marker is an error); ``--index README.md``
+also writes the ``<!-- headline:vae -->`` cell of the top-level index.
+
+``summary.json``: runs made since the shared contract have ``steps`` and ``wall_time_s``; the committed
+results made before it have ``step`` and ``train_seconds`` (and the prior's ``train_seconds``); the
+report reads both.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import re
 import shutil
 from pathlib import Path
 
 import numpy as np
 
+from paperlab.shared.cli import run_command
+from paperlab.shared.config import parse_args
+from paperlab.shared.report import update_markdown, write_headline
 from paperlab.shared.runlog import read_metrics
 
 SMALL_FILES = (
@@ -30,6 +37,7 @@ SMALL_FILES = (
     "recon.png",
     "samples.png",
     "interpolation.png",
+    "prior/config.yaml",
     "prior/summary.json",
     "prior/metrics.jsonl",
 )
@@ -41,8 +49,8 @@ def collect(runs: Path, results: Path) -> int:
     n = 0
     for summary in sorted(runs.rglob("summary.json")):
         run = summary.parent
-        if run.name == "prior":
-            continue
+        if run.name == "prior" or not json.loads(summary.read_text()).get("finished", True):
+            continue  # the prior is copied with its run; a stopped run is not a result
         dest = results / run.relative_to(runs)
         for name in SMALL_FILES:
             if (run / name).exists():
@@ -64,6 +72,33 @@ def _runs(results: Path):
 
 def _fmt(x, f="{:.1f}") -> str:
     return "-" if x is None else f.format(x)
+
+
+def _summary_get(summary: dict, key: str, old_key: str):
+    """``summary[key]``, or the key the committed results made before the shared contract used."""
+    return summary.get(key, summary.get(old_key))
+
+
+def prior_config(run: Path) -> dict:
+    """The settings the code prior ran with: ``prior/config.yaml`` (written by the prior since it
+    records itself), else the run's ``config.yaml``."""
+    return _config(run / "prior") if (run / "prior" / "config.yaml").exists() else _config(run)
+
+
+def check_prior_record(run: Path) -> dict | None:
+    """The prior's summary, after checking that its config, summary and metrics name the same number of
+    steps (a recorded config that disagrees with what ran is an error, not a footnote)."""
+    path = run / "prior" / "summary.json"
+    if not path.exists():
+        return None
+    summary = json.loads(path.read_text())
+    steps = {"summary.json steps": summary.get("steps"), "config prior_steps": prior_config(run).get("prior_steps")}
+    if (run / "prior" / "metrics.jsonl").exists():
+        steps["last step in metrics.jsonl"] = max(r["step"] for r in read_metrics(run / "prior" / "metrics.jsonl"))
+    if len(set(steps.values())) != 1:
+        raise ValueError(f"{run / 'prior'}: the recorded prior steps disagree: "
+                         + ", ".join(f"{k} = {v}" for k, v in steps.items()))
+    return summary
 
 
 def results_table(results: Path) -> str:
@@ -100,8 +135,8 @@ def results_table(results: Path) -> str:
                 iw_s += f" on the first {iw['n_images']} test images"
         lines.append(
             f"| {dataset} | {model} | {param_s} | {_fmt(bound)} | {_fmt(bpd, '{:.3f}')} | "
-            f"{t['recon'] + offset:.1f} | {_fmt(second)} | {iw_s} | {summ.get('step', '-')} | "
-            f"{_fmt(summ.get('train_seconds'), '{:.0f}')} |"
+            f"{t['recon'] + offset:.1f} | {_fmt(second)} | {iw_s} | {_summary_get(summ, 'steps', 'step') or '-'} | "
+            f"{_fmt(_summary_get(summ, 'wall_time_s', 'train_seconds'), '{:.0f}')} |"
         )
     return "\n".join(lines)
 
@@ -118,8 +153,7 @@ def vq_table(results: Path) -> str:
             continue
         cfg = _config(run)
         t = ev["test"]
-        prior_path = run / "prior" / "summary.json"
-        ps = json.loads(prior_path.read_text()) if prior_path.exists() else None
+        ps = check_prior_record(run)
         prior_s = f"{ps['test_nll']:.1f} / {ps['train_nll']:.1f}" if ps else "-"
         uni = f"{ps['uniform_nll']:.1f}" if ps else "-"
         offset = t.get("discrete_offset_nats", 0.0)
@@ -273,37 +307,36 @@ def headline(results: Path) -> str:
     return "; ".join(parts) if parts else "no results yet"
 
 
-def replace_block(text: str, name: str, content: str) -> str:
-    pattern = re.compile(rf"(<!-- report:{name} -->\n).*?(<!-- /report:{name} -->)", re.S)
-    if not pattern.search(text):
-        raise ValueError(f"README has no <!-- report:{name} --> ... <!-- /report:{name} --> block")
-    return pattern.sub(lambda m: m.group(1) + content.rstrip("\n") + "\n" + m.group(2), text, count=1)
-
-
-def main(argv=None) -> None:
+def _main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--collect", type=Path, help="copy the small files of finished runs from this folder first")
     parser.add_argument("--results", type=Path, default=Path("projects/vae/results"))
     parser.add_argument("--readme", type=Path, nargs="*", default=[Path("projects/vae/README.md")])
-    args = parser.parse_args(argv)
+    parser.add_argument("--index", type=Path, default=None,
+                        help="top-level README whose <!-- headline:vae --> cell is updated")
+    args = parse_args(parser, argv)
+    if not args.results.is_dir():
+        raise FileNotFoundError(f"no results folder at {args.results}")
     if args.collect:
         print(f"collected {collect(args.collect, args.results)} runs")
     blocks = {
         "results": results_table(args.results),
         "vq": vq_table(args.results),
         "compare": comparison_table(args.results),
-        "headline": headline(args.results),
     }
     (args.results / "results.md").write_text("\n\n".join(blocks[k] for k in ("results", "vq", "compare")) + "\n")
     for p in make_plots(args.results):
         print(f"wrote {p}")
-    for readme in args.readme:
-        text = readme.read_text()
-        for name, content in blocks.items():
-            if f"<!-- report:{name} -->" in text:
-                text = replace_block(text, name, content)
-        readme.write_text(text)
-        print(f"updated {readme}")
+    for path, names in update_markdown(args.readme, blocks).items():
+        print(f"updated {path}: {', '.join(names) or 'no blocks'}")
+    line = headline(args.results)
+    if args.index:
+        write_headline(args.index, "vae", line)
+    print(f"--- headline\n{line}")
+
+
+def main(argv=None) -> None:
+    run_command(_main, argv)
 
 
 if __name__ == "__main__":
