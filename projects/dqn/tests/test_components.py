@@ -122,7 +122,7 @@ def test_command_line_errors_are_messages_not_tracebacks(tmp_path):
     for args in (["lrr=1"], ["env_id=Pong-v5"]):
         out = subprocess.run([sys.executable, "-m", "paperlab.dqn.train", *args], capture_output=True, text=True,
                              timeout=120, cwd=tmp_path)
-        assert out.returncode == 1 and out.stderr.startswith("error: ") and "Traceback" not in out.stderr
+        assert out.returncode == 2 and out.stderr.startswith("error: ") and len(out.stderr.splitlines()) == 1
     out = subprocess.run([sys.executable, "-m", "paperlab.dqn.evaluate", str(tmp_path / "none.pt")],
                          capture_output=True, text=True, timeout=120)
-    assert out.returncode == 1 and "no checkpoint at" in out.stderr and "Traceback" not in out.stderr
+    assert out.returncode == 2 and out.stderr == f"error: no checkpoint at {tmp_path / 'none.pt'}\n"
