@@ -162,6 +162,19 @@ def test_render_prints_no_display_server_noise(model, tmp_path):
     assert proc.stderr == "" and "wrote" in proc.stdout
 
 
+def test_the_compiled_optimizer_step_runs_without_a_profiler_warning():
+    """MinAtar runs compile RMSprop's step; torch's own wrapper around ``step`` made dynamo warn
+    "Profiler record function ... will be ignored" on every run. (A fresh process: torch warns once.)"""
+    code = ("import torch; from paperlab.dqn.train import compiled_step\n"
+            "net = torch.nn.Linear(4, 2); opt = torch.optim.RMSprop(net.parameters(), centered=True)\n"
+            "step = compiled_step(opt)\n"
+            "for _ in range(2):\n    opt.zero_grad(); net(torch.ones(3, 4)).sum().backward(); step()\n"
+            "print(int(opt.state[net.weight]['step']))\n")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0 and proc.stdout.strip() == "2", proc.stderr
+    assert "Profiler" not in proc.stderr and "will be ignored" not in proc.stderr, proc.stderr
+
+
 def test_every_preset_checkpoints_well_before_its_runs_end():
     for preset in sorted((ROOT / "configs" / "dqn").glob("*.yaml")):
         cfg = load_config(Config, preset)
