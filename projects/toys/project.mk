@@ -1,7 +1,8 @@
 # Toy tasks in JAX, included by the top-level Makefile (run them from the repository root).
-# Each target trains one task (one jitted function), evaluates it and writes its figures and
-# metrics.json into projects/toys/results/<task>/; `make toys-report` rewrites the README tables.
-.PHONY: toy-rand_transformer toy-cot toy-reverse_digits toy-flow_matching toy-diffusion toy-hdqn toys-all toys-report
+# Each target trains one task (one jitted lax.scan per chunk of steps, a checkpoint after each chunk),
+# evaluates it and writes everything into runs/toys/<task>/seed<TOYS_SEED>/. Committed results change
+# only through `make toys-publish`; `make toys-report` rewrites the README tables from projects/toys/results/.
+.PHONY: toy-rand_transformer toy-cot toy-reverse_digits toy-flow_matching toy-diffusion toy-hdqn toys-all toys-publish toys-report
 
 $(VENV)/.stamp-toys: constraints.txt shared/pyproject.toml projects/toys/pyproject.toml | $(PY)
 	$(PIP) -e ./shared -e ./projects/toys
@@ -9,9 +10,9 @@ $(VENV)/.stamp-toys: constraints.txt shared/pyproject.toml projects/toys/pyproje
 
 # small models on a shared CPU: one XLA thread, low priority
 TOYS_ENV := XLA_FLAGS="--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
-TOYS_RUN = $(TOYS_ENV) nice -n 10 $(PY) -m paperlab.toys.$(1) --config configs/toys/$(1).yaml seed=$(or $(TOYS_SEED),0) $(ARGS)
+TOYS_RUN = $(TOYS_ENV) nice -n 10 $(PY) -m paperlab.toys.$(1) --config configs/toys/$(1).yaml seed=$(or $(TOYS_SEED),0) $(ARGS) $(RESUME_ARG)
 
-toy-rand_transformer: $(VENV)/.stamp-toys ## toys: transformer that writes random numbers in 0..100 (ARGS=key=value ...)
+toy-rand_transformer: $(VENV)/.stamp-toys ## toys: transformer that writes random numbers in 0..100 (ARGS=key=value ..., RESUME=1)
 	$(call TOYS_RUN,rand_transformer)
 
 toy-cot: $(VENV)/.stamp-toys ## toys: chain of thought vs direct answer on "a number between 0 and a+b"
@@ -26,11 +27,13 @@ toy-flow_matching: $(VENV)/.stamp-toys ## toys: flow matching on two moons (figu
 toy-diffusion: $(VENV)/.stamp-toys ## toys: DDPM on two moons, same network and steps as flow matching
 	$(call TOYS_RUN,diffusion)
 
-toy-hdqn: $(VENV)/.stamp-toys ## toys: h-DQN vs Q-learning on Kulkarni et al.'s stochastic MDP (10 seeds)
+toy-hdqn: $(VENV)/.stamp-toys ## toys: h-DQN (tabular and networks) vs flat agents on Kulkarni et al.'s MDP (10 seeds)
 	$(call TOYS_RUN,hdqn)
 
-toys-all: toy-rand_transformer toy-cot toy-reverse_digits toy-flow_matching toy-diffusion toy-hdqn ## toys: every task, then the report
-	$(MAKE) toys-report
+toys-all: toy-rand_transformer toy-cot toy-reverse_digits toy-flow_matching toy-diffusion toy-hdqn ## toys: every task into runs/toys/ (publish with toys-publish)
 
-toys-report: $(VENV)/.stamp-toys ## toys: README tables from the committed projects/toys/results/*/metrics.json
+toys-publish: $(VENV)/.stamp-toys ## toys: copy a finished run into results/ (TASK=<task> RUN=runs/toys/<task>/seed0 [NAME=folder])
+	$(PY) -m paperlab.toys.publish $(RUN) --task $(TASK) $(if $(NAME),--name $(NAME),)
+
+toys-report: $(VENV)/.stamp-toys ## toys: README tables from the committed projects/toys/results/ only
 	$(PY) -m paperlab.toys.report --results projects/toys/results --readme projects/toys/README.md

@@ -6,7 +6,7 @@ import jax
 import numpy as np
 import pytest
 
-from paperlab.toys import common, diffusion, flow_matching
+from paperlab.toys import common, diffusion, flow_matching, moons
 from paperlab.toys.config import Config
 
 
@@ -57,9 +57,9 @@ def test_ddpm_closed_form_matches_repeated_noising():
 def test_moons_match_sklearn():
     from sklearn.datasets import make_moons
 
-    ours = np.asarray(jax.jit(flow_matching.sample_moons, static_argnums=(1, 2))(jax.random.key(0), 1000, 0.05))
+    ours = np.asarray(jax.jit(moons.sample_moons, static_argnums=(1, 2))(jax.random.key(0), 1000, 0.05))
     ref, _ = make_moons(1000, noise=0.05, random_state=0)
-    ref = (ref - flow_matching.MOONS_CENTER) / flow_matching.MOONS_SCALE
+    ref = (ref - moons.MOONS_CENTER) / moons.MOONS_SCALE
     assert common.energy_distance(ours, ref) < 0.01
     assert common.energy_distance(ours, ref + [0.3, 0.0]) > 0.02  # and the check can see a small shift
 
@@ -90,6 +90,23 @@ def test_distribution_metrics_on_known_cases():
     assert common.sample_distances(p, np.arange(101).repeat(3))["tv"] == pytest.approx(0.0, abs=1e-12)
 
 
-def test_nan_curve_names_the_step():
-    with pytest.raises(FloatingPointError, match="step 3"):
-        common.check_finite("loss", np.array([1.0, 0.5, np.nan, 0.2]))
+def test_cosine_schedule_ends_in_noise_and_starts_gently():
+    cfg = Config(task="diffusion")
+    cfg.diffusion.schedule = "cosine"
+    sch = diffusion.schedule(cfg.diffusion)
+    assert sch["abar"][-1] < 1e-3 and sch["betas"][0] < 1e-3
+    assert np.all(np.diff(sch["abar"]) < 0) and np.all(sch["betas"] <= 0.999)
+    # abar_t = f(t) / f(0) with f(t) = cos^2((t/T + s)/(1 + s) pi/2), s = 0.008 (Nichol & Dhariwal, eq. 17)
+    f = lambda t: np.cos((t / 100 + 0.008) / 1.008 * np.pi / 2) ** 2
+    np.testing.assert_allclose(sch["abar"][49], f(50) / f(0), rtol=1e-5)
+
+
+def test_flow_matching_and_diffusion_share_one_network_module():
+    assert flow_matching.TimeMLP is diffusion.TimeMLP is moons.TimeMLP
+    assert flow_matching.sample_moons is diffusion.sample_moons
+    import ast
+    import inspect
+
+    tree = ast.parse(inspect.getsource(diffusion))
+    imported = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
+    assert "paperlab.toys.flow_matching" not in imported

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from paperlab.toys import rand_transformer, reverse_digits
+from paperlab.toys.common import train_all
 from paperlab.toys.config import Config
 
 
@@ -68,7 +69,7 @@ def test_tiny_reversal_reaches_100_percent():
     rc = cfg.reverse_digits
     rc.vocab, rc.length, rc.d_model, rc.n_heads, rc.n_layers = 5, 4, 32, 2, 1
     rc.train_steps, rc.batch_size, rc.lr = 200, 64, 1e-2
-    params, curves = reverse_digits.train(cfg)
+    params, curves = train_all(reverse_digits.make_trainer(cfg), rc.train_steps)
     model = reverse_digits.make_model(rc)
     test = reverse_digits.test_sequences(1000, rc.length, rc.vocab, seed=0)
     acc, tok = reverse_digits.exact_accuracy(model, params, test, rc.vocab)

@@ -1,8 +1,9 @@
-"""What the toy tasks share: the command line, saving params/metrics, and the distance metrics.
+"""What the toy tasks share: the distance metrics, and the command that trains, checkpoints and evaluates.
 
-Every task module defines ``train(cfg) -> (params, curves)`` (one jitted function inside) and
-``evaluate(cfg, params) -> metrics`` (figures into ``cfg.results_dir``); :func:`run_task` wires
-them to ``python -m paperlab.toys.<task> [--config PRESET] [key=value ...]``.
+Every task module defines ``make_trainer(cfg) -> Trainer`` (an initial state and one jitted
+``lax.scan`` over a chunk of training steps) and ``evaluate(cfg, params) -> metrics`` (figures into
+``cfg.run_dir``); :func:`run_task` wires them to ``python -m paperlab.toys.<task> [--config PRESET]
+[key=value ...] [--resume]``.
 """
 
 from __future__ import annotations
@@ -11,12 +12,13 @@ import argparse
 import json
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
-from paperlab.shared.config import ConfigError, add_config_args, load_config, save_config
+from paperlab.shared.config import ConfigError, add_config_args, load_config, parse_args
 
 # ----------------------------------------------------------------------------- distances
 
@@ -95,58 +97,67 @@ def mmd_rbf(x: np.ndarray, y: np.ndarray, bandwidth: float = 0.2) -> float:
     return float(k(x, x) + k(y, y) - 2 * k(x, y))
 
 
-# ----------------------------------------------------------------------------- files
+# ----------------------------------------------------------------------------- training in checkpointed chunks
 
 
-def save_params(params: Any, path: str | Path) -> None:
-    from flax import serialization
+class Trainer(NamedTuple):
+    """``init()`` -> the training state; ``run(state, start, n)`` -> (state after steps start..start+n-1,
+    curves: arrays with one row per logged point; an optional ``"step"`` array numbers the rows, else
+    one row per step); ``params(state)`` -> what ``evaluate`` needs. ``multiple``: chunk lengths are
+    multiples of it (h-DQN logs one row per bin of steps)."""
 
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    Path(path).write_bytes(serialization.to_bytes(params))
+    init: Callable[[], Any]
+    run: Callable[[Any, int, int], tuple[Any, dict]]
+    params: Callable[[Any], Any]
+    multiple: int = 1
 
 
-def load_params(template: Any, path: str | Path) -> Any:
-    from flax import serialization
+def scan_trainer(init: Callable[[], Any], step: Callable, params: Callable = lambda s: s[0]) -> Trainer:
+    """A :class:`Trainer` whose chunk is ``lax.scan(step, state, start + arange(n))``, jitted once per chunk length."""
+    import jax
+    import jax.numpy as jnp
 
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"no trained parameters at {path} (train first, without eval_only=true)")
-    return serialization.from_bytes(template, path.read_bytes())
+    @partial(jax.jit, static_argnums=2)
+    def run(state, start, n):
+        return jax.lax.scan(step, state, start + jnp.arange(n))
+
+    return Trainer(jax.jit(init), run, params)
+
+
+def train_all(trainer: Trainer, steps: int) -> tuple[Any, dict[str, np.ndarray]]:
+    """All steps in one chunk, nothing written: (params, curves). For tests and notebooks."""
+    state, curves = trainer.run(trainer.init(), 0, steps)
+    return trainer.params(state), {k: np.asarray(v) for k, v in curves.items()}
+
+
+def chunk_length(cfg, total: int, multiple: int) -> int:
+    n = cfg.checkpoint_every or -(-total // 4)  # default: four chunks, so every run reaches a checkpoint
+    return max(multiple, -(-n // multiple) * multiple)
+
+
+def _check_finite(rows: np.ndarray, curves: dict[str, np.ndarray]) -> None:
+    """FloatingPointError (via the shared check_finite) at the first logged step where a curve is NaN/inf."""
+    from paperlab.shared.cli import check_finite
+
+    for name, values in curves.items():
+        bad = np.flatnonzero(~np.isfinite(values.reshape(len(values), -1)).all(axis=1))
+        if bad.size:
+            v = values.reshape(len(values), -1)[bad[0]]
+            check_finite(int(rows[bad[0]]), **{name: v[~np.isfinite(v)][0]})
 
 
 def write_json(obj: Any, path: str | Path) -> None:
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    Path(path).write_text(json.dumps(obj, indent=2, sort_keys=False) + "\n")
+    from paperlab.shared.checkpoint import atomic_write_text
+
+    atomic_write_text(path, json.dumps(obj, indent=2) + "\n")
 
 
-def log_curves(run_dir: str | Path, cfg: Any, curves: dict[str, np.ndarray], every: int = 1) -> None:
-    """Write per-step training curves (arrays of equal length) to metrics.jsonl and TensorBoard."""
-    from paperlab.shared.runlog import RunLogger
-
-    logger = RunLogger(run_dir, cfg)
-    length = len(next(iter(curves.values()))) if curves else 0
-    for i in range(0, length, every):
-        logger.log((i + 1), **{k: float(np.asarray(v)[i]) for k, v in curves.items()})
-    logger.close()
-
-
-def check_finite(name: str, values: np.ndarray) -> None:
-    """Stop with the first step at which a training curve stopped being finite."""
-    values = np.asarray(values)
-    bad = np.flatnonzero(~np.isfinite(values.reshape(len(values), -1)).all(axis=1))
-    if bad.size:
-        raise FloatingPointError(f"{name} became non-finite at step {int(bad[0]) + 1}")
-
-
-# ----------------------------------------------------------------------------- command line
-
-
-def parse_config(task: str, argv=None, description: str = ""):
+def _parse(task: str, argv, doc: str):
     from paperlab.toys.config import Config
 
-    parser = argparse.ArgumentParser(prog=f"python -m paperlab.toys.{task}", description=description)
-    add_config_args(parser)
-    args = parser.parse_args(argv)
+    parser = argparse.ArgumentParser(prog=f"python -m paperlab.toys.{task}", description=(doc or "").split("\n")[0])
+    add_config_args(parser, resume=True)
+    args = parse_args(parser, argv)
     cfg = load_config(Config, args.config, [f"task={task}", *args.overrides])
     if args.config:  # a preset written for another task is a mistake, not something to ignore
         import yaml
@@ -154,42 +165,100 @@ def parse_config(task: str, argv=None, description: str = ""):
         preset_task = (yaml.safe_load(Path(args.config).read_text()) or {}).get("task", task)
         if preset_task != task:
             raise ConfigError(f"{args.config} is a preset for task {preset_task!r}, not {task!r}")
-    return cfg
+    return cfg, args
 
 
-def run_task(task: str, train: Callable, evaluate: Callable, init_params: Callable, argv=None, doc: str = "") -> dict:
-    """Train (or load with eval_only=true), evaluate, and write metrics.json; returns the metrics."""
-    try:
-        cfg = parse_config(task, argv, doc)
-    except ConfigError as e:
-        raise SystemExit(f"error: {e}") from None
-    run_dir, results_dir = Path(cfg.run_dir), Path(cfg.results_dir)
-    results_dir.mkdir(parents=True, exist_ok=True)
-    params_path = run_dir / "params.msgpack"
+def _train(task: str, cfg, trainer: Trainer, resume: bool) -> tuple[Any, int] | None:
+    """Train in chunks with a checkpoint after each; (params, steps), or None when stopped by a signal."""
+    import jax
+
+    from paperlab.shared.checkpoint import guard_run_dir
+    from paperlab.shared.cli import StopSignal
+    from paperlab.shared.runlog import RunLogger
+    from paperlab.toys import checkpoint
+
+    run_dir = Path(cfg.run_dir)
+    hint = f"--resume (make toy-{task} RESUME=1)"
+    ckpt = guard_run_dir(run_dir, resume, resume_hint=hint)
+    if ckpt is None and any((run_dir / f).exists() for f in (checkpoint.MODEL, "eval.json")):
+        raise ConfigError(f"{run_dir} already holds a trained model; give a new run_dir=... (runs are never "
+                          "overwritten) or evaluate it with eval_only=true")
+    total = cfg.section.train_steps
+    chunk = chunk_length(cfg, total, trainer.multiple)
     t0, c0 = time.time(), time.process_time()
+    if ckpt is not None:
+        step, state, curves, times = checkpoint.load_state(ckpt, cfg, jax.eval_shape(trainer.init))
+        print(f"[{task}] resuming from step {step} of {total} ({ckpt})", flush=True)
+    else:
+        step, state, curves, times = 0, trainer.init(), {}, {}
+    logger = RunLogger(run_dir, cfg, resume_step=step if ckpt is not None else None)
+    print(f"[{task}] training {total} steps in jitted chunks of {chunk} (each compiles once) ...", flush=True)
+    with StopSignal() as stop:
+        while step < total and not stop.requested:
+            n = min(chunk, total - step)
+            state, out = trainer.run(state, step, n)
+            out = {k: np.asarray(v) for k, v in out.items()}
+            rows = out.pop("step", step + 1 + np.arange(n))
+            _check_finite(rows, out)
+            for i, s in enumerate(rows):
+                logger.log(int(s), **{k: float(v[i]) for k, v in out.items() if v.ndim == 1})
+            curves = {k: np.concatenate([curves[k], v]) if k in curves else v for k, v in out.items()}
+            step += n
+            times = {
+                "wall_time_s": times.get("wall_time_s", 0.0) + time.time() - t0,
+                "cpu_time_s": times.get("cpu_time_s", 0.0) + time.process_time() - c0,
+            }
+            t0, c0 = time.time(), time.process_time()
+            checkpoint.save_state(run_dir, cfg, step, state, curves, times)
+            print(f"[{task}] step {step}/{total}: checkpoint saved ({times['cpu_time_s']:.0f} CPU s)", flush=True)
+    logger.close()
+    summary = {
+        "task": task,
+        "steps": step,
+        "wall_time_s": round(times.get("wall_time_s", 0.0), 1),  # compile + training, over every resume
+        "cpu_time_s": round(times.get("cpu_time_s", 0.0), 1),  # the CPU time these processes got
+        "finished": step >= total,
+        "seed": cfg.seed,
+        "device": jax.default_backend(),
+        "jax": jax.__version__,
+    }
+    write_json(summary, run_dir / "summary.json")
+    if step < total:
+        return None
+    wide = {k: np.round(v, 5).tolist() for k, v in curves.items() if v.ndim > 1}
+    if wide:  # per-seed curves (h-DQN) for the figures; the 1-D ones are in metrics.jsonl
+        write_json(wide, run_dir / "curves.json")
+    params = trainer.params(state)
+    path = checkpoint.save_model(run_dir, cfg, params, step)
+    print(f"[{task}] trained in {summary['cpu_time_s']:.0f} CPU s ({summary['wall_time_s']:.0f} s wall); {path}",
+          flush=True)
+    return params, step
+
+
+def run_task(task: str, make_trainer: Callable, evaluate: Callable, argv=None, doc: str = "") -> dict | None:
+    """Train (or, with eval_only=true, load run_dir/model.pt), evaluate, write eval.json; returns its content."""
+    import jax
+
+    from paperlab.toys import checkpoint
+
+    cfg, args = _parse(task, argv, doc)
     if cfg.eval_only:
-        params = load_params(init_params(cfg), params_path)
-        train_time = None
+        if args.resume:
+            raise ConfigError("--resume and eval_only=true exclude each other")
+        path = Path(cfg.run_dir) / checkpoint.MODEL
+        cfg, saved, steps = checkpoint.load_model(path, task, [f"task={task}", *args.overrides])
+        trainer = make_trainer(cfg)
+        params = checkpoint.match_tree(trainer.params(jax.eval_shape(trainer.init)), jax.tree_util.tree_leaves(saved),
+                                       str(path))
     else:
-        print(f"[{task}] training (one jitted function; compiling first) ...", flush=True)
-        params, curves = train(cfg)
-        train_time, train_cpu = time.time() - t0, time.process_time() - c0
-        for name, values in curves.items():
-            check_finite(name, values)
-        save_params(params, params_path)
-        log_curves(run_dir, cfg, curves)
-        save_config(cfg, results_dir / "config.yaml")
-        print(f"[{task}] trained in {train_time:.1f} s; params in {params_path}", flush=True)
+        trained = _train(task, cfg, make_trainer(cfg), args.resume)
+        if trained is None:
+            return None  # stopped by Ctrl-C/SIGTERM after its checkpoint; run_command exits 130
+        params, steps = trained
     t1 = time.time()
-    metrics = evaluate(cfg, params)
-    metrics = {"task": task, "seed": cfg.seed, **metrics}
-    if train_time is not None:
-        # compile + train: wall time on a shared machine, and the CPU time this process actually got
-        metrics["train_seconds"] = round(train_time, 1)
-        metrics["train_cpu_seconds"] = round(train_cpu, 1)
-        metrics["eval_seconds"] = round(time.time() - t1, 1)
-        write_json(metrics, results_dir / "metrics.json")
-    else:
-        write_json(metrics, run_dir / "evaluate.json")
-    print(json.dumps(metrics, indent=2))
+    metrics = {"task": task, "seed": cfg.seed, **evaluate(cfg, params), "eval_seconds": 0.0}
+    metrics["eval_seconds"] = round(time.time() - t1, 1)
+    write_json(metrics, Path(cfg.run_dir) / "eval.json")
+    print(json.dumps({k: v for k, v in metrics.items() if not isinstance(v, list)}, indent=2))
     return metrics
+

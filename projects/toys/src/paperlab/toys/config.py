@@ -81,8 +81,10 @@ class DiffusionConfig:
     train_steps: int = 6000
     batch_size: int = 256
     lr: float = 2e-3
+    lr_end: float = 0.05  # the cosine learning-rate decay ends at lr_end * lr
     moons_noise: float = 0.05
     n_timesteps: int = 100  # T: diffusion steps = sampling steps
+    schedule: str = "linear"  # "linear" (beta_start..beta_end) or "cosine" (Nichol & Dhariwal 2021)
     beta_start: float = 1e-4
     beta_end: float = 0.2
     n_samples: int = 2000
@@ -90,7 +92,12 @@ class DiffusionConfig:
 
 @dataclass
 class HdqnConfig:
-    """Task 6: h-DQN vs flat Q-learning on Kulkarni et al.'s stochastic decision process."""
+    """Task 6: h-DQN vs flat Q-learning on Kulkarni et al.'s stochastic decision process.
+
+    Four agents on the same MDP and epsilon schedules: tabular Q-learning and tabular h-DQN (the
+    check against value iteration), and the paper's networks: flat DQN and h-DQN (MLPs on one-hot
+    states/goals, replay memories, target networks).
+    """
 
     n_states: int = 6
     p_right: float = 0.5  # "right" succeeds with this probability, otherwise the agent moves left
@@ -105,15 +112,24 @@ class HdqnConfig:
     controller_eps_end: float = 0.05
     eps_decay_steps: int = 100_000  # linear decay of every epsilon
     bin_steps: int = 5000  # environment steps per point of the curves
+    networks: bool = True  # also train the network agents (flat DQN and h-DQN)
+    net_hidden: int = 64  # width of the one hidden layer of every Q-network
+    net_lr: float = 1e-3  # Adam step size of the Q-networks
+    batch_size: int = 32  # replay minibatch of each network update
+    replay_controller: int = 20_000  # capacity of the controller's (and flat DQN's) replay memory
+    replay_meta: int = 5_000  # capacity of the meta-controller's replay memory
+    target_every: int = 1000  # environment steps between copies into the target networks
 
 
 @dataclass
 class Config:
     task: str = "reverse_digits"
     seed: int = 0
-    run_dir: str = "runs/toys/${task}"  # params, config.yaml, metrics.jsonl, TensorBoard
-    results_dir: str = "projects/toys/results/${task}"  # metrics.json and figures (committed)
-    eval_only: bool = False  # load run_dir/params.msgpack instead of training
+    # everything a run writes: config.yaml, metrics.jsonl + TensorBoard, checkpoints/last.pt, model.pt,
+    # eval.json, summary.json, figures. projects/toys/results/ changes only through `make toys-publish`.
+    run_dir: str = "runs/toys/${task}/seed${seed}"
+    eval_only: bool = False  # evaluate run_dir/model.pt (of this task) instead of training
+    checkpoint_every: int = 0  # steps per jitted chunk, each followed by checkpoints/last.pt; 0: a quarter of the run
     rand_transformer: RandTransformerConfig = field(default_factory=RandTransformerConfig)
     cot: CotConfig = field(default_factory=CotConfig)
     reverse_digits: ReverseDigitsConfig = field(default_factory=ReverseDigitsConfig)
@@ -124,8 +140,10 @@ class Config:
     def __post_init__(self):
         if self.task not in TASKS:
             raise ValueError(f"task must be one of {TASKS}, got {self.task!r}")
-        for name in ("run_dir", "results_dir"):  # load_config resolves ${...}; this covers Config(...) in Python
-            setattr(self, name, re.sub(r"\$\{(\w+)\}", lambda m: str(getattr(self, m.group(1))), getattr(self, name)))
+        # load_config resolves ${...}; this covers Config(...) in Python
+        self.run_dir = re.sub(r"\$\{(\w+)\}", lambda m: str(getattr(self, m.group(1))), self.run_dir)
+        if self.checkpoint_every < 0:
+            raise ValueError(f"checkpoint_every must be >= 0, got {self.checkpoint_every}")
         for section in TASKS:
             sub = getattr(self, section)
             for key, value in vars(sub).items():
@@ -147,3 +165,19 @@ class Config:
             raise ValueError("hdqn.n_states must be >= 3")
         if not 0.0 < self.diffusion.beta_start < self.diffusion.beta_end < 1.0:
             raise ValueError("diffusion needs 0 < beta_start < beta_end < 1")
+        if self.diffusion.schedule not in ("linear", "cosine"):
+            raise ValueError(f"diffusion.schedule must be 'linear' or 'cosine', got {self.diffusion.schedule!r}")
+        if self.hdqn.bin_steps < 1 or self.hdqn.train_steps % self.hdqn.bin_steps:
+            raise ValueError(
+                f"hdqn.train_steps ({self.hdqn.train_steps}) must be a multiple of "
+                f"hdqn.bin_steps ({self.hdqn.bin_steps})"
+            )
+        for section in TASKS:
+            steps_key = "train_steps"
+            if getattr(getattr(self, section), steps_key) < 1:
+                raise ValueError(f"{section}.{steps_key} must be >= 1")
+
+    @property
+    def section(self):
+        """The config section of this run's task."""
+        return getattr(self, self.task)

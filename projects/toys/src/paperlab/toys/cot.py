@@ -24,7 +24,8 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from paperlab.toys.common import run_task
+from paperlab.shared.cli import run_command
+from paperlab.toys.common import Trainer, run_task, scan_trainer
 from paperlab.toys.rand_transformer import BOS, GPT, N_VALUES
 
 FORMATS = ("direct", "cot")
@@ -54,54 +55,40 @@ def make_batch(key, cc, fmt: str):
     return jnp.stack([bos, a, b, x], 1), jnp.array([0, 0, 1], bool)
 
 
-def init_params(cfg):
-    model = make_model(cfg.cot)
-    p = model.init(jax.random.key(cfg.seed), jnp.zeros((1, MAX_LEN - 1), jnp.int32))["params"]
-    return {fmt: p for fmt in FORMATS}
-
-
-def train(cfg):
+def make_trainer(cfg) -> Trainer:
+    """Both formats side by side in one state {"direct": (params, opt), "cot": (params, opt)}, from the same
+    initialisation and the same data key; a step trains each on its own batch of fold_in(key, step)."""
     cc = cfg.cot
     model = make_model(cc)
     tx = optax.adamw(
         optax.warmup_cosine_decay_schedule(0.0, cc.lr, min(100, cc.train_steps // 10 + 1), cc.train_steps + 1),
         weight_decay=0.01,
     )
-
-    def make_train(fmt):
-        def loss_fn(params, seq, mask):
-            logits = model.apply({"params": params}, seq[:, :-1])
-            ce = optax.softmax_cross_entropy_with_integer_labels(logits, seq[:, 1:])
-            # the x token's cross-entropy: its minimum is the target entropy E log(a+b+1)
-            return (ce * mask).sum(1).mean() / mask.sum(), ce[:, -1].mean()
-
-        def train_fn(key):
-            init_key, data_key = jax.random.split(key)  # the same init for both formats
-            params = model.init(init_key, jnp.zeros((1, MAX_LEN - 1), jnp.int32))["params"]
-
-            def step(carry, i):
-                params, opt_state = carry
-                seq, mask = make_batch(jax.random.fold_in(data_key, i), cc, fmt)
-                (loss, ce_x), grads = jax.value_and_grad(loss_fn, has_aux=True)(params, seq, mask)
-                updates, opt_state = tx.update(grads, opt_state, params)
-                return (optax.apply_updates(params, updates), opt_state), (loss, ce_x)
-
-            (params, _), curves = jax.lax.scan(step, (params, tx.init(params)), jnp.arange(cc.train_steps))
-            return params, curves
-
-        return train_fn
-
-    key = jax.random.key(cfg.seed)
-    p_direct, (loss_d, cex_d) = jax.jit(make_train("direct"))(key)
-    p_cot, (loss_c, cex_c) = jax.jit(make_train("cot"))(key)
+    init_key, data_key = jax.random.split(jax.random.key(cfg.seed))  # the same init for both formats
     entropy = float(np.mean([np.log(a + b + 1) for a in range(cc.max_addend + 1) for b in range(cc.max_addend + 1)]))
-    curves = {
-        "direct_loss": loss_d,
-        "cot_loss": loss_c,
-        "direct_x_excess_ce": np.asarray(cex_d) - entropy,
-        "cot_x_excess_ce": np.asarray(cex_c) - entropy,
-    }
-    return {"direct": p_direct, "cot": p_cot}, {k: np.asarray(v) for k, v in curves.items()}
+
+    def loss_fn(params, seq, mask):
+        logits = model.apply({"params": params}, seq[:, :-1])
+        ce = optax.softmax_cross_entropy_with_integer_labels(logits, seq[:, 1:])
+        # the x token's cross-entropy: its minimum is the target entropy E log(a+b+1)
+        return (ce * mask).sum(1).mean() / mask.sum(), ce[:, -1].mean()
+
+    def init():
+        params = model.init(init_key, jnp.zeros((1, MAX_LEN - 1), jnp.int32))["params"]
+        return {fmt: (params, tx.init(params)) for fmt in FORMATS}
+
+    def step(state, i):
+        new, curves = {}, {}
+        for fmt in FORMATS:
+            params, opt_state = state[fmt]
+            seq, mask = make_batch(jax.random.fold_in(data_key, i), cc, fmt)
+            (loss, ce_x), grads = jax.value_and_grad(loss_fn, has_aux=True)(params, seq, mask)
+            updates, opt_state = tx.update(grads, opt_state, params)
+            new[fmt] = (optax.apply_updates(params, updates), opt_state)
+            curves[f"{fmt}_loss"], curves[f"{fmt}_x_excess_ce"] = loss, ce_x - entropy
+        return new, curves
+
+    return scan_trainer(init, step, params=lambda state: {fmt: state[fmt][0] for fmt in FORMATS})
 
 
 def x_distribution(model, params, a: np.ndarray, b: np.ndarray, fmt: str, top_k: int = 8):
@@ -182,7 +169,7 @@ def evaluate(cfg, params) -> dict:
     )
     axes[-1].legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(f"{cfg.results_dir}/cot.png", dpi=100)
+    fig.savefig(f"{cfg.run_dir}/cot.png", dpi=100)
     plt.close(fig)
 
     tv_by_sum = {fmt: [float(tvs[fmt][(a + b) == s].mean()) for s in range(2 * cc.max_addend + 1)] for fmt in FORMATS}
@@ -192,13 +179,13 @@ def evaluate(cfg, params) -> dict:
     ax.set(xlabel="a + b", ylabel="exact TV, mean over prompts", title="distribution error by the bound a+b")
     ax.legend()
     fig.tight_layout()
-    fig.savefig(f"{cfg.results_dir}/tv_by_sum.png", dpi=100)
+    fig.savefig(f"{cfg.run_dir}/tv_by_sum.png", dpi=100)
     plt.close(fig)
     return out
 
 
 def main(argv=None):
-    return run_task("cot", train, evaluate, init_params, argv, __doc__)
+    return run_command(lambda a: run_task("cot", make_trainer, evaluate, a, __doc__), argv)
 
 
 if __name__ == "__main__":

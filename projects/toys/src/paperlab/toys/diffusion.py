@@ -4,7 +4,9 @@ Forward process with a linear schedule beta_1..beta_T (T small, here 100):
 
     q(x_t | x_{t-1}) = N(sqrt(1 - beta_t) x_{t-1}, beta_t I)   =>   q(x_t | x_0) = N(sqrt(abar_t) x_0, (1 - abar_t) I),
 
-abar_t = prod_{s<=t} (1 - beta_s). The network eps_theta(x_t, t) (the same MLP as flow matching) is
+abar_t = prod_{s<=t} (1 - beta_s); or the cosine schedule of Nichol & Dhariwal (2021, arXiv 2102.09672),
+abar_t = f(t) / f(0) with f(t) = cos^2((t/T + 0.008) / 1.008 * pi/2), betas clipped at 0.999. The
+network eps_theta(x_t, t) (the same MLP as flow matching) is
 trained on || eps - eps_theta(sqrt(abar_t) x_0 + sqrt(1 - abar_t) eps, t) ||^2 and sampling runs the
 T ancestral steps x_{t-1} = (x_t - beta_t / sqrt(1 - abar_t) eps_theta) / sqrt(alpha_t) + sigma_t z
 with sigma_t^2 the posterior variance beta_t (1 - abar_{t-1}) / (1 - abar_t).
@@ -19,13 +21,18 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from paperlab.toys.common import run_task
-from paperlab.toys.flow_matching import TimeMLP, figures, quality, sample_moons
+from paperlab.shared.cli import run_command
+from paperlab.toys.common import Trainer, run_task, scan_trainer
+from paperlab.toys.moons import TimeMLP, figures, quality, sample_moons
 
 
 def schedule(dc) -> dict[str, np.ndarray]:
     """betas, alphas, abar and the posterior variances, indexed t = 0..T-1 (step t+1 of the paper)."""
-    betas = np.linspace(dc.beta_start, dc.beta_end, dc.n_timesteps).astype(np.float32)
+    if dc.schedule == "cosine":
+        f = np.cos((np.arange(dc.n_timesteps + 1) / dc.n_timesteps + 0.008) / 1.008 * np.pi / 2) ** 2
+        betas = np.minimum(1.0 - f[1:] / f[:-1], 0.999).astype(np.float32)
+    else:
+        betas = np.linspace(dc.beta_start, dc.beta_end, dc.n_timesteps).astype(np.float32)
     alphas = 1.0 - betas
     abar = np.cumprod(alphas)
     abar_prev = np.concatenate([np.ones(1, np.float32), abar[:-1]])
@@ -53,15 +60,13 @@ def time_input(t, T: int):
     return (t + 1).astype(jnp.float32) / T
 
 
-def init_params(cfg):
-    return make_model(cfg.diffusion).init(jax.random.key(cfg.seed), jnp.zeros((1, 2)), jnp.zeros((1,)))["params"]
-
-
-def train(cfg):
+def make_trainer(cfg) -> Trainer:
+    """State (params, Adam state); a step draws moons, t and eps from fold_in(key, step)."""
     dc = cfg.diffusion
     model = make_model(dc)
     sch = {k: jnp.asarray(v) for k, v in schedule(dc).items()}
-    tx = optax.adam(optax.cosine_decay_schedule(dc.lr, dc.train_steps, alpha=0.05))
+    tx = optax.adam(optax.cosine_decay_schedule(dc.lr, dc.train_steps, alpha=dc.lr_end))
+    init_key, data_key = jax.random.split(jax.random.key(cfg.seed))
 
     def loss_fn(params, key, x0):
         k_t, k_eps = jax.random.split(key)
@@ -70,25 +75,18 @@ def train(cfg):
         pred = model.apply({"params": params}, q_sample(x0, t, eps, sch["abar"]), time_input(t, dc.n_timesteps))
         return ((pred - eps) ** 2).sum(-1).mean()
 
-    @jax.jit
-    def train_fn(key):
-        init_key, data_key = jax.random.split(key)
+    def init():
         params = model.init(init_key, jnp.zeros((1, 2)), jnp.zeros((1,)))["params"]
+        return params, tx.init(params)
 
-        def step(carry, i):
-            params, opt_state = carry
-            k_data, k_loss = jax.random.split(jax.random.fold_in(data_key, i))
-            loss, grads = jax.value_and_grad(loss_fn)(
-                params, k_loss, sample_moons(k_data, dc.batch_size, dc.moons_noise)
-            )
-            updates, opt_state = tx.update(grads, opt_state, params)
-            return (optax.apply_updates(params, updates), opt_state), loss
+    def step(carry, i):
+        params, opt_state = carry
+        k_data, k_loss = jax.random.split(jax.random.fold_in(data_key, i))
+        loss, grads = jax.value_and_grad(loss_fn)(params, k_loss, sample_moons(k_data, dc.batch_size, dc.moons_noise))
+        updates, opt_state = tx.update(grads, opt_state, params)
+        return (optax.apply_updates(params, updates), opt_state), {"loss": loss}
 
-        (params, _), losses = jax.lax.scan(step, (params, tx.init(params)), jnp.arange(dc.train_steps))
-        return params, losses
-
-    params, losses = train_fn(jax.random.key(cfg.seed))
-    return params, {"loss": np.asarray(losses)}
+    return scan_trainer(init, step)
 
 
 def posterior_mean(model, params, sch, x, t_idx: int, T: int):
@@ -133,20 +131,21 @@ def evaluate(cfg, params) -> dict:
     times = [f"step {k}/{T} (t = {T - k})" for k in range(T + 1)]
     losses = [r["loss"] for r in read_metrics(f"{cfg.run_dir}/metrics.jsonl")]
     data = np.asarray(sample_moons(jax.random.key(10_000 + cfg.seed), dc.n_samples, dc.moons_noise))
-    figures(cfg.results_dir, traj, field_fn, times, data, "DDPM", "reverse-step drift T (mu_theta(x, t) - x)", losses)
+    figures(cfg.run_dir, traj, field_fn, times, data, "DDPM", "reverse-step drift T (mu_theta(x, t) - x)", losses)
     n_params = sum(int(np.prod(p.shape)) for p in jax.tree_util.tree_leaves(params))
     return {
         **metrics,
         "sample_steps": T,
         "n_params": n_params,
         "train_steps": dc.train_steps,
+        "schedule": dc.schedule,
         "abar_T": float(sch["abar"][-1]),
         "final_loss_mean_last_100": float(np.mean(losses[-100:])),
     }
 
 
 def main(argv=None):
-    return run_task("diffusion", train, evaluate, init_params, argv, __doc__)
+    return run_command(lambda a: run_task("diffusion", make_trainer, evaluate, a, __doc__), argv)
 
 
 if __name__ == "__main__":

@@ -19,7 +19,16 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from paperlab.toys.common import kl_divergence, run_task, sample_distances, sampling_floor, total_variation
+from paperlab.shared.cli import run_command
+from paperlab.toys.common import (
+    Trainer,
+    kl_divergence,
+    run_task,
+    sample_distances,
+    sampling_floor,
+    scan_trainer,
+    total_variation,
+)
 
 N_VALUES = 101  # the numbers 0..100 are tokens 0..100
 BOS = 101
@@ -60,12 +69,8 @@ def make_model(rc) -> GPT:
     return GPT(vocab=N_VALUES + 1, max_len=rc.seq_len + 1, d_model=rc.d_model, n_heads=rc.n_heads, n_layers=rc.n_layers)
 
 
-def init_params(cfg):
-    rc = cfg.rand_transformer
-    return make_model(rc).init(jax.random.key(cfg.seed), jnp.zeros((1, rc.seq_len), jnp.int32))["params"]
-
-
-def train(cfg):
+def make_trainer(cfg) -> Trainer:
+    """State (params, AdamW state); a step draws a batch of sequences from fold_in(key, step)."""
     rc = cfg.rand_transformer
     model = make_model(rc)
     logp = jnp.log(jnp.asarray(target_distribution(rc.target)))
@@ -74,30 +79,26 @@ def train(cfg):
         optax.warmup_cosine_decay_schedule(0.0, rc.lr, min(100, rc.train_steps // 10 + 1), rc.train_steps + 1),
         weight_decay=0.01,
     )
+    init_key, data_key = jax.random.split(jax.random.key(cfg.seed))
 
-    @jax.jit
-    def train_fn(key):
-        init_key, data_key = jax.random.split(key)
+    def loss_fn(params, x_BxL):
+        seq = jnp.concatenate([jnp.full((x_BxL.shape[0], 1), BOS), x_BxL], axis=1)
+        logits = model.apply({"params": params}, seq[:, :-1])
+        return optax.softmax_cross_entropy_with_integer_labels(logits, x_BxL).mean()
+
+    def init():
         params = model.init(init_key, jnp.zeros((1, rc.seq_len), jnp.int32))["params"]
+        return params, tx.init(params)
 
-        def loss_fn(params, x_BxL):
-            seq = jnp.concatenate([jnp.full((x_BxL.shape[0], 1), BOS), x_BxL], axis=1)
-            logits = model.apply({"params": params}, seq[:, :-1])
-            return optax.softmax_cross_entropy_with_integer_labels(logits, x_BxL).mean()
+    def step(carry, i):
+        params, opt_state = carry
+        x_BxL = jax.random.categorical(jax.random.fold_in(data_key, i), logp, shape=(rc.batch_size, rc.seq_len))
+        loss, grads = jax.value_and_grad(loss_fn)(params, x_BxL)
+        updates, opt_state = tx.update(grads, opt_state, params)
+        # cross-entropy minus the target's entropy = KL(p || model) averaged over positions, up to batch noise
+        return (optax.apply_updates(params, updates), opt_state), {"loss": loss, "excess_loss": loss - entropy}
 
-        def step(carry, i):
-            params, opt_state = carry
-            x_BxL = jax.random.categorical(jax.random.fold_in(data_key, i), logp, shape=(rc.batch_size, rc.seq_len))
-            loss, grads = jax.value_and_grad(loss_fn)(params, x_BxL)
-            updates, opt_state = tx.update(grads, opt_state, params)
-            return (optax.apply_updates(params, updates), opt_state), loss
-
-        (params, _), losses = jax.lax.scan(step, (params, tx.init(params)), jnp.arange(rc.train_steps))
-        return params, losses
-
-    params, losses = train_fn(jax.random.key(cfg.seed))
-    # cross-entropy minus the target's entropy = KL(p || model) averaged over positions, up to batch noise
-    return params, {"loss": np.asarray(losses), "excess_loss": np.asarray(losses) - entropy}
+    return scan_trainer(init, step)
 
 
 def generate(model, params, key, n_seq: int, length: int, prefix=None, allowed: int = N_VALUES):
@@ -180,7 +181,7 @@ def evaluate(cfg, params) -> dict:
     axes[2].semilogy([r["step"] for r in rows], np.maximum([r["excess_loss"] for r in rows], 1e-4), lw=0.5)
     axes[2].set(xlabel="step", ylabel="cross-entropy - H(p) (nats)", title="training")
     fig.tight_layout()
-    fig.savefig(f"{cfg.results_dir}/distribution.png", dpi=100)
+    fig.savefig(f"{cfg.run_dir}/distribution.png", dpi=100)
     plt.close(fig)
     return {
         "target": rc.target,
@@ -201,7 +202,7 @@ def evaluate(cfg, params) -> dict:
 
 
 def main(argv=None):
-    return run_task("rand_transformer", train, evaluate, init_params, argv, __doc__)
+    return run_command(lambda a: run_task("rand_transformer", make_trainer, evaluate, a, __doc__), argv)
 
 
 if __name__ == "__main__":

@@ -1,22 +1,55 @@
-"""README tables made only from the committed ``results/<task>/metrics.json`` files.
+"""README tables made only from the committed ``results/<name>/`` files (never from ``runs/``).
 
     python -m paperlab.toys.report --results projects/toys/results --readme projects/toys/README.md
 
 Replaces the text between ``<!-- report:NAME -->`` and ``<!-- /report:NAME -->`` for every NAME
-below whose metrics exist; a missing task's block is left alone.
+below whose results exist (through :mod:`paperlab.shared.report`: a block without markers is an
+error). Two layouts are read: a published run (``eval.json`` + ``summary.json``, see
+``paperlab.toys.publish``) and the first version's single ``metrics.json`` (rand_transformer,
+reverse_digits and flow_matching still have it; its ``train_seconds`` / ``train_cpu_seconds`` are
+``summary.json``'s ``wall_time_s`` / ``cpu_time_s``).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import re
 from pathlib import Path
 
+from paperlab.shared.cli import run_command
+from paperlab.shared.report import update_markdown
 
-def _load(results: Path, task: str) -> dict | None:
-    path = results / task / "metrics.json"
+
+def _load(results: Path, name: str) -> dict | None:
+    folder = results / name
+    if (folder / "eval.json").is_file():
+        m = json.loads((folder / "eval.json").read_text())
+        if (folder / "summary.json").is_file():
+            summary = json.loads((folder / "summary.json").read_text())
+            m["train_seconds"], m["train_cpu_seconds"] = summary["wall_time_s"], summary["cpu_time_s"]
+        return m
+    path = folder / "metrics.json"  # the first version's layout
     return json.loads(path.read_text()) if path.is_file() else None
+
+
+def _x(value: float, floor: float) -> str:
+    return f"{value / floor:.1f}×"
+
+
+def cot_gain_range(m: dict) -> tuple[int, int] | None:
+    """The longest run of consecutive sums a+b on which chain of thought has the lower mean exact TV."""
+    if "cot_tv_by_sum" not in m:
+        return None
+    better = [c < d for c, d in zip(m["cot_tv_by_sum"], m["direct_tv_by_sum"])]
+    best, start = None, None
+    for s, b in enumerate([*better, False]):
+        if b and start is None:
+            start = s
+        if not b and start is not None:
+            if best is None or s - start > best[1] - best[0] + 1:
+                best = (start, s - 1)
+            start = None
+    return best
 
 
 def _sec(m: dict) -> str:
@@ -58,6 +91,14 @@ def cot_table(m: dict) -> str:
         f"\nAll {m['n_prompts']} prompts (a, b ≤ {m['max_addend']}); both models: {m['n_params']} parameters, "
         f"{m['train_steps']} steps; training both took {_sec(m)} CPU s (wall)."
     )
+    gain = cot_gain_range(m)
+    if gain:
+        by_sum = [(s, d - c) for s, (c, d) in enumerate(zip(m["cot_tv_by_sum"], m["direct_tv_by_sum"]))]
+        n_better = sum(1 for _, g in by_sum if g > 0)
+        lines.append(
+            f"Chain of thought has the lower mean TV on {n_better} of the {len(by_sum)} sums a+b; the longest "
+            f"run of consecutive sums where it wins is a+b = {gain[0]}..{gain[1]} (tv_by_sum in eval.json)."
+        )
     return "\n".join(lines)
 
 
@@ -73,32 +114,46 @@ def reverse_table(m: dict) -> str:
     )
 
 
-def generative_table(fm: dict | None, dd: dict | None) -> str:
+GENERATIVE = (("flow_matching", "flow matching (Euler)"), ("diffusion", "DDPM (ancestral)"))
+
+
+def _generative_label(name: str, m: dict) -> str:
+    """Rows beyond the two same-budget runs (results/diffusion_*) say what differs."""
+    for folder, label in GENERATIVE:
+        if name == folder:
+            return label
+    return f"DDPM ({m.get('schedule', 'linear')} β, T = {m['sample_steps']}; `results/{name}`)"
+
+
+def generative_table(rows: list[tuple[str, dict]]) -> str:
     lines = [
         "| model | parameters | train steps | sampling steps | energy distance to held-out | real vs real "
-        "(floor) | MMD² (RBF, h=0.2) | real vs real | train CPU s (wall) |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "(floor) | MMD² (RBF, h=0.2) | real vs real | MMD² / floor | train CPU s (wall) |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
-    for name, m in (("flow matching (Euler)", fm), ("DDPM (ancestral)", dd)):
-        if m is None:
-            continue
+    for name, m in rows:
         lines.append(
-            f"| {name} | {m['n_params']} | {m['train_steps']} | {m['sample_steps']} "
+            f"| {_generative_label(name, m)} | {m['n_params']} | {m['train_steps']} | {m['sample_steps']} "
             f"| {m['energy_distance']:.4f} | {m['energy_distance_real_vs_real']:.4f} | {m['mmd_rbf']:.5f} "
-            f"| {m['mmd_rbf_real_vs_real']:.5f} | {_sec(m)} |"
+            f"| {m['mmd_rbf_real_vs_real']:.5f} | {_x(m['mmd_rbf'], m['mmd_rbf_real_vs_real'])} | {_sec(m)} |"
         )
-    n = (fm or dd)["n_samples"]
+    n = rows[0][1]["n_samples"]
     lines.append(f"\n{n} generated points against {n} held-out points; the floor compares two independent real draws.")
     return "\n".join(lines)
 
 
+HDQN_AGENTS = {"flat": "Q-learning (tabular)", "hdqn": "h-DQN (tabular)", "flat_net": "DQN (network)",
+               "hdqn_net": "h-DQN (networks, replay, target networks)"}
+
+
 def hdqn_table(m: dict) -> str:
     lines = [
-        "| agent | greedy policy: reward per episode, mean over seeds | worst / best seed | training reward per "
-        "episode, last bin (ε-greedy) | visits per episode to s1..s6, last bin |",
-        "|---|---|---|---|---|",
+        "| agent | greedy policy: reward per episode, mean over seeds | worst / best seed | seeds within 0.02 of "
+        "the optimum | training reward per episode, last bin (ε-greedy) | visits per episode to s1..s6, last bin |",
+        "|---|---|---|---|---|---|",
     ]
-    for agent, name in (("flat", "Q-learning"), ("hdqn", "h-DQN (tabular)")):
+    best = m["optimal_expected_reward"]
+    for agent in m.get("agents", ["flat", "hdqn"]):
         per = m[f"{agent}_greedy_reward_per_seed"]
         train = (
             f"{m[f'{agent}_training_reward_last_bin_mean']:.3f} ± {m[f'{agent}_training_reward_last_bin_std']:.3f}"
@@ -106,12 +161,15 @@ def hdqn_table(m: dict) -> str:
             else "-"
         )
         visits = ", ".join(f"{v:.2f}" for v in m.get(f"{agent}_visits_per_episode_last_bin", []))
+        near = sum(1 for x in per if x >= best - 0.02)
         lines.append(
-            f"| {name} | {m[f'{agent}_greedy_reward_mean']:.3f} | {min(per):.3f} / {max(per):.3f} | {train} "
-            f"| {visits} |"
+            f"| {HDQN_AGENTS[agent]} | {m[f'{agent}_greedy_reward_mean']:.3f} | {min(per):.3f} / {max(per):.3f} "
+            f"| {near}/{len(per)} | {train} | {visits} |"
         )
+    if "random_greedy_reward_mean" in m:
+        lines.append(f"| uniform random actions | {m['random_greedy_reward_mean']:.3f} | | | | |")
     lines.append(
-        f"\nOptimum of the MDP (value iteration): {m['optimal_expected_reward']:.3f} per episode; "
+        f"\nOptimum of the MDP (value iteration): {best:.3f} per episode; "
         f"{m['n_seeds']} seeds per agent, {m['train_steps']} environment steps each; {_sec(m)} CPU s (wall) for all."
     )
     return "\n".join(lines)
@@ -136,18 +194,23 @@ def overview(results: Path) -> str:
         rows.append(
             f"| reverse_digits | held-out exact-sequence accuracy {m['test_exact_sequence_accuracy']:.4f} | {_sec(m)} |"
         )
-    for task in ("flow_matching", "diffusion"):
+    for task, _ in GENERATIVE:
         m = _load(results, task)
         if m:
             rows.append(
                 f"| {task} | energy distance {m['energy_distance']:.4f} (floor "
-                f"{m['energy_distance_real_vs_real']:.4f}) | {_sec(m)} |"
+                f"{m['energy_distance_real_vs_real']:.4f}); MMD² {m['mmd_rbf']:.5f} = "
+                f"{_x(m['mmd_rbf'], m['mmd_rbf_real_vs_real'])} its floor {m['mmd_rbf_real_vs_real']:.5f} "
+                f"| {_sec(m)} |"
             )
     m = _load(results, "hdqn")
     if m:
+        agents = m.get("agents", ["flat", "hdqn"])
+        names = {"flat": "Q-learning", "hdqn": "h-DQN tabular", "flat_net": "DQN", "hdqn_net": "h-DQN networks"}
+        rewards = ", ".join(f"{names[a]} {m[f'{a}_greedy_reward_mean']:.3f}" for a in agents)
         rows.append(
-            f"| hdqn | greedy reward h-DQN {m['hdqn_greedy_reward_mean']:.3f}, Q-learning "
-            f"{m['flat_greedy_reward_mean']:.3f} (optimum {m['optimal_expected_reward']:.3f}) | {_sec(m)} |"
+            f"| hdqn | greedy reward, mean of {m['n_seeds']} seeds: {rewards} (optimum "
+            f"{m['optimal_expected_reward']:.3f}) | {_sec(m)} |"
         )
     return "\n".join(rows)
 
@@ -163,35 +226,27 @@ def blocks(results: Path) -> dict[str, str]:
         m = _load(results, task)
         if m:
             out[task] = fn(m)
-    fm, dd = _load(results, "flow_matching"), _load(results, "diffusion")
-    if fm or dd:
-        out["generative"] = generative_table(fm, dd)
+    names = [t for t, _ in GENERATIVE] + sorted(p.name for p in results.glob("diffusion_*") if p.is_dir())
+    rows = [(n, m) for n in names if (m := _load(results, n))]
+    if rows:
+        out["generative"] = generative_table(rows)
     return out
 
 
-def replace_block(text: str, name: str, content: str) -> str:
-    pattern = re.compile(rf"(<!-- report:{name} -->\n).*?(<!-- /report:{name} -->)", re.S)
-    if not pattern.search(text):
-        raise ValueError(f"README has no <!-- report:{name} --> ... <!-- /report:{name} --> block")
-    return pattern.sub(lambda m: m.group(1) + content + "\n" + m.group(2), text)
-
-
-def main(argv=None) -> None:
-    p = argparse.ArgumentParser(description="toys: README tables from the committed metrics.json files.")
+def _main(argv=None) -> None:
+    p = argparse.ArgumentParser(description="toys: README tables from the committed results/ files.")
     p.add_argument("--results", default="projects/toys/results")
     p.add_argument("--readme", nargs="*", default=["projects/toys/README.md"])
     args = p.parse_args(argv)
     results = Path(args.results)
     if not results.is_dir():
-        raise SystemExit(f"error: no results folder {results}")
-    content = blocks(results)
-    for readme in map(Path, args.readme):
-        text = readme.read_text()
-        for name, table in content.items():
-            if f"<!-- report:{name} -->" in text:
-                text = replace_block(text, name, table)
-        readme.write_text(text)
-        print(f"updated {readme}: {', '.join(n for n in content if f'<!-- report:{n} -->' in text)}")
+        raise FileNotFoundError(f"no results folder {results}")
+    for path, names in update_markdown(args.readme, blocks(results)).items():
+        print(f"updated {path}: {', '.join(names)}")
+
+
+def main(argv=None):
+    return run_command(_main, argv)
 
 
 if __name__ == "__main__":

@@ -20,7 +20,8 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from paperlab.toys.common import run_task
+from paperlab.shared.cli import run_command
+from paperlab.toys.common import Trainer, run_task, scan_trainer
 
 HOLDOUT_MOD = 7
 
@@ -163,41 +164,27 @@ def loss_fn(params, model, seq_BxT, n: int):
 # ----------------------------------------------------------------------------- training: one jitted scan
 
 
-def init_params(cfg):
-    rc = cfg.reverse_digits
-    model = make_model(rc)
-    return model.init(jax.random.key(cfg.seed), jnp.zeros((1, 2 * rc.length), jnp.int32))["params"]
-
-
-def make_train(cfg):
+def make_trainer(cfg) -> Trainer:
+    """State (params, AdamW state); a step draws a batch of training sequences from fold_in(key, step)."""
     rc = cfg.reverse_digits
     model = make_model(rc)
     schedule = optax.warmup_cosine_decay_schedule(0.0, rc.lr, min(200, rc.train_steps // 10 + 1), rc.train_steps)
     tx = optax.chain(optax.clip_by_global_norm(1.0), optax.adamw(schedule, weight_decay=0.01))
+    init_key, data_key = jax.random.split(jax.random.key(cfg.seed))
 
-    @jax.jit
-    def train(key):
-        init_key, data_key = jax.random.split(key)
+    def init():
         params = model.init(init_key, jnp.zeros((1, 2 * rc.length), jnp.int32))["params"]
+        return params, tx.init(params)
 
-        def step(carry, i):
-            params, opt_state = carry
-            x_BxN = sample_sequences(jax.random.fold_in(data_key, i), rc.batch_size, rc.length, rc.vocab, True)
-            seq = full_sequence(x_BxN, rc.vocab)
-            (loss, acc), grads = jax.value_and_grad(loss_fn, has_aux=True)(params, model, seq, rc.length)
-            updates, opt_state = tx.update(grads, opt_state, params)
-            return (optax.apply_updates(params, updates), opt_state), (loss, acc)
+    def step(carry, i):
+        params, opt_state = carry
+        x_BxN = sample_sequences(jax.random.fold_in(data_key, i), rc.batch_size, rc.length, rc.vocab, True)
+        seq = full_sequence(x_BxN, rc.vocab)
+        (loss, acc), grads = jax.value_and_grad(loss_fn, has_aux=True)(params, model, seq, rc.length)
+        updates, opt_state = tx.update(grads, opt_state, params)
+        return (optax.apply_updates(params, updates), opt_state), {"loss": loss, "train_sequence_accuracy": acc}
 
-        (params, _), (losses, accs) = jax.lax.scan(step, (params, tx.init(params)), jnp.arange(rc.train_steps))
-        return params, losses, accs
-
-    return model, train
-
-
-def train(cfg):
-    _, train_fn = make_train(cfg)
-    params, losses, accs = train_fn(jax.random.key(cfg.seed))
-    return params, {"loss": np.asarray(losses), "train_sequence_accuracy": np.asarray(accs)}
+    return scan_trainer(init, step)
 
 
 @partial(jax.jit, static_argnums=(0, 3))
@@ -254,7 +241,7 @@ def evaluate(cfg, params) -> dict:
             ax.set_title(f"layer {layer + 1}, head {h + 1}", fontsize=8)
     fig.suptitle("attention (row: query position, column: key) on a held-out sequence", fontsize=9)
     fig.tight_layout()
-    fig.savefig(f"{cfg.results_dir}/attention.png", dpi=110)
+    fig.savefig(f"{cfg.run_dir}/attention.png", dpi=110)
     plt.close(fig)
 
     metrics_path = f"{cfg.run_dir}/metrics.jsonl"
@@ -265,7 +252,7 @@ def evaluate(cfg, params) -> dict:
     ax[1].plot([r["step"] for r in rows], [r["train_sequence_accuracy"] for r in rows])
     ax[1].set(xlabel="step", ylabel="exact-seq. accuracy (train batch)")
     fig.tight_layout()
-    fig.savefig(f"{cfg.results_dir}/training.png", dpi=110)
+    fig.savefig(f"{cfg.run_dir}/training.png", dpi=110)
     plt.close(fig)
     n_params = sum(int(np.prod(p.shape)) for p in jax.tree_util.tree_leaves(params))
     return {
@@ -281,7 +268,7 @@ def evaluate(cfg, params) -> dict:
 
 
 def main(argv=None):
-    return run_task("reverse_digits", train, evaluate, init_params, argv, __doc__)
+    return run_command(lambda a: run_task("reverse_digits", make_trainer, evaluate, a, __doc__), argv)
 
 
 if __name__ == "__main__":
