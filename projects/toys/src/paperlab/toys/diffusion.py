@@ -22,8 +22,8 @@ import numpy as np
 import optax
 
 from paperlab.shared.cli import run_command
-from paperlab.toys.common import Trainer, run_task, scan_trainer
-from paperlab.toys.moons import TimeMLP, figures, quality, sample_moons
+from paperlab.toys.common import Trainer, run_task
+from paperlab.toys.moons import TimeMLP, figures, moons_trainer, quality, sample_moons
 
 
 def schedule(dc) -> dict[str, np.ndarray]:
@@ -66,7 +66,6 @@ def make_trainer(cfg) -> Trainer:
     model = make_model(dc)
     sch = {k: jnp.asarray(v) for k, v in schedule(dc).items()}
     tx = optax.adam(optax.cosine_decay_schedule(dc.lr, dc.train_steps, alpha=dc.lr_end))
-    init_key, data_key = jax.random.split(jax.random.key(cfg.seed))
 
     def loss_fn(params, key, x0):
         k_t, k_eps = jax.random.split(key)
@@ -75,18 +74,7 @@ def make_trainer(cfg) -> Trainer:
         pred = model.apply({"params": params}, q_sample(x0, t, eps, sch["abar"]), time_input(t, dc.n_timesteps))
         return ((pred - eps) ** 2).sum(-1).mean()
 
-    def init():
-        params = model.init(init_key, jnp.zeros((1, 2)), jnp.zeros((1,)))["params"]
-        return params, tx.init(params)
-
-    def step(carry, i):
-        params, opt_state = carry
-        k_data, k_loss = jax.random.split(jax.random.fold_in(data_key, i))
-        loss, grads = jax.value_and_grad(loss_fn)(params, k_loss, sample_moons(k_data, dc.batch_size, dc.moons_noise))
-        updates, opt_state = tx.update(grads, opt_state, params)
-        return (optax.apply_updates(params, updates), opt_state), {"loss": loss}
-
-    return scan_trainer(init, step)
+    return moons_trainer(cfg.seed, dc, model, tx, loss_fn)
 
 
 def posterior_mean(model, params, sch, x, t_idx: int, T: int):

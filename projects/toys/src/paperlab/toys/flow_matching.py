@@ -20,8 +20,8 @@ import numpy as np
 import optax
 
 from paperlab.shared.cli import run_command
-from paperlab.toys.common import Trainer, run_task, scan_trainer
-from paperlab.toys.moons import TimeMLP, figures, quality, sample_moons
+from paperlab.toys.common import Trainer, run_task
+from paperlab.toys.moons import TimeMLP, figures, moons_trainer, quality, sample_moons
 
 # ----------------------------------------------------------------------------- the flow-matching objective
 
@@ -55,21 +55,7 @@ def make_trainer(cfg) -> Trainer:
     fc = cfg.flow_matching
     model = make_model(fc)
     tx = optax.adam(optax.cosine_decay_schedule(fc.lr, fc.train_steps, alpha=0.05))
-    init_key, data_key = jax.random.split(jax.random.key(cfg.seed))
-
-    def init():
-        params = model.init(init_key, jnp.zeros((1, 2)), jnp.zeros((1,)))["params"]
-        return params, tx.init(params)
-
-    def step(carry, i):
-        params, opt_state = carry
-        k_data, k_loss = jax.random.split(jax.random.fold_in(data_key, i))
-        x1 = sample_moons(k_data, fc.batch_size, fc.moons_noise)
-        loss, grads = jax.value_and_grad(cfm_loss)(params, model, k_loss, x1, fc.sigma_min)
-        updates, opt_state = tx.update(grads, opt_state, params)
-        return (optax.apply_updates(params, updates), opt_state), {"loss": loss}
-
-    return scan_trainer(init, step)
+    return moons_trainer(cfg.seed, fc, model, tx, lambda p, key, x1: cfm_loss(p, model, key, x1, fc.sigma_min))
 
 
 def sample(model, params, key, n: int, steps: int):

@@ -12,8 +12,9 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 
-from paperlab.toys.common import energy_distance, mmd_rbf
+from paperlab.toys.common import Trainer, energy_distance, mmd_rbf, scan_trainer
 
 # two moons (sklearn's make_moons, written in JAX so that batches are drawn inside the jitted loop),
 # shifted and scaled per axis to roughly zero mean and unit variance
@@ -49,6 +50,26 @@ class TimeMLP(nn.Module):
         for _ in range(self.layers):
             h = nn.silu(nn.Dense(self.hidden)(h))
         return nn.Dense(x_Bx2.shape[-1])(h)
+
+
+def moons_trainer(seed: int, section, model: nn.Module, tx, loss_fn) -> Trainer:
+    """State (params, optimiser state); step i draws a batch of moons and the loss's own noise from
+    fold_in(key(seed), i) and takes one step on ``loss_fn(params, key, x_batch)``."""
+    init_key, data_key = jax.random.split(jax.random.key(seed))
+
+    def init():
+        params = model.init(init_key, jnp.zeros((1, 2)), jnp.zeros((1,)))["params"]
+        return params, tx.init(params)
+
+    def step(carry, i):
+        params, opt_state = carry
+        k_data, k_loss = jax.random.split(jax.random.fold_in(data_key, i))
+        x = sample_moons(k_data, section.batch_size, section.moons_noise)
+        loss, grads = jax.value_and_grad(loss_fn)(params, k_loss, x)
+        updates, opt_state = tx.update(grads, opt_state, params)
+        return (optax.apply_updates(params, updates), opt_state), {"loss": loss}
+
+    return scan_trainer(init, step)
 
 
 # ----------------------------------------------------------------------------- quality and figures
