@@ -9,15 +9,15 @@ PPO_RUNS := runs/ppo
 PPO_ALGO = $(or $(ALGO),ppo)
 ENV ?= ant
 
-train-ppo: $(VENV)/.stamp-ppo ## PPO on MuJoCo InvertedPendulum-v5 until eval return 1000 (ALGO=ppo|ppo-ewma SEED=1)
+train-ppo: $(VENV)/.stamp-ppo ## PPO on MuJoCo InvertedPendulum-v5 until eval return 1000 (ALGO=ppo|ppo-ewma SEED=1 RESUME=1)
 	$(PY) -m paperlab.ppo.train --config configs/ppo/inverted_pendulum.yaml algo=$(PPO_ALGO) seed=$(SEED) \
-	  run_dir=$(PPO_RUNS)/InvertedPendulum-v5/$(PPO_ALGO)-seed$(SEED) $(STEPS_ARG) $(ARGS)
+	  run_dir=$(PPO_RUNS)/InvertedPendulum-v5/$(PPO_ALGO)-seed$(SEED) $(STEPS_ARG) $(ARGS) $(RESUME_ARG)
 
-train-ppo-brax: $(VENV)/.stamp-ppo ## our torch PPO on a Brax env (ENV=ant|humanoid ALGO SEED STEPS)
+train-ppo-brax: $(VENV)/.stamp-ppo ## our torch PPO on a Brax env (ENV=ant|humanoid ALGO SEED STEPS RESUME=1)
 	$(PY) -m paperlab.ppo.train --config configs/ppo/brax_$(ENV).yaml algo=$(PPO_ALGO) seed=$(SEED) \
-	  run_dir=$(PPO_RUNS)/brax/$(ENV)/$(PPO_ALGO)-seed$(SEED) $(STEPS_ARG) $(ARGS)
+	  run_dir=$(PPO_RUNS)/brax/$(ENV)/$(PPO_ALGO)-seed$(SEED) $(STEPS_ARG) $(ARGS) $(RESUME_ARG)
 
-train-brax-ppo: $(VENV)/.stamp-ppo ## Brax's own JAX PPO from the same preset (ENV=ant|humanoid SEED STEPS)
+train-brax-ppo: $(VENV)/.stamp-ppo ## Brax's own JAX PPO from the same preset (ENV=ant|humanoid SEED STEPS; cannot resume)
 	$(PY) -m paperlab.ppo.brax_ppo --config configs/ppo/brax_$(ENV).yaml seed=$(SEED) \
 	  run_dir=$(PPO_RUNS)/brax/$(ENV)/brax-ppo-seed$(SEED) $(STEPS_ARG) $(ARGS)
 
@@ -25,10 +25,10 @@ PPO_RUN = $(or $(RUN),$(PPO_RUNS)/InvertedPendulum-v5/$(PPO_ALGO)-seed$(SEED))
 eval-ppo: $(VENV)/.stamp-ppo ## evaluate a run's deterministic policy (RUN=runs/ppo/... EPISODES=10)
 	$(PY) -m paperlab.ppo.evaluate $(PPO_RUN)/model.pt --episodes $(or $(EPISODES),10) --out $(PPO_RUN)/evaluate.json
 
-gif-ppo: $(VENV)/.stamp-ppo ## GIF of a run's policy (RUN=runs/ppo/... OUT=agent.gif)
-	$(PY) -m paperlab.ppo.render $(PPO_RUN)/model.pt --out $(or $(OUT),$(PPO_RUN)/agent.gif)
+gif-ppo: $(VENV)/.stamp-ppo ## GIF of a run's policy, torso-tracking camera for Ant/Humanoid (RUN=runs/ppo/... OUT=agent.gif)
+	$(PY) -m paperlab.ppo.render $(PPO_RUN)/model.pt --out $(or $(OUT),$(PPO_RUN)/agent.gif) $(ARGS)
 
-bench-ppo: $(VENV)/.stamp-ppo ## training steps/s on InvertedPendulum and Brax Ant, with a time breakdown
+bench-ppo: $(VENV)/.stamp-ppo ## training steps/s on InvertedPendulum and Brax Ant, time breakdown, load (writes results/bench)
 	$(PY) -m paperlab.ppo.bench --out projects/ppo/results/bench $(ARGS)
 
 sweep-ppo-ewma: $(VENV)/.stamp-ppo ## PPO vs PPO-EWMA at two batch sizes (SEEDS="1 2 3")

@@ -43,7 +43,21 @@ class Actor(nn.Module):
         return torch.distributions.Normal(mean, self.log_std.expand_as(mean).exp())
 
     def log_prob(self, obs: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
-        return self.dist(obs).log_prob(action).sum(-1)
+        """log pi(action | obs), summed over action dimensions (``dist().log_prob`` without its checks)."""
+        return gaussian_log_prob(action, self.mean(obs), self.log_std)
+
+    def entropy(self) -> torch.Tensor:
+        """Entropy of the policy (the same for every state: the std does not depend on it)."""
+        return (0.5 + 0.5 * math.log(2 * math.pi) + self.log_std).sum()
+
+
+def gaussian_log_prob(action: torch.Tensor, mean: torch.Tensor, log_std: torch.Tensor) -> torch.Tensor:
+    """sum_i log N(action_i; mean_i, exp(log_std_i)^2), the arithmetic of ``torch.distributions.Normal``."""
+    scale = log_std.exp()
+    return (-((action - mean) ** 2) / (2 * scale**2) - scale.log() - _LOG_SQRT_2PI).sum(-1)
+
+
+_LOG_SQRT_2PI = math.log(math.sqrt(2 * math.pi))
 
 
 class ActorCritic(nn.Module):
@@ -64,9 +78,20 @@ class ActorCritic(nn.Module):
     def value(self, obs: torch.Tensor) -> torch.Tensor:
         return self.critic(obs).squeeze(-1)
 
-    @torch.no_grad()
+    @torch.inference_mode()
     def act(self, obs: torch.Tensor, deterministic: bool = False) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Action, its log-probability and the value of ``obs`` (no gradients)."""
-        dist = self.actor.dist(obs)
-        action = dist.mean if deterministic else dist.sample()
-        return action, dist.log_prob(action).sum(-1), self.value(obs)
+        """Action, its log-probability and the value of ``obs`` in one call (no gradients).
+
+        A sample is ``torch.normal(mean, std)``, the draw ``torch.distributions.Normal.sample`` makes.
+        """
+        mean = self.actor.mean(obs)
+        log_std = self.actor.log_std.expand_as(mean)
+        action = mean if deterministic else torch.normal(mean, log_std.exp())
+        return action, gaussian_log_prob(action, mean, log_std), self.value(obs)
+
+
+def build_agent(cfg, obs_dim: int, act_dim: int) -> ActorCritic:
+    """The actor-critic a config describes, on ``cfg.device``."""
+    return ActorCritic(obs_dim, act_dim, cfg.actor_hidden, cfg.critic_hidden, cfg.activation, cfg.init_log_std).to(
+        cfg.device
+    )

@@ -6,13 +6,15 @@ Cases (each a short real training run with evaluation off):
 
 - ``ip``: the InvertedPendulum-v5 preset (8 parallel envs, 8 minibatches of 256);
 - ``ip-cleanrl``: the same code with CleanRL's layout (1 env x 2048 steps, 32 minibatches of 64),
-  the configuration whose ~670 steps/s the issue quotes, measured on this machine;
+  the layout of CleanRL's ``ppo_continuous_action.py``, for a comparison at equal work;
 - ``ant``: our torch PPO on Brax Ant with the ``brax_ant`` preset (256 envs), the first iteration
   (JAX compilation) excluded.
 
 Each case writes ``<out>/<case>.json``: steps/s overall and in steady state, and the split of the
 time between simulation (``envs.step``), the rest of the rollout (policy forward, normalisation,
-bookkeeping) and the PPO update.
+bookkeeping) and the PPO update, with the machine: CPU model, cores, and the load average before
+and after the case (other jobs on the machine slow every number down: compare only runs made at
+the same load, or on an idle machine).
 """
 
 from __future__ import annotations
@@ -24,8 +26,13 @@ import platform
 import tempfile
 from pathlib import Path
 
+import numpy as np
+import torch
+
 from paperlab.ppo.config import Config
 from paperlab.ppo.train import train
+from paperlab.shared.checkpoint import atomic_write_text
+from paperlab.shared.cli import run_command
 from paperlab.shared.config import load_config
 from paperlab.shared.runlog import read_metrics
 
@@ -40,8 +47,19 @@ CASES = {
 }
 
 
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 def bench_case(name: str, out: Path) -> dict:
     preset, overrides = CASES[name]
+    load_before = os.getloadavg()
     with tempfile.TemporaryDirectory() as tmp:
         cfg = load_config(Config, preset, [*overrides, f"run_dir={tmp}/run"])
         summary = train(cfg)
@@ -62,15 +80,20 @@ def bench_case(name: str, out: Path) -> dict:
         "fraction_env_step": summary["time_env_step"] / total,
         "fraction_rollout_other": (summary["time_rollout"] - summary["time_env_step"]) / total,
         "fraction_update": summary["time_update"] / total,
-        "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores",
+        "machine": f"{cpu_model()}, {os.cpu_count()} cores",
+        "cpu_model": cpu_model(),
+        "cpu_count": os.cpu_count(),
+        "load_average_before": list(load_before),  # 1, 5, 15 minutes
+        "load_average_after": list(os.getloadavg()),
         "load_average_1min": os.getloadavg()[0],
         "torch_threads": cfg.threads,
+        "versions": {"python": platform.python_version(), "torch": torch.__version__, "numpy": np.__version__},
     }
-    (out / f"{name}.json").write_text(json.dumps(result, indent=2) + "\n")
+    atomic_write_text(out / f"{name}.json", json.dumps(result, indent=2) + "\n")
     return result
 
 
-def main(argv=None):
+def _main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", default="projects/ppo/results/bench")
     p.add_argument("--cases", nargs="+", default=list(CASES), choices=list(CASES))
@@ -82,8 +105,13 @@ def main(argv=None):
         print(
             f"{name:12s} {r['steps_per_s']:8.0f} steps/s ({r['steps_per_s_steady']:.0f} steady)  "
             f"env {r['fraction_env_step']:.0%}  rollout other {r['fraction_rollout_other']:.0%}  "
-            f"update {r['fraction_update']:.0%}  load {r['load_average_1min']:.1f}"
+            f"update {r['fraction_update']:.0%}  load {r['load_average_before'][0]:.1f} -> "
+            f"{r['load_average_after'][0]:.1f}"
         )
+
+
+def main(argv=None):
+    return run_command(_main, argv)
 
 
 if __name__ == "__main__":

@@ -8,8 +8,11 @@ running return normaliser, and GAE over short unrolls of ``brax_unroll_length`` 
 
     python -m paperlab.ppo.brax_ppo --config configs/ppo/brax_ant.yaml total_steps=5000000
 
-writes ``<run_dir>/metrics.jsonl`` (one row per evaluation: env steps, deterministic evaluation
-return, wall time) and ``<run_dir>/summary.json`` (steps/s with and without compilation).
+logs through ``RunLogger`` like ``train``: ``<run_dir>/config.yaml``, ``metrics.jsonl`` + TensorBoard
+events (one row per evaluation: env steps, deterministic evaluation return, wall time),
+``<run_dir>/summary.json`` (steps/s with and without compilation). Brax's trainer cannot continue a
+run (it restores parameters only, not its optimiser or step count), so there is no ``--resume``
+here, and a run directory that already holds a run is refused rather than overwritten.
 """
 
 from __future__ import annotations
@@ -21,7 +24,10 @@ import time
 from pathlib import Path
 
 from paperlab.ppo.config import Config
-from paperlab.shared.config import ConfigError, add_config_args, config_from_args, save_config
+from paperlab.shared.checkpoint import atomic_write_text
+from paperlab.shared.cli import run_command
+from paperlab.shared.config import ConfigError, add_config_args, config_from_args, parse_args
+from paperlab.shared.runlog import RunLogger
 
 
 def brax_sizes(cfg: Config) -> dict:
@@ -54,11 +60,12 @@ def run(cfg: Config) -> dict:
         activation=activation,
     )
     run_dir = Path(cfg.run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    save_config(cfg, run_dir / "config.yaml")
+    if (run_dir / "metrics.jsonl").exists():
+        raise ConfigError(f"{run_dir} already holds a run (metrics.jsonl); Brax's trainer cannot continue it: "
+                          "give a new run_dir=... (or move the old one away)")
+    logger = RunLogger(run_dir, cfg)
     rows: list[dict] = []
     start = time.perf_counter()
-    metrics_file = (run_dir / "metrics.jsonl").open("w")
 
     def progress(step, metrics):
         row = {
@@ -68,10 +75,46 @@ def run(cfg: Config) -> dict:
             "wall_time": time.perf_counter() - start,
         }
         rows.append(row)
-        metrics_file.write(json.dumps(row) + "\n")
-        metrics_file.flush()
+        logger.log(row["step"], **{k: v for k, v in row.items() if k != "step"})
         print(f"step {row['step']:>10d}  eval return {row['eval_return']:9.1f}  t {row['wall_time']:7.1f}s", flush=True)
 
+    try:
+        _brax_train(ppo, env, cfg, network_factory, progress, sizes)
+    finally:
+        logger.close()
+    total = time.perf_counter() - start
+    # the first evaluation happens before any training; the interval after it holds the compilation
+    # of the training step, so steady-state steps/s is measured from the second evaluation on
+    steady = None
+    if len(rows) >= 3:
+        steady = (rows[-1]["step"] - rows[1]["step"]) / (rows[-1]["wall_time"] - rows[1]["wall_time"])
+    steps = rows[-1]["step"] if rows else 0
+    summary = {
+        "steps": steps,
+        "wall_time_s": total,
+        "finished": steps >= cfg.total_steps,
+        "seed": cfg.seed,
+        "device": jax_device(),
+        "impl": "brax-jax-ppo",
+        "env_id": cfg.env_id,
+        "backend": cfg.brax_backend,
+        "final_eval_return": rows[-1]["eval_return"] if rows else None,
+        "best_eval_return": max(r["eval_return"] for r in rows) if rows else None,
+        "steps_per_s_total": (steps / total) if rows else None,
+        "steps_per_s_steady": steady,
+        "note": "steps/s include the periodic evaluations (num_eval_envs x episode_length steps each)",
+    }
+    atomic_write_text(run_dir / "summary.json", json.dumps(summary, indent=2) + "\n")
+    return summary
+
+
+def jax_device() -> str:
+    import jax
+
+    return str(jax.devices()[0].platform)
+
+
+def _brax_train(ppo, env, cfg: Config, network_factory, progress, sizes: dict) -> None:
     ppo.train(
         environment=env,
         num_timesteps=cfg.total_steps,
@@ -95,42 +138,23 @@ def run(cfg: Config) -> dict:
         progress_fn=progress,
         **sizes,
     )
-    metrics_file.close()
-    total = time.perf_counter() - start
-    # the first evaluation happens before any training; the interval after it holds the compilation
-    # of the training step, so steady-state steps/s is measured from the second evaluation on
-    steady = None
-    if len(rows) >= 3:
-        steady = (rows[-1]["step"] - rows[1]["step"]) / (rows[-1]["wall_time"] - rows[1]["wall_time"])
-    summary = {
-        "impl": "brax-jax-ppo",
-        "env_id": cfg.env_id,
-        "backend": cfg.brax_backend,
-        "seed": cfg.seed,
-        "steps": rows[-1]["step"] if rows else 0,
-        "final_eval_return": rows[-1]["eval_return"] if rows else None,
-        "best_eval_return": max(r["eval_return"] for r in rows) if rows else None,
-        "wall_time": total,
-        "steps_per_s_total": (rows[-1]["step"] / total) if rows else None,
-        "steps_per_s_steady": steady,
-        "note": "steps/s include the periodic evaluations (num_eval_envs x episode_length steps each)",
-    }
-    (run_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+
+
+def _main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_config_args(parser)
+    args = parse_args(parser, argv)
+    cfg = config_from_args(Config, args)
+    if not any(o.startswith("run_dir=") for o in args.overrides or []):
+        cfg.run_dir = str(Path(cfg.run_dir).parent / f"brax-ppo-seed{cfg.seed}")
+    brax_sizes(cfg)
+    summary = run(cfg)
+    print(json.dumps(summary, indent=2))
     return summary
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_config_args(parser)
-    args = parser.parse_args(argv)
-    try:
-        cfg = config_from_args(Config, args)
-        if "run_dir" not in " ".join(args.overrides or []):
-            cfg.run_dir = str(Path(cfg.run_dir).parent / f"brax-ppo-seed{cfg.seed}")
-        brax_sizes(cfg)
-    except ConfigError as e:
-        raise SystemExit(f"error: {e}") from None
-    print(json.dumps(run(cfg), indent=2))
+    return run_command(_main, argv)
 
 
 if __name__ == "__main__":

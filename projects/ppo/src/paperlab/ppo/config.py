@@ -81,7 +81,8 @@ class Config:
     eval_every: int = 10_000  # env steps between deterministic evaluations (0: off)
     eval_episodes: int = 10
     stop_return: float | None = None  # stop once an evaluation's mean return reaches this
-    checkpoint_every: int = 100_000  # env steps between checkpoints (and one at the end)
+    checkpoint_every: int = 100_000  # env steps between checkpoints/last.pt (and one at the end, or on Ctrl-C)
+    checkpoint_minutes: float = 10.0  # also one at least this often (0: off), so a long run always has one
 
     # --- Brax's own JAX PPO (paperlab.ppo.brax_ppo) run from the same config ---
     brax_unroll_length: int = 10
@@ -95,7 +96,8 @@ class Config:
             raise ValueError(f"activation must be one of {ACTIVATIONS}, got {self.activation!r}")
         if self.adv_norm not in ADV_NORMS:
             raise ValueError(f"adv_norm must be one of {ADV_NORMS}, got {self.adv_norm!r}")
-        for name in ("num_envs", "num_steps", "update_epochs", "num_minibatches", "total_steps", "eval_episodes"):
+        for name in ("num_envs", "num_steps", "update_epochs", "num_minibatches", "total_steps", "eval_episodes",
+                     "checkpoint_every", "log_every"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.batch_size % self.num_minibatches:
@@ -109,6 +111,8 @@ class Config:
             raise ValueError(f"clip_coef must be in (0, 1), got {self.clip_coef}")
         if not (0.0 <= self.gamma <= 1.0 and 0.0 <= self.gae_lambda <= 1.0):
             raise ValueError("gamma and gae_lambda must be in [0, 1]")
+        if self.eval_every < 0 or self.checkpoint_minutes < 0:
+            raise ValueError("eval_every and checkpoint_minutes must be >= 0")
         if self.ref_num_envs < 0:
             raise ValueError(f"ref_num_envs must be >= 0, got {self.ref_num_envs}")
         if not self.actor_hidden or not self.critic_hidden:

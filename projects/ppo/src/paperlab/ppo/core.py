@@ -15,14 +15,13 @@ from __future__ import annotations
 import copy
 import math
 
+import numpy as np
 import torch
 from torch import nn
 
 
-def gae(
-    rewards: torch.Tensor, values: torch.Tensor, dones: torch.Tensor, last_value: torch.Tensor, gamma: float, lam: float
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Advantages and value targets from a (T, N) rollout.
+def gae(rewards, values, dones, last_value, gamma: float, lam: float):
+    """Advantages and value targets from a (T, N) rollout (numpy arrays or torch tensors, same type out).
 
     ``dones[t]`` marks that the episode ended *at* step t (after reward ``rewards[t]``): nothing
     is bootstrapped across it. ``values[t]`` = V(s_t); ``last_value`` = V(s_T) of the state after
@@ -31,18 +30,26 @@ def gae(
 
         delta_t = r_t + gamma * (1 - d_t) * V(s_{t+1}) - V(s_t)
         A_t     = delta_t + gamma * lam * (1 - d_t) * A_{t+1}
+
+    The backward recursion runs in numpy: T small steps, where a torch operation costs several
+    times a numpy one.
     """
-    T = rewards.shape[0]
-    adv = torch.zeros_like(rewards)
-    next_adv = torch.zeros_like(last_value)
-    next_value = last_value
-    for t in reversed(range(T)):
-        notdone = 1.0 - dones[t].to(rewards.dtype)
-        delta = rewards[t] + gamma * notdone * next_value - values[t]
-        next_adv = delta + gamma * lam * notdone * next_adv
+    as_torch = isinstance(rewards, torch.Tensor)
+    r, v, d, lv = (x.detach().cpu().numpy() if isinstance(x, torch.Tensor) else np.asarray(x)
+                   for x in (rewards, values, dones, last_value))  # fmt: skip
+    notdone = 1.0 - d.astype(r.dtype)
+    adv = np.zeros_like(r)
+    next_adv = np.zeros_like(lv)
+    next_value = lv
+    for t in reversed(range(r.shape[0])):
+        delta = r[t] + gamma * notdone[t] * next_value - v[t]
+        next_adv = delta + gamma * lam * notdone[t] * next_adv
         adv[t] = next_adv
-        next_value = values[t]
-    return adv, adv + values
+        next_value = v[t]
+    ret = adv + v
+    if as_torch:
+        return torch.from_numpy(adv).to(rewards.device), torch.from_numpy(ret).to(rewards.device)
+    return adv, ret
 
 
 def policy_loss(
@@ -90,33 +97,49 @@ def value_loss(
     return 0.5 * torch.max(unclipped, (clipped_value - target) ** 2).mean()
 
 
+def _np64(x) -> np.ndarray:
+    """A float64 numpy copy of an array or tensor (checkpoints of older runs hold torch tensors)."""
+    if isinstance(x, torch.Tensor):
+        x = x.detach().cpu().numpy()
+    return np.array(x, dtype=np.float64)
+
+
 class RunningMeanStd:
-    """Mean and variance of a stream of batches (Chan et al.'s parallel update), in float64."""
+    """Mean and variance of a stream of batches (Chan et al.'s parallel update), in float64.
+
+    Numpy on the host: the rollout updates it once per environment step with a handful of values,
+    where a numpy operation costs a fraction of a torch one.
+    """
 
     def __init__(self, shape: tuple[int, ...] = (), epsilon: float = 1e-4):
-        self.mean = torch.zeros(shape, dtype=torch.float64)
-        self.var = torch.ones(shape, dtype=torch.float64)
+        self.mean = np.zeros(shape, dtype=np.float64)
+        self.var = np.ones(shape, dtype=np.float64)
         self.count = epsilon
 
-    def update(self, x: torch.Tensor) -> None:
-        x = x.detach().to(torch.float64).reshape(-1, *self.mean.shape)
-        batch_mean, batch_var, n = x.mean(0), x.var(0, unbiased=False), x.shape[0]
+    def update(self, x: np.ndarray) -> None:
+        x = np.asarray(x, dtype=np.float64).reshape(-1, *self.mean.shape)
+        n = x.shape[0]
+        batch_mean = x.mean(0)
+        batch_var = x.var(0) if n > 1 else np.zeros_like(batch_mean)
         delta = batch_mean - self.mean
         total = self.count + n
-        self.mean = self.mean + delta * n / total
-        m2 = self.var * self.count + batch_var * n + delta**2 * self.count * n / total
+        self.mean = self.mean + delta * (n / total)
+        m2 = self.var * self.count + batch_var * n + delta**2 * (self.count * n / total)
         self.var = m2 / total
         self.count = total
 
-    def normalize(self, x: torch.Tensor, clip: float) -> torch.Tensor:
-        y = (x - self.mean.to(x.dtype)) / torch.sqrt(self.var.to(x.dtype) + 1e-8)
-        return y.clamp(-clip, clip)
+    def normalize(self, x: np.ndarray, clip: float) -> np.ndarray:
+        """float32 ``(x - mean) / sqrt(var + 1e-8)`` clipped to [-clip, clip]."""
+        x = np.asarray(x, dtype=np.float32)
+        y = (x - self.mean.astype(np.float32)) / np.sqrt(self.var.astype(np.float32) + np.float32(1e-8))
+        return np.clip(y, -clip, clip)
 
     def state_dict(self) -> dict:
-        return {"mean": self.mean, "var": self.var, "count": self.count}
+        return {"mean": torch.tensor(np.asarray(self.mean)), "var": torch.tensor(np.asarray(self.var)),
+                "count": float(self.count)}
 
     def load_state_dict(self, d: dict) -> None:
-        self.mean, self.var, self.count = d["mean"].clone(), d["var"].clone(), float(d["count"])
+        self.mean, self.var, self.count = _np64(d["mean"]), _np64(d["var"]), float(d["count"])
 
 
 class RewardScaler:
@@ -124,20 +147,21 @@ class RewardScaler:
 
     def __init__(self, num_envs: int, gamma: float):
         self.gamma = gamma
-        self.ret = torch.zeros(num_envs, dtype=torch.float64)
+        self.ret = np.zeros(num_envs, dtype=np.float64)
         self.rms = RunningMeanStd(())
 
-    def __call__(self, reward: torch.Tensor, done: torch.Tensor, clip: float) -> torch.Tensor:
-        self.ret = self.ret * self.gamma + reward.to(torch.float64)
+    def __call__(self, reward: np.ndarray, done: np.ndarray, clip: float) -> np.ndarray:
+        self.ret = self.ret * self.gamma + reward
         self.rms.update(self.ret)
-        self.ret = self.ret * (1.0 - done.to(torch.float64))
-        return (reward / torch.sqrt(self.rms.var.to(reward.dtype) + 1e-8)).clamp(-clip, clip)
+        self.ret[done] = 0.0
+        scaled = reward / np.sqrt(np.float32(self.rms.var) + np.float32(1e-8))
+        return np.clip(scaled.astype(np.float32), -clip, clip)
 
     def state_dict(self) -> dict:
-        return {"ret": self.ret, "rms": self.rms.state_dict()}
+        return {"ret": torch.tensor(self.ret), "rms": self.rms.state_dict()}
 
     def load_state_dict(self, d: dict) -> None:
-        self.ret = d["ret"].clone()
+        self.ret = _np64(d["ret"])
         self.rms.load_state_dict(d["rms"])
 
 

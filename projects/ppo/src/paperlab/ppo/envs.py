@@ -1,29 +1,32 @@
-"""Vectorised environments behind one small torch interface.
+"""Vectorised environments behind one small numpy interface.
 
 ``make_vec_env(cfg)`` returns an object with ``num_envs``, ``obs_dim``, ``act_dim``,
-``action_low``/``action_high`` (tensors), ``reset(seed) -> obs`` and
-``step(action) -> Step(obs, reward, terminated, truncated, final_obs)``; every array is a torch
-tensor with a leading ``num_envs`` axis. Finished environments reset themselves inside ``step``:
-``obs`` is then the first observation of the next episode and ``final_obs`` the last one of the
-finished episode (needed to bootstrap a time-limit truncation); elsewhere the two are equal.
+``action_low``/``action_high``, ``reset(seed) -> obs``, ``step(action) -> Step(obs, reward,
+terminated, truncated, final_obs)`` and ``get_state()``/``set_state(state)``; every array is a numpy
+array with a leading ``num_envs`` axis (float32 observations and rewards, bool flags). Finished
+environments reset themselves inside ``step``: ``obs`` is then the first observation of the next
+episode and ``final_obs`` the last one of the finished episode (needed to bootstrap a time-limit
+truncation); elsewhere the two are equal. ``get_state`` captures everything a resumed run needs to
+continue the same episodes: the simulator state and each environment's random generator.
 
 Two implementations:
 
 - :class:`GymVecEnv`: gymnasium's synchronous vector env (``autoreset_mode=SAME_STEP``), e.g.
-  MuJoCo ``InvertedPendulum-v5``; numpy <-> torch copies are tiny at these sizes.
+  MuJoCo ``InvertedPendulum-v5``; its state is ``mj_getState(mjSTATE_INTEGRATION)`` (time,
+  positions, velocities, actuator state, solver warm start, ...) of each environment, its step
+  counter and its ``np_random``.
 - :class:`BraxVecEnv`: one batched Brax environment, stepped by a jitted JAX function on the whole
-  batch and handed to torch through DLPack (``brax.io.torch``) without copies. Brax's bundled torch
-  wrapper needs the legacy ``gym`` package; this one does not. Unlike Brax's ``AutoResetWrapper``
+  batch; its state is the Brax state pytree and the JAX key. Unlike Brax's ``AutoResetWrapper``
   (which returns every env to the *same* first state it had) a finished env here starts a fresh
   episode from a new random initial state.
 """
 
 from __future__ import annotations
 
+import pickle
 from dataclasses import dataclass
 
 import numpy as np
-import torch
 
 from paperlab.ppo.config import BRAX_PREFIX, Config
 from paperlab.shared.config import ConfigError
@@ -31,11 +34,11 @@ from paperlab.shared.config import ConfigError
 
 @dataclass
 class Step:
-    obs: torch.Tensor  # (N, obs_dim) float32, after auto-reset
-    reward: torch.Tensor  # (N,) float32
-    terminated: torch.Tensor  # (N,) bool: a terminal state (no bootstrap)
-    truncated: torch.Tensor  # (N,) bool: cut by the time limit (bootstrap from final_obs)
-    final_obs: torch.Tensor  # (N, obs_dim): last observation of an episode that ended, else = obs
+    obs: np.ndarray  # (N, obs_dim) float32, after auto-reset
+    reward: np.ndarray  # (N,) float32
+    terminated: np.ndarray  # (N,) bool: a terminal state (no bootstrap)
+    truncated: np.ndarray  # (N,) bool: cut by the time limit (bootstrap from final_obs)
+    final_obs: np.ndarray  # (N, obs_dim): last observation of an episode that ended, else = obs
 
 
 def brax_env_names() -> list[str]:
@@ -63,12 +66,23 @@ def check_env_id(env_id: str) -> None:
         )
 
 
-def make_vec_env(cfg: Config, num_envs: int | None = None, device: str | None = None):
+def make_vec_env(cfg: Config, num_envs: int | None = None):
     check_env_id(cfg.env_id)
     n = num_envs or cfg.num_envs
     if cfg.is_brax:
-        return BraxVecEnv(cfg.env_id[len(BRAX_PREFIX) :], n, cfg.episode_length, cfg.brax_backend, device or cfg.device)
+        return BraxVecEnv(cfg.env_id[len(BRAX_PREFIX) :], n, cfg.episode_length, cfg.brax_backend)
     return GymVecEnv(cfg.env_id, n)
+
+
+def _time_limit(env):
+    """The TimeLimit wrapper around one of gymnasium's envs (None if it has none)."""
+    import gymnasium as gym
+
+    while isinstance(env, gym.Wrapper):
+        if isinstance(env, gym.wrappers.TimeLimit):
+            return env
+        env = env.env
+    return None
 
 
 class GymVecEnv:
@@ -91,28 +105,57 @@ class GymVecEnv:
         self.num_envs = num_envs
         self.obs_dim = int(np.prod(self.env.single_observation_space.shape))
         self.act_dim = int(np.prod(space.shape))
-        self.action_low = torch.as_tensor(space.low, dtype=torch.float32)
-        self.action_high = torch.as_tensor(space.high, dtype=torch.float32)
+        self.action_low = space.low.astype(np.float32)
+        self.action_high = space.high.astype(np.float32)
 
-    @staticmethod
-    def _t(x) -> torch.Tensor:
-        return torch.as_tensor(np.asarray(x), dtype=torch.float32)
-
-    def reset(self, seed: int) -> torch.Tensor:
+    def reset(self, seed: int) -> np.ndarray:
         obs, _ = self.env.reset(seed=seed)
         self.env.action_space.seed(seed)
-        return self._t(obs).reshape(self.num_envs, -1)
+        return obs.astype(np.float32).reshape(self.num_envs, -1)
 
-    def step(self, action: torch.Tensor) -> Step:
-        a = torch.clamp(action, self.action_low, self.action_high).numpy()
+    def step(self, action: np.ndarray) -> Step:
+        a = np.clip(action, self.action_low, self.action_high)
         obs, reward, term, trunc, info = self.env.step(a)
-        obs_t = self._t(obs).reshape(self.num_envs, -1)
-        final = obs_t
+        obs = obs.astype(np.float32).reshape(self.num_envs, -1)
+        final = obs
         if "_final_obs" in info and info["_final_obs"].any():
-            final = obs_t.clone()
+            final = obs.copy()
             for i in np.flatnonzero(info["_final_obs"]):
-                final[i] = self._t(info["final_obs"][i]).reshape(-1)
-        return Step(obs_t, self._t(reward), torch.as_tensor(term), torch.as_tensor(trunc), final)
+                final[i] = np.asarray(info["final_obs"][i], dtype=np.float32).reshape(-1)
+        return Step(obs, reward.astype(np.float32), term, trunc, final)
+
+    def get_state(self) -> list[dict]:
+        """Per environment: simulator state (MuJoCo) or a pickle of the env, step counter, ``np_random``."""
+        states = []
+        for env in self.env.envs:
+            u, limit = env.unwrapped, _time_limit(env)
+            st = {"np_random": u.np_random.bit_generator.state,
+                  "elapsed_steps": limit._elapsed_steps if limit is not None else None}  # fmt: skip
+            if hasattr(u, "model") and hasattr(u, "data"):  # MuJoCo
+                import mujoco
+
+                spec = mujoco.mjtState.mjSTATE_INTEGRATION
+                st["mujoco"] = np.empty(mujoco.mj_stateSize(u.model, spec))
+                mujoco.mj_getState(u.model, u.data, st["mujoco"], spec)
+            else:
+                st["pickle"] = pickle.dumps({k: v for k, v in vars(u).items() if not k.startswith("_np_random")})
+            states.append(st)
+        return states
+
+    def set_state(self, states: list[dict]) -> None:
+        if len(states) != self.num_envs:
+            raise ValueError(f"the saved environment state has {len(states)} envs, this run {self.num_envs}")
+        for env, st in zip(self.env.envs, states, strict=True):
+            u, limit = env.unwrapped, _time_limit(env)
+            u.np_random.bit_generator.state = st["np_random"]
+            if limit is not None:
+                limit._elapsed_steps = st["elapsed_steps"]
+            if "mujoco" in st:
+                import mujoco
+
+                mujoco.mj_setState(u.model, u.data, st["mujoco"], mujoco.mjtState.mjSTATE_INTEGRATION)
+            else:
+                vars(u).update(pickle.loads(st["pickle"]))
 
     def render(self) -> np.ndarray:
         return self.env.render()
@@ -122,13 +165,13 @@ class GymVecEnv:
 
 
 class BraxVecEnv:
-    def __init__(self, name: str, num_envs: int, episode_length: int, backend: str, device: str = "cpu"):
+    def __init__(self, name: str, num_envs: int, episode_length: int, backend: str):
         import jax
         import jax.numpy as jnp
         from brax import envs
         from brax.envs.wrappers.training import EpisodeWrapper
 
-        self.name, self.num_envs, self.device = name, num_envs, device
+        self.name, self.num_envs = name, num_envs
         base = envs.get_environment(name, backend=backend)
         env = EpisodeWrapper(base, episode_length, action_repeat=1)
         self.sys = base.sys
@@ -155,27 +198,29 @@ class BraxVecEnv:
         self._jax, self._state, self._key = jax, None, None
         self.obs_dim = int(base.observation_size)
         self.act_dim = int(base.action_size)
-        self.action_low = -torch.ones(self.act_dim)
-        self.action_high = torch.ones(self.act_dim)
+        self.action_low = -np.ones(self.act_dim, dtype=np.float32)
+        self.action_high = np.ones(self.act_dim, dtype=np.float32)
 
-    def _to_torch(self, x) -> torch.Tensor:
-        from brax.io.torch import jax_to_torch
-
-        return jax_to_torch(x, device=self.device)
-
-    def reset(self, seed: int) -> torch.Tensor:
+    def reset(self, seed: int) -> np.ndarray:
         self._key, sub = self._jax.random.split(self._jax.random.PRNGKey(seed))
         self._state = self._reset(sub)
-        return self._to_torch(self._state.obs).float()
+        return np.array(self._state.obs, dtype=np.float32)
 
-    def step(self, action: torch.Tensor) -> Step:
-        from brax.io.torch import torch_to_jax
-
-        a = torch_to_jax(torch.clamp(action, -1.0, 1.0).contiguous())
+    def step(self, action: np.ndarray) -> Step:
+        a = self._jax.numpy.asarray(np.clip(action, -1.0, 1.0), dtype=self._jax.numpy.float32)
         self._key, sub = self._jax.random.split(self._key)
         self._state, obs, reward, term, trunc, final = self._step(self._state, a, sub)
-        t = self._to_torch
-        return Step(t(obs).float(), t(reward).float(), t(term).bool(), t(trunc).bool(), t(final).float())
+        f32 = lambda x: np.array(x, dtype=np.float32)  # noqa: E731  (a writable copy on the host)
+        return Step(f32(obs), f32(reward), np.array(term, dtype=bool), np.array(trunc, dtype=bool), f32(final))
+
+    def get_state(self) -> dict:
+        """The Brax state pytree (as numpy arrays) and the JAX key: the whole batch, mid-episode."""
+        return {"state": self._jax.device_get(self._state), "key": np.asarray(self._key)}
+
+    def set_state(self, st: dict) -> None:
+        jnp = self._jax.numpy
+        self._state = self._jax.tree.map(jnp.asarray, st["state"])
+        self._key = jnp.asarray(st["key"])
 
     def close(self) -> None:
         self._state = None

@@ -1,6 +1,6 @@
 """Evaluate a trained policy (deterministic: the Gaussian's mean) on fresh episodes.
 
-python -m paperlab.ppo.evaluate runs/ppo/InvertedPendulum-v5/ppo-seed1/model.pt --episodes 10
+    python -m paperlab.ppo.evaluate runs/ppo/InvertedPendulum-v5/ppo-seed1/model.pt --episodes 10
 """
 
 from __future__ import annotations
@@ -12,29 +12,42 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from paperlab.ppo.agent import ActorCritic
+from paperlab.ppo.checkpoint import load_policy
 from paperlab.ppo.config import Config
 from paperlab.ppo.core import RunningMeanStd
-from paperlab.ppo.train import Evaluator, build_agent
-from paperlab.shared.config import ConfigError, load_config
+from paperlab.ppo.envs import make_vec_env
+from paperlab.shared.checkpoint import atomic_write_text
+from paperlab.shared.cli import run_command
 
 
-def load_policy(path: str | Path):
-    """(config, agent, observation statistics) from a ``model.pt`` written by training."""
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"no model file at {path} (training writes <run_dir>/model.pt)")
-    blob = torch.load(path, weights_only=False)
-    d = dict(blob["config"])
-    cfg = load_config(Config, None, [f"{k}={json.dumps(v)}" for k, v in d.items() if k != "run_dir"])
-    cfg.run_dir = d["run_dir"]
-    agent = build_agent(cfg, blob["obs_dim"], blob["act_dim"])
-    agent.load_state_dict(blob["agent"])
-    agent.eval()
-    rms = None
-    if blob["obs_rms"] is not None:
-        rms = RunningMeanStd((blob["obs_dim"],))
-        rms.load_state_dict(blob["obs_rms"])
-    return cfg, agent, rms
+class Evaluator:
+    """Deterministic-policy evaluation: ``episodes`` parallel envs, each played to its first episode end."""
+
+    _cache: dict = {}
+
+    def __init__(self, cfg: Config, episodes: int):
+        if episodes < 1:
+            raise ValueError(f"the number of evaluation episodes must be >= 1, got {episodes}")
+        key = (cfg.env_id, cfg.brax_backend, cfg.episode_length, episodes)
+        if key not in Evaluator._cache:  # a Brax env compiles once per process
+            Evaluator._cache[key] = make_vec_env(cfg, num_envs=episodes)
+        self.env, self.episodes = Evaluator._cache[key], episodes
+
+    @torch.inference_mode()
+    def __call__(self, agent: ActorCritic, obs_rms: RunningMeanStd | None, seed: int, clip: float = 10.0) -> np.ndarray:
+        device = next(agent.parameters()).device
+        obs = self.env.reset(seed)
+        returns = np.zeros(self.episodes)
+        running = np.ones(self.episodes, dtype=bool)
+        while running.any():
+            x = obs_rms.normalize(obs, clip) if obs_rms is not None else obs
+            action = agent.actor.mean(torch.from_numpy(x).to(device)).cpu().numpy()
+            step = self.env.step(action)
+            returns += step.reward * running
+            running &= ~(step.terminated | step.truncated)
+            obs = step.obs
+        return returns
 
 
 def evaluate(path: str | Path, episodes: int = 10, seed: int = 12345) -> dict:
@@ -51,21 +64,29 @@ def evaluate(path: str | Path, episodes: int = 10, seed: int = 12345) -> dict:
     }
 
 
-def main(argv=None):
+def _main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("model", help="model.pt of a run")
+    p.add_argument("model", help="model.pt of a run (or its checkpoints/last.pt)")
     p.add_argument("--episodes", type=int, default=10)
     p.add_argument("--seed", type=int, default=12345)
     p.add_argument("--out", default=None, help="write the result as JSON here")
     args = p.parse_args(argv)
-    try:
-        result = evaluate(args.model, args.episodes, args.seed)
-    except ConfigError as e:
-        raise SystemExit(f"error: {e}") from None
-    text = json.dumps(result, indent=2)
+    if args.episodes < 1:
+        raise ValueError(f"--episodes must be >= 1, got {args.episodes}")
+    result = evaluate(args.model, args.episodes, args.seed)
     if args.out:
-        Path(args.out).write_text(text + "\n")
-    print(text)
+        atomic_write_text(args.out, json.dumps(result, indent=2) + "\n")
+    print(f"{result['env_id']} {result['algo']}: mean return {result['mean_return']:.1f} "
+          f"± {result['std_return']:.1f} over {episodes_text(result)}" + (f" -> {args.out}" if args.out else ""))
+    return result
+
+
+def episodes_text(result: dict) -> str:
+    return f"{result['episodes']} episode{'s' if result['episodes'] != 1 else ''}"
+
+
+def main(argv=None):
+    return run_command(_main, argv)
 
 
 if __name__ == "__main__":

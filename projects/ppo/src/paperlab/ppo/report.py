@@ -5,18 +5,22 @@
 Reads ``results/ip/*/`` (InvertedPendulum seeds), ``results/ewma_sweep/sweep.json``,
 ``results/brax/<env>/<impl>-seed<k>/`` (our torch PPO and Brax's JAX PPO) and ``results/bench/*.json``;
 writes ``results/*.png`` and replaces the text between ``<!-- report:NAME -->`` and
-``<!-- /report:NAME -->`` in the given Markdown files (blocks a file does not have are skipped).
+``<!-- /report:NAME -->`` in the given Markdown files (``paperlab.shared.report``: every block must
+land in at least one file). Committed runs made before the common run-directory keys keep their old
+``summary.json`` keys (``wall_time`` for ``wall_time_s``, ``interrupted`` for ``not finished``) and
+their bench files have one load average instead of before/after: both are read.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import re
 from pathlib import Path
 
 import numpy as np
 
+from paperlab.shared.cli import run_command
+from paperlab.shared.report import update_markdown, write_headline
 from paperlab.shared.runlog import read_metrics
 
 
@@ -28,6 +32,11 @@ def _evals(run: Path) -> list[tuple[int, float]]:
     return [
         (r["step"], r["eval_return"]) for r in read_metrics(run / "metrics.jsonl") if r.get("eval_return") is not None
     ]
+
+
+def wall_time_s(summary: dict) -> float:
+    """``wall_time_s`` (the common key), or ``wall_time`` in runs committed before it."""
+    return summary["wall_time_s"] if "wall_time_s" in summary else summary["wall_time"]
 
 
 def _fmt_k(x: float) -> str:
@@ -169,7 +178,7 @@ def brax_table(results: Path) -> str:
         ev = _evals(run)
         if (run / "summary.json").exists():
             s = _load(run / "summary.json")
-            steps, wall = s["steps"], s["wall_time"]
+            steps, wall = s["steps"], wall_time_s(s)
             sps = s.get("steps_per_s_steady")
         else:  # a run still going: the last logged row
             rows = read_metrics(run / "metrics.jsonl")
@@ -212,8 +221,8 @@ def bench_table(results: Path) -> str:
         return "_no benchmark committed yet_\n"
     lines = [
         "| case | env | envs x steps (minibatch) | steps/s | steady steps/s | env step | rest of rollout | update "
-        "| load avg |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| load avg | machine |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for f in files:
         r = _load(f)
@@ -223,9 +232,16 @@ def bench_table(results: Path) -> str:
             f"| {r['case']} | {r['env_id']} | {r['num_envs']} x {r['batch_size'] // r['num_envs']} "
             f"({r['minibatch_size']}) | "
             f"{r['steps_per_s']:.0f} | {r['steps_per_s_steady']:.0f} | {r['fraction_env_step']:.0%} | "
-            f"{r['fraction_rollout_other']:.0%} | {r['fraction_update']:.0%} | {r['load_average_1min']:.1f} |"
+            f"{r['fraction_rollout_other']:.0%} | {r['fraction_update']:.0%} | {load_text(r)} | {r['machine']} |"
         )
     return "\n".join(lines) + "\n"
+
+
+def load_text(r: dict) -> str:
+    """1-minute load average before -> after a bench case (older files: one value, taken at the end)."""
+    if "load_average_before" in r:
+        return f"{r['load_average_before'][0]:.1f} -> {r['load_average_after'][0]:.1f}"
+    return f"{r['load_average_1min']:.1f}"
 
 
 def analysis_facts(results: Path) -> str:
@@ -267,7 +283,7 @@ def analysis_facts(results: Path) -> str:
             out.append(
                 f"- bench {r['case']}: {r['steps_per_s_steady']:.0f} steps/s steady; env step "
                 f"{r['fraction_env_step']:.0%}, rest of rollout {r['fraction_rollout_other']:.0%}, update "
-                f"{r['fraction_update']:.0%} of the time (load average {r['load_average_1min']:.1f})."
+                f"{r['fraction_update']:.0%} of the time (load average {load_text(r)})."
             )
     return "\n".join(out) + "\n"
 
@@ -280,50 +296,58 @@ def headline(results: Path) -> str:
         ok = [x for x in solved if x is not None]
         med = f", median {np.median(ok) / 1000:.1f}k steps" if ok else ""
         parts.append(f"InvertedPendulum-v5 eval 1000: {len(ok)}/{len(runs)} seeds{med}")
+    brax = []
     for run in brax_runs(results):
-        ev = _evals(run)
-        if ev and "-std" not in run.name:  # the failed std-1 Ant run stays in the tables, not the headline
+        rows = [r for r in read_metrics(run / "metrics.jsonl") if r.get("eval_return") is not None]
+        if rows and "-std" not in run.name:  # the failed std-1 Ant run stays in the tables, not the headline
             who = "Brax's JAX PPO" if run.name.startswith("brax-ppo") else "ours"
-            parts.append(f"Brax {run.parent.name} ({who}): eval {ev[-1][1]:.0f} after {_fmt_k(ev[-1][0])} steps")
+            last = rows[-1]
+            std = f" ± {last['eval_return_std']:.0f}" if last.get("eval_return_std") is not None else ""
+            brax.append(f"Brax {run.parent.name} ({who}): eval {last['eval_return']:.0f}{std} "
+                        f"after {_fmt_k(last['step'])} steps")
+    if brax:
+        episodes = sorted({_eval_episodes(run) for run in brax_runs(results)} - {None})
+        n = "/".join(str(e) for e in episodes) or "?"
+        parts.append("; ".join(brax) + f" (one seed each, {n}-episode evaluations: within noise of each other)")
     return "; ".join(parts)
+
+
+def _eval_episodes(run: Path) -> int | None:
+    cfg = run / "config.yaml"
+    if not cfg.exists():
+        return None
+    import yaml
+
+    return (yaml.safe_load(cfg.read_text()) or {}).get("eval_episodes")
 
 
 BLOCKS = {"ip": ip_table, "ewma": ewma_table, "brax": brax_table, "bench": bench_table, "analysis": analysis_facts}
 
 
-def replace_block(text: str, name: str, content: str) -> str:
-    pattern = re.compile(rf"(<!-- report:{name} -->\n).*?(<!-- /report:{name} -->)", re.S)
-    return pattern.sub(lambda m: m.group(1) + content + m.group(2), text)
-
-
-def main(argv=None):
+def _main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--results", default="projects/ppo/results")
     p.add_argument("--readme", nargs="+", default=[])
     p.add_argument("--index", default=None, help="top-level README whose <!-- headline:ppo --> cell is updated")
     args = p.parse_args(argv)
     results = Path(args.results)
+    if not results.is_dir():
+        raise FileNotFoundError(f"no results directory at {results}")
     for plot in (ip_plot, ewma_plot, brax_plot):
         plot(results)
     tables = {name: fn(results) for name, fn in BLOCKS.items()}
-    for md in args.readme:
-        path = Path(md)
-        text = path.read_text()
-        for name, content in tables.items():
-            text = replace_block(text, name, content)
-        path.write_text(text)
+    if args.readme:
+        update_markdown(args.readme, tables)
     for name, content in tables.items():
         print(f"--- {name}\n{content}")
     if args.index:
-        index = Path(args.index)
         line = headline(results)
-        text, n = re.subn(
-            r"<!-- headline:ppo -->[^|\n]*", lambda m: "<!-- headline:ppo --> " + line + " ", index.read_text()
-        )
-        if n != 1:
-            raise ValueError(f"{index} has no <!-- headline:ppo --> cell")
-        index.write_text(text)
+        write_headline(args.index, "ppo", line)
         print(f"--- headline\n{line}")
+
+
+def main(argv=None):
+    return run_command(_main, argv)
 
 
 if __name__ == "__main__":

@@ -14,9 +14,12 @@ import argparse
 import json
 from pathlib import Path
 
+from paperlab.ppo.checkpoint import checkpoint_path
 from paperlab.ppo.config import ALGOS, Config
 from paperlab.ppo.train import train
-from paperlab.shared.config import ConfigError, load_config
+from paperlab.shared.checkpoint import atomic_write_text
+from paperlab.shared.cli import run_command
+from paperlab.shared.config import load_config
 from paperlab.shared.runlog import read_metrics
 
 
@@ -30,7 +33,7 @@ def run_sweep(preset: str, out: Path, num_envs: list[int], seeds: list[int], alg
                     Config, preset, [f"algo={algo}", f"num_envs={n}", f"seed={seed}", f"run_dir={run_dir}", *extra]
                 )
                 if not (run_dir / "summary.json").exists():
-                    resume = (run_dir / "checkpoint.pt").exists()
+                    resume = checkpoint_path(run_dir).exists()
                     print(f"--- {algo} num_envs={n} seed={seed}" + (" (resuming)" if resume else ""), flush=True)
                     train(cfg, resume=resume)
                 summary = json.loads((run_dir / "summary.json").read_text())
@@ -40,11 +43,11 @@ def run_sweep(preset: str, out: Path, num_envs: list[int], seeds: list[int], alg
                 runs.append({"algo": algo, "num_envs": n, "seed": seed, "batch_size": cfg.batch_size,
                              "eval_curve": curve, "summary": summary})  # fmt: skip
     result = {"preset": preset, "runs": runs}
-    (out / "sweep.json").write_text(json.dumps(result) + "\n")
+    atomic_write_text(out / "sweep.json", json.dumps(result) + "\n")
     return result
 
 
-def main(argv=None):
+def _main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--config", required=True)
     p.add_argument("--out", default="runs/ppo/ewma_sweep")
@@ -55,10 +58,11 @@ def main(argv=None):
     args = p.parse_args(argv)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    try:
-        run_sweep(args.config, out, args.num_envs, args.seeds, args.algos, args.overrides)
-    except ConfigError as e:
-        raise SystemExit(f"error: {e}") from None
+    run_sweep(args.config, out, args.num_envs, args.seeds, args.algos, args.overrides)
+
+
+def main(argv=None):
+    return run_command(_main, argv)
 
 
 if __name__ == "__main__":

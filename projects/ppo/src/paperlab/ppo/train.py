@@ -2,13 +2,14 @@
 
     python -m paperlab.ppo.train --config configs/ppo/inverted_pendulum.yaml seed=2
     python -m paperlab.ppo.train --config configs/ppo/brax_ant.yaml algo=ppo-ewma
-    python -m paperlab.ppo.train --config ... --resume          # continue from <run_dir>/checkpoint.pt
+    python -m paperlab.ppo.train --config ... --resume lr=1e-4   # continue <run_dir>/checkpoints/last.pt
 
-One iteration = a rollout of ``num_steps`` steps in each of ``num_envs`` environments, GAE, then
-``update_epochs`` passes over the batch in ``num_minibatches`` minibatches. The run directory gets
-``config.yaml``, ``metrics.jsonl`` + TensorBoard events (one row per iteration, plus evaluations),
-``checkpoint.pt`` (everything needed to continue), ``model.pt`` (policy + observation statistics,
-what ``evaluate``/``render`` read) and ``summary.json``.
+One iteration = :func:`collect_rollout` (``num_steps`` steps in each of ``num_envs`` environments,
+then GAE) and :func:`ppo_update` (``update_epochs`` passes over the batch in ``num_minibatches``
+minibatches). The run directory gets ``config.yaml``, ``metrics.jsonl`` + TensorBoard events (one
+row per iteration, plus evaluations), ``checkpoints/last.pt`` (everything needed to continue,
+environments included: a resumed run ends where an uninterrupted one does), ``model.pt`` (policy +
+observation statistics, what ``evaluate``/``render`` read) and ``summary.json``.
 """
 
 from __future__ import annotations
@@ -16,326 +17,349 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
-import signal
 import time
 from collections import deque
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from paperlab.ppo.agent import ActorCritic
-from paperlab.ppo.config import Config, scaled_hparams
+from paperlab.ppo.agent import ActorCritic, build_agent, gaussian_log_prob
+from paperlab.ppo.checkpoint import checkpoint_path, load_for_resume, save_checkpoint, save_model
+from paperlab.ppo.config import Config, Scaled, scaled_hparams
 from paperlab.ppo.core import EwmaModel, EwmaMoments, RewardScaler, RunningMeanStd, gae, policy_loss, value_loss
 from paperlab.ppo.envs import make_vec_env
-from paperlab.shared.config import ConfigError, add_config_args, config_from_args, to_dict
+from paperlab.ppo.evaluate import Evaluator
+from paperlab.shared.checkpoint import atomic_write_text, guard_run_dir, restore_rng_state, rng_state
+from paperlab.shared.cli import StopSignal, check_finite, run_command
+from paperlab.shared.config import add_config_args, config_from_args, parse_args
 from paperlab.shared.runlog import RunLogger
 from paperlab.shared.seeding import seed_everything
 
-
-class NonFiniteError(RuntimeError):
-    """A NaN or infinity in the rollout or the loss; the message names the quantity and the step."""
-
-
-def _check_finite(name: str, x: torch.Tensor, step: int, iteration: int) -> None:
-    if not torch.isfinite(x).all():
-        raise NonFiniteError(
-            f"non-finite {name} at env step {step} (iteration {iteration}); nothing after it was saved"
-        )
+RESUME_HINT = "--resume (make train-ppo ... RESUME=1)"
+STAT_KEYS = ("loss", "pg_loss", "v_loss", "entropy", "approx_kl", "clip_frac")
 
 
-def build_agent(cfg: Config, obs_dim: int, act_dim: int) -> ActorCritic:
-    return ActorCritic(obs_dim, act_dim, cfg.actor_hidden, cfg.critic_hidden, cfg.activation, cfg.init_log_std).to(
-        cfg.device
-    )
+@dataclass
+class Learner:
+    """What the update changes: networks, optimiser, the EWMA policy and the normalisers."""
+
+    agent: ActorCritic
+    opt: torch.optim.Optimizer
+    sc: Scaled
+    ewma: EwmaModel | None
+    obs_rms: RunningMeanStd | None
+    rew_scaler: RewardScaler | None
+    adv_moments: EwmaMoments
+
+    @classmethod
+    def create(cls, cfg: Config, obs_dim: int, act_dim: int) -> Learner:
+        agent = build_agent(cfg, obs_dim, act_dim)
+        sc = scaled_hparams(cfg)
+        opt = torch.optim.Adam(agent.parameters(), lr=sc.lr, eps=cfg.adam_eps, betas=(sc.adam_beta1, sc.adam_beta2),
+                               foreach=True)  # fmt: skip
+        return cls(
+            agent, opt, sc,
+            EwmaModel(agent.actor, sc.ewma_decay) if cfg.algo == "ppo-ewma" else None,
+            RunningMeanStd((obs_dim,)) if cfg.norm_obs else None,
+            RewardScaler(cfg.num_envs, cfg.gamma) if cfg.norm_reward else None,
+            EwmaMoments(sc.adv_ewma_decay),
+        )  # fmt: skip
+
+    def normalize(self, obs: np.ndarray, clip: float) -> np.ndarray:
+        return self.obs_rms.normalize(obs, clip) if self.obs_rms is not None else obs
+
+    def state_dict(self) -> dict:
+        sd = lambda x: x.state_dict() if x is not None else None  # noqa: E731
+        return {"opt": sd(self.opt), "ewma": sd(self.ewma), "rew_scaler": sd(self.rew_scaler),
+                "adv_moments": sd(self.adv_moments)}  # fmt: skip
+
+    def load_state_dict(self, ck: dict) -> None:
+        self.agent.load_state_dict(ck["agent"])
+        self.opt.load_state_dict(ck["opt"])
+        for name in ("ewma", "rew_scaler", "adv_moments"):
+            if getattr(self, name) is not None:
+                getattr(self, name).load_state_dict(ck[name])
+        if self.obs_rms is not None:
+            self.obs_rms.load_state_dict(ck["obs_rms"])
 
 
-def save_model(path: Path, cfg: Config, agent: ActorCritic, obs_rms: RunningMeanStd | None) -> None:
-    torch.save(
-        {
-            "config": to_dict(cfg),
-            "obs_dim": agent.obs_dim,
-            "act_dim": agent.act_dim,
-            "agent": agent.state_dict(),
-            "obs_rms": obs_rms.state_dict() if obs_rms is not None else None,
-        },
-        path,
-    )
+@dataclass
+class LoopState:
+    """The loop's counters and bookkeeping (saved in the checkpoint)."""
+
+    num_envs: int
+    global_step: int = 0
+    iteration: int = 0
+    wall_time: float = 0.0
+    episodes: int = 0
+    solved_step: int | None = None
+    solved_wall_time: float | None = None
+    best_eval: float | None = None
+    last_eval: float | None = None
+    time_rollout: float = 0.0
+    time_env_step: float = 0.0
+    time_update: float = 0.0
+    recent: deque = field(default_factory=lambda: deque(maxlen=100))  # returns of the last training episodes
+    ep_ret: np.ndarray = None  # return so far of each env's current episode
+
+    def __post_init__(self):
+        self.recent = deque(self.recent, maxlen=100)
+        self.ep_ret = np.zeros(self.num_envs) if self.ep_ret is None else np.array(self.ep_ret, dtype=np.float64)
+
+    def state_dict(self) -> dict:
+        d = {f.name: getattr(self, f.name) for f in fields(self)}
+        return {**d, "recent": list(self.recent), "ep_ret": self.ep_ret.copy()}
 
 
-def _atomic_save(obj, path: Path) -> None:
-    tmp = path.with_suffix(".tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
+class Rollout:
+    """Preallocated (T, N, ...) numpy buffers; the update reads them through ``torch.from_numpy``."""
+
+    def __init__(self, T: int, N: int, obs_dim: int, act_dim: int):
+        self.obs = np.zeros((T, N, obs_dim), np.float32)  # normalised observations, as the policy saw them
+        self.act = np.zeros((T, N, act_dim), np.float32)
+        self.logp, self.val, self.rew, self.raw_rew = (np.zeros((T, N), np.float32) for _ in range(4))
+        self.done = np.zeros((T, N), bool)
+        self.adv = self.ret = None
 
 
-class Evaluator:
-    """Deterministic-policy evaluation: ``episodes`` parallel envs, each played to its first episode end."""
+def collect_rollout(cfg: Config, envs, learner: Learner, buf: Rollout, loop: LoopState, obs: np.ndarray) -> np.ndarray:
+    """``num_steps`` steps of every env into ``buf``, then GAE; returns the observation after the rollout.
 
-    _cache: dict = {}
+    Per step: one policy forward (mean, a sample, its log-probability and the value), one env step,
+    a few numpy operations for the normalisers and the episode bookkeeping. Non-finite observations
+    or rewards are found once per rollout and reported with the env step that produced them.
+    """
+    agent, device, N = learner.agent, next(learner.agent.parameters()).device, cfg.num_envs
+    mean_net, critic, rms, scaler = agent.actor.mean, agent.critic, learner.obs_rms, learner.rew_scaler
+    on_cpu = device.type == "cpu"
+    start_step, t_sim = loop.global_step, 0.0
 
-    def __init__(self, cfg: Config, episodes: int):
-        key = (cfg.env_id, cfg.brax_backend, cfg.episode_length, episodes)
-        if key not in Evaluator._cache:  # a Brax env compiles once per process
-            Evaluator._cache[key] = make_vec_env(cfg, num_envs=episodes)
-        self.env, self.episodes = Evaluator._cache[key], episodes
+    def tensor(x: np.ndarray) -> torch.Tensor:
+        return torch.from_numpy(x) if on_cpu else torch.from_numpy(x).to(device)
 
-    @torch.no_grad()
-    def __call__(self, agent: ActorCritic, obs_rms: RunningMeanStd | None, seed: int, clip: float = 10.0) -> np.ndarray:
-        obs = self.env.reset(seed)
-        returns = torch.zeros(self.episodes)
-        running = torch.ones(self.episodes, dtype=torch.bool)
-        while running.any():
-            x = obs_rms.normalize(obs, clip) if obs_rms is not None else obs
-            action, _, _ = agent.act(x, deterministic=True)
-            step = self.env.step(action)
-            returns += step.reward * running
-            running &= ~(step.terminated | step.truncated)
+    with torch.inference_mode():
+        std = agent.actor.log_std.exp()  # the policy is fixed during the rollout: its std too
+        two_var, log_scale, c = 2 * std**2, std.log(), math.log(math.sqrt(2 * math.pi))
+        for t in range(cfg.num_steps):
+            if rms is not None:
+                rms.update(obs)
+                obs = rms.normalize(obs, cfg.obs_clip)
+            x = tensor(obs)
+            mean = mean_net(x)
+            action = torch.normal(mean, std.expand_as(mean))  # = Normal(mean, std).sample()
+            logp = (-((action - mean) ** 2) / two_var - log_scale - c).sum(-1)
+            buf.obs[t] = obs
+            buf.act[t] = action.cpu().numpy()
+            buf.logp[t] = logp.cpu().numpy()
+            buf.val[t] = critic(x)[:, 0].cpu().numpy()
+            ts = time.perf_counter()
+            step = envs.step(buf.act[t])
+            t_sim += time.perf_counter() - ts
+            done = step.terminated | step.truncated
+            buf.raw_rew[t] = step.reward
+            reward = scaler(step.reward, done, cfg.reward_clip) if scaler is not None else step.reward
+            if step.truncated.any():  # time limit: the episode would have gone on, bootstrap from V(s_T)
+                v_final = critic(tensor(learner.normalize(step.final_obs, cfg.obs_clip)))[:, 0].cpu().numpy()
+                reward = reward + cfg.gamma * v_final * step.truncated
+            buf.rew[t], buf.done[t] = reward, done
+            loop.ep_ret += step.reward
+            if done.any():
+                for i in np.flatnonzero(done):
+                    loop.recent.append(float(loop.ep_ret[i]))
+                    loop.episodes += 1
+                loop.ep_ret[done] = 0.0
             obs = step.obs
-        return returns.numpy()
+        loop.global_step += N * cfg.num_steps
+        for name, arr, offset in (("observation", buf.obs, 0), ("reward", buf.raw_rew, 1), ("reward", buf.rew, 1)):
+            bad = ~np.isfinite(arr.reshape(cfg.num_steps, -1)).all(1)
+            if bad.any():
+                t = int(np.argmax(bad))
+                check_finite(start_step + (t + offset) * N, **{name: float(arr[t][~np.isfinite(arr[t])][0])})
+        last_value = critic(tensor(learner.normalize(obs, cfg.obs_clip)))[:, 0].cpu().numpy()
+    buf.adv, buf.ret = gae(buf.rew, buf.val, buf.done, last_value, cfg.gamma, cfg.gae_lambda)
+    loop.time_env_step += t_sim
+    return obs
 
 
-def train(cfg: Config, resume: bool = False) -> dict:
+def ppo_update(cfg: Config, learner: Learner, buf: Rollout, lr: float, step: int) -> dict[str, float]:
+    """``update_epochs`` passes over the rollout in minibatches; returns the mean losses and statistics."""
+    agent, opt, ewma = learner.agent, learner.opt, learner.ewma
+    device = next(agent.parameters()).device
+    for group in opt.param_groups:
+        group["lr"] = lr
+    flat = lambda x, *shape: torch.from_numpy(x.reshape(cfg.batch_size, *shape)).to(device)  # noqa: E731
+    b_obs, b_act = flat(buf.obs, -1), flat(buf.act, -1)
+    b_logp, b_adv, b_ret, b_val = flat(buf.logp), flat(buf.adv), flat(buf.ret), flat(buf.val)
+    if cfg.adv_norm == "batch":
+        m, v = learner.adv_moments.update(b_adv)
+        b_adv = (b_adv - m) / (math.sqrt(v) + 1e-8)
+    rows: list[torch.Tensor] = []
+    mb = cfg.minibatch_size
+    for _epoch in range(cfg.update_epochs):
+        perm = torch.randperm(cfg.batch_size)
+        for start in range(0, cfg.batch_size, mb):
+            idx = perm[start : start + mb]
+            obs, act, logp_old = b_obs[idx], b_act[idx], b_logp[idx]
+            logp_new = gaussian_log_prob(act, agent.actor.mean(obs), agent.actor.log_std)
+            if ewma is not None:
+                with torch.no_grad():
+                    logp_prox = ewma.model.log_prob(obs, act)
+            else:
+                logp_prox = logp_old
+            a = b_adv[idx]
+            if cfg.adv_norm == "minibatch":
+                a = (a - a.mean()) / (a.std() + 1e-8)
+            pg, st = policy_loss(logp_new, logp_old, logp_prox, a, cfg.clip_coef,
+                                 cfg.imp_samp_max if ewma is not None else 0.0)  # fmt: skip
+            entropy = agent.actor.entropy()
+            vl = value_loss(agent.value(obs), b_val[idx], b_ret[idx], cfg.clip_coef if cfg.clip_vloss else None)
+            loss = pg - cfg.ent_coef * entropy + cfg.vf_coef * vl
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            if cfg.max_grad_norm > 0:
+                torch.nn.utils.clip_grad_norm_(agent.parameters(), cfg.max_grad_norm, foreach=True)
+            opt.step()
+            if ewma is not None:
+                ewma.update(agent.actor)
+            with torch.no_grad():
+                rows.append(torch.stack([loss, pg, vl, entropy, st["approx_kl"], st["clip_frac"]]))
+        if cfg.target_kl is not None:
+            kl = torch.stack(rows[-cfg.num_minibatches :])[:, STAT_KEYS.index("approx_kl")].mean()
+            if float(kl) > cfg.target_kl:
+                break
+    means = torch.stack(rows).mean(0).tolist()
+    stats = dict(zip(STAT_KEYS, means, strict=True))
+    check_finite(step, loss=stats["loss"])  # before anything of this update is saved
+    var_y = float(b_ret.var())
+    stats["explained_variance"] = float(1 - (b_ret - b_val).var() / var_y) if var_y > 0 else float("nan")
+    return stats
+
+
+def train(cfg: Config, resume: bool = False, stop_after_steps: int | None = None) -> dict:
+    """Run (or continue) a training run; ``stop_after_steps`` stops it like Ctrl-C after that many steps."""
     torch.set_num_threads(cfg.threads)
     run_dir = Path(cfg.run_dir)
-    ckpt_path = run_dir / "checkpoint.pt"
-    if resume and not ckpt_path.exists():
-        raise ConfigError(f"--resume: no checkpoint at {ckpt_path}")
-    if not resume and ckpt_path.exists():
-        raise ConfigError(
-            f"{run_dir} already holds a checkpoint: pass --resume to continue it, or choose another run_dir"
-        )
+    ckpt_file = checkpoint_path(run_dir)
+    resume_from = guard_run_dir(run_dir, resume, RESUME_HINT)
 
     seed_everything(cfg.seed)
     envs = make_vec_env(cfg)
-    obs_dim, act_dim, N, T = envs.obs_dim, envs.act_dim, cfg.num_envs, cfg.num_steps
-    agent = build_agent(cfg, obs_dim, act_dim)
-    sc = scaled_hparams(cfg)
-    opt = torch.optim.Adam(agent.parameters(), lr=sc.lr, eps=cfg.adam_eps, betas=(sc.adam_beta1, sc.adam_beta2))
-    ewma = EwmaModel(agent.actor, sc.ewma_decay) if cfg.algo == "ppo-ewma" else None
-    obs_rms = RunningMeanStd((obs_dim,)) if cfg.norm_obs else None
-    rew_scaler = RewardScaler(N, cfg.gamma) if cfg.norm_reward else None
-    adv_moments = EwmaMoments(sc.adv_ewma_decay)
-    evaluator = Evaluator(cfg, cfg.eval_episodes) if cfg.eval_every else None
-
-    s = {"global_step": 0, "iteration": 0, "wall_time": 0.0, "solved_step": None, "solved_wall_time": None,
-         "best_eval": -math.inf, "last_eval": None, "episodes": 0}  # fmt: skip
-    recent = deque(maxlen=100)  # returns of the last finished training episodes
-    if resume:
-        ck = torch.load(ckpt_path, weights_only=False)
-        if (ck["obs_dim"], ck["act_dim"]) != (obs_dim, act_dim) or ck["config"]["env_id"] != cfg.env_id:
-            raise ConfigError(
-                f"checkpoint {ckpt_path} was made for {ck['config']['env_id']} (obs {ck['obs_dim']}, actions "
-                f"{ck['act_dim']}); this config's env {cfg.env_id} has obs {obs_dim}, actions {act_dim}"
-            )
-        for key in ("seed", "algo", "num_envs", "actor_hidden", "critic_hidden"):
-            if ck["config"][key] != to_dict(cfg)[key]:
-                raise ConfigError(
-                    f"cannot resume: the checkpoint has {key}={ck['config'][key]}, the config {to_dict(cfg)[key]}"
-                )
-        agent.load_state_dict(ck["agent"])
-        opt.load_state_dict(ck["opt"])
-        if ewma is not None:
-            ewma.load_state_dict(ck["ewma"])
-        if obs_rms is not None:
-            obs_rms.load_state_dict(ck["obs_rms"])
-        if rew_scaler is not None:
-            rew_scaler.load_state_dict(ck["rew_scaler"])
-        adv_moments.load_state_dict(ck["adv_moments"])
-        s.update(ck["state"])
-        recent.extend(ck["recent"])
-        torch.set_rng_state(ck["torch_rng"])
-        np.random.set_state(ck["np_rng"])
-
-    def checkpoint():
-        _atomic_save(
-            {
-                "config": to_dict(cfg), "obs_dim": obs_dim, "act_dim": act_dim, "agent": agent.state_dict(),
-                "opt": opt.state_dict(), "ewma": ewma.state_dict() if ewma else None,
-                "obs_rms": obs_rms.state_dict() if obs_rms else None,
-                "rew_scaler": rew_scaler.state_dict() if rew_scaler else None,
-                "adv_moments": adv_moments.state_dict(), "state": dict(s), "recent": list(recent),
-                "torch_rng": torch.get_rng_state(), "np_rng": np.random.get_state(),
-            },
-            ckpt_path,
-        )  # fmt: skip
-        save_model(run_dir / "model.pt", cfg, agent, obs_rms)
-
-    logger = RunLogger(run_dir, cfg, resume_step=s["global_step"] if resume else None)
-    # environments restart on resume (their simulator state is not saved); seeds differ per start
-    raw_obs = envs.reset(seed=cfg.seed + 7919 * s["iteration"])
-    if rew_scaler is not None:
-        rew_scaler.ret.zero_()
-    ep_ret, ep_len = torch.zeros(N), torch.zeros(N, dtype=torch.long)
-
-    obs_buf = torch.zeros(T, N, obs_dim)
-    act_buf = torch.zeros(T, N, act_dim)
-    logp_buf, rew_buf, done_buf, val_buf = (torch.zeros(T, N) for _ in range(4))
-
-    stop = {"signal": False}
-    old_handler = signal.signal(signal.SIGINT, lambda *_: stop.update(signal=True))
-    bar = logger.progress(cfg.total_steps, initial=s["global_step"], desc=f"{cfg.algo} {cfg.env_id}")
-    next_eval = (s["global_step"] // cfg.eval_every + 1) * cfg.eval_every if cfg.eval_every else None
-    next_ckpt = (s["global_step"] // cfg.checkpoint_every + 1) * cfg.checkpoint_every
-    t_start = time.perf_counter() - s["wall_time"]
-    t_env = t_learn = t_sim = 0.0
-
-    def norm(x):
-        return obs_rms.normalize(x, cfg.obs_clip) if obs_rms is not None else x
-
     try:
-        while s["iteration"] < cfg.num_iterations and not stop["signal"]:
-            it = s["iteration"]
-            lr = sc.lr * (1.0 - it / cfg.num_iterations) if cfg.anneal_lr else sc.lr
-            for group in opt.param_groups:
-                group["lr"] = lr
-
-            # ---------------------------------------------------------------- rollout
-            t0 = time.perf_counter()
-            for t in range(T):
-                if obs_rms is not None:
-                    obs_rms.update(raw_obs)
-                obs = norm(raw_obs)
-                action, logp, value = agent.act(obs)
-                ts = time.perf_counter()
-                step = envs.step(action)
-                t_sim += time.perf_counter() - ts
-                s["global_step"] += N
-                _check_finite("observation", step.obs, s["global_step"], it)
-                _check_finite("reward", step.reward, s["global_step"], it)
-                done = step.terminated | step.truncated
-                reward = rew_scaler(step.reward, done, cfg.reward_clip) if rew_scaler is not None else step.reward
-                if step.truncated.any():  # time limit: the episode would have gone on, bootstrap from V(s_T)
-                    with torch.no_grad():
-                        v_final = agent.value(norm(step.final_obs))
-                    reward = reward + cfg.gamma * v_final * step.truncated
-                obs_buf[t], act_buf[t], logp_buf[t], val_buf[t] = obs, action, logp, value
-                rew_buf[t], done_buf[t] = reward, done
-                ep_ret += step.reward
-                ep_len += 1
-                if done.any():
-                    for i in torch.nonzero(done).flatten().tolist():
-                        recent.append(float(ep_ret[i]))
-                        s["episodes"] += 1
-                    ep_ret[done], ep_len[done] = 0.0, 0
-                raw_obs = step.obs
-            with torch.no_grad():
-                last_value = agent.value(norm(raw_obs))
-            adv, returns = gae(rew_buf, val_buf, done_buf, last_value, cfg.gamma, cfg.gae_lambda)
-            t1 = time.perf_counter()
-
-            # ---------------------------------------------------------------- update
-            b_obs, b_act = obs_buf.reshape(-1, obs_dim), act_buf.reshape(-1, act_dim)
-            b_logp, b_adv, b_ret, b_val = (x.reshape(-1) for x in (logp_buf, adv, returns, val_buf))
-            if cfg.adv_norm == "batch":
-                m, v = adv_moments.update(b_adv)
-                b_adv = (b_adv - m) / (math.sqrt(v) + 1e-8)
-            stats: dict[str, list[float]] = {k: [] for k in ("pg_loss", "v_loss", "entropy", "approx_kl", "clip_frac")}
-            mb = cfg.minibatch_size
-            for _epoch in range(cfg.update_epochs):
-                perm = torch.randperm(cfg.batch_size)
-                for start in range(0, cfg.batch_size, mb):
-                    idx = perm[start : start + mb]
-                    dist = agent.actor.dist(b_obs[idx])
-                    logp_new = dist.log_prob(b_act[idx]).sum(-1)
-                    if ewma is not None:
-                        with torch.no_grad():
-                            logp_prox = ewma.model.log_prob(b_obs[idx], b_act[idx])
-                    else:
-                        logp_prox = b_logp[idx]
-                    a = b_adv[idx]
-                    if cfg.adv_norm == "minibatch":
-                        a = (a - a.mean()) / (a.std() + 1e-8)
-                    pg, st = policy_loss(
-                        logp_new,
-                        b_logp[idx],
-                        logp_prox,
-                        a,
-                        cfg.clip_coef,
-                        cfg.imp_samp_max if ewma is not None else 0.0,
-                    )
-                    entropy = dist.entropy().sum(-1).mean()
-                    vl = value_loss(
-                        agent.value(b_obs[idx]), b_val[idx], b_ret[idx], cfg.clip_coef if cfg.clip_vloss else None
-                    )
-                    loss = pg - cfg.ent_coef * entropy + cfg.vf_coef * vl
-                    _check_finite("loss", loss.detach(), s["global_step"], it)
-                    opt.zero_grad(set_to_none=True)
-                    loss.backward()
-                    if cfg.max_grad_norm > 0:
-                        torch.nn.utils.clip_grad_norm_(agent.parameters(), cfg.max_grad_norm)
-                    opt.step()
-                    if ewma is not None:
-                        ewma.update(agent.actor)
-                    for k, x in (("pg_loss", pg), ("v_loss", vl), ("entropy", entropy), *st.items()):
-                        stats[k].append(float(x.detach()))
-                if cfg.target_kl is not None and np.mean(stats["approx_kl"][-cfg.num_minibatches :]) > cfg.target_kl:
-                    break
-            t2 = time.perf_counter()
-            t_env, t_learn = t_env + (t1 - t0), t_learn + (t2 - t1)
-            s["iteration"] += 1
-            s["wall_time"] = time.perf_counter() - t_start
-            bar.update(cfg.batch_size)
-
-            if s["iteration"] % cfg.log_every == 0 or s["iteration"] == cfg.num_iterations:
-                var_y = b_ret.var()
-                explained = float(1 - (b_ret - b_val).var() / var_y) if var_y > 0 else float("nan")
-                row = {k: float(np.mean(v)) for k, v in stats.items()}
-                logger.log(
-                    s["global_step"], train_return=np.mean(recent) if recent else float("nan"), lr=lr,
-                    explained_variance=explained, action_std=float(agent.actor.log_std.detach().exp().mean()),
-                    sps=cfg.batch_size / (t2 - t0), wall_time=s["wall_time"], episodes=s["episodes"], **row,
-                )  # fmt: skip
-
-            if next_eval is not None and s["global_step"] >= next_eval:
-                next_eval += cfg.eval_every
-                rets = evaluator(agent, obs_rms, seed=10_000 + s["iteration"], clip=cfg.obs_clip)
-                s["last_eval"] = float(rets.mean())
-                s["best_eval"] = max(s["best_eval"], s["last_eval"])
-                logger.log(
-                    s["global_step"], eval_return=rets.mean(), eval_return_std=rets.std(), wall_time=s["wall_time"]
-                )
-                bar.set_postfix(eval=f"{rets.mean():.1f}")
-                if cfg.stop_return is not None and rets.mean() >= cfg.stop_return:
-                    s["solved_step"], s["solved_wall_time"] = s["global_step"], s["wall_time"]
-                    break
-            if s["global_step"] >= next_ckpt:
-                next_ckpt += cfg.checkpoint_every
-                checkpoint()
-        checkpoint()
+        return _train(cfg, envs, run_dir, ckpt_file, resume_from, stop_after_steps)
     finally:
-        signal.signal(signal.SIGINT, old_handler)
-        bar.close()
-        logger.close()
         envs.close()
 
-    steps_done = s["global_step"]
+
+def _train(cfg, envs, run_dir, ckpt_file, resume_from, stop_after_steps) -> dict:
+    obs_dim, act_dim, N = envs.obs_dim, envs.act_dim, cfg.num_envs
+    learner = Learner.create(cfg, obs_dim, act_dim)
+    loop = LoopState(N)
+    obs = envs.reset(seed=cfg.seed)
+    if resume_from is not None:
+        ck = load_for_resume(resume_from, cfg, obs_dim, act_dim)
+        learner.load_state_dict(ck)
+        loop = LoopState(**ck["loop"])
+        restore_rng_state(ck["rng"])
+        envs.set_state(ck["envs"])
+        obs = ck["obs"]
+        print(f"resuming from step {loop.global_step} (iteration {loop.iteration}) of {resume_from}", flush=True)
+    evaluator = Evaluator(cfg, cfg.eval_episodes) if cfg.eval_every else None
+    buf = Rollout(cfg.num_steps, N, obs_dim, act_dim)
+
+    def checkpoint():
+        save_checkpoint(ckpt_file, cfg, learner.agent, learner.obs_rms, **learner.state_dict(),
+                        loop=loop.state_dict(), rng=rng_state(), envs=envs.get_state(), obs=obs)  # fmt: skip
+        save_model(run_dir / "model.pt", cfg, learner.agent, learner.obs_rms)
+
+    logger = RunLogger(run_dir, cfg, resume_step=loop.global_step if resume_from is not None else None)
+    bar = logger.progress(cfg.total_steps, initial=loop.global_step, desc=f"{cfg.algo} {cfg.env_id}")
+    every = lambda k: (loop.global_step // k + 1) * k if k else None  # noqa: E731  next multiple of k
+    next_eval, next_ckpt = every(cfg.eval_every), every(cfg.checkpoint_every)
+    last_ckpt_time = time.perf_counter()
+    t_start = time.perf_counter() - loop.wall_time
+    sc = learner.sc
+    stopped = False
+    with StopSignal() as stop:
+        try:
+            while loop.iteration < cfg.num_iterations:
+                if stop.requested or (stop_after_steps is not None and loop.global_step >= stop_after_steps):
+                    stopped = True
+                    break
+                it = loop.iteration
+                lr = sc.lr * (1.0 - it / cfg.num_iterations) if cfg.anneal_lr else sc.lr
+                t0 = time.perf_counter()
+                obs = collect_rollout(cfg, envs, learner, buf, loop, obs)
+                t1 = time.perf_counter()
+                stats = ppo_update(cfg, learner, buf, lr, loop.global_step)
+                t2 = time.perf_counter()
+                loop.time_rollout += t1 - t0
+                loop.time_update += t2 - t1
+                loop.iteration += 1
+                loop.wall_time = time.perf_counter() - t_start
+                bar.update(cfg.batch_size)
+
+                if loop.iteration % cfg.log_every == 0 or loop.iteration == cfg.num_iterations:
+                    logger.log(
+                        loop.global_step, train_return=np.mean(loop.recent) if loop.recent else float("nan"), lr=lr,
+                        action_std=float(learner.agent.actor.log_std.detach().exp().mean()),
+                        sps=cfg.batch_size / (t2 - t0), wall_time=loop.wall_time, episodes=loop.episodes,
+                        **{k: v for k, v in stats.items() if k != "loss"},
+                    )  # fmt: skip
+
+                solved = False
+                if next_eval is not None and loop.global_step >= next_eval:
+                    next_eval = every(cfg.eval_every)
+                    rets = evaluator(learner.agent, learner.obs_rms, seed=10_000 + loop.iteration, clip=cfg.obs_clip)
+                    loop.last_eval = float(rets.mean())
+                    loop.best_eval = max(loop.best_eval if loop.best_eval is not None else -math.inf, loop.last_eval)
+                    logger.log(loop.global_step, eval_return=rets.mean(), eval_return_std=rets.std(),
+                               wall_time=loop.wall_time)  # fmt: skip
+                    bar.set_postfix(eval=f"{rets.mean():.1f}")
+                    if cfg.stop_return is not None and rets.mean() >= cfg.stop_return:
+                        loop.solved_step, loop.solved_wall_time = loop.global_step, loop.wall_time
+                        solved = True
+                if solved:
+                    break
+                due = next_ckpt is not None and loop.global_step >= next_ckpt
+                if due or time.perf_counter() - last_ckpt_time >= 60 * cfg.checkpoint_minutes > 0:
+                    if due:
+                        next_ckpt = every(cfg.checkpoint_every)
+                    checkpoint()
+                    last_ckpt_time = time.perf_counter()
+            checkpoint()
+        finally:
+            bar.close()
+            logger.close()
+
+    finished = not stopped
     summary = {
-        "env_id": cfg.env_id, "algo": cfg.algo, "seed": cfg.seed, "num_envs": cfg.num_envs,
-        "batch_size": cfg.batch_size, "steps": steps_done, "iterations": s["iteration"],
-        "wall_time": s["wall_time"], "steps_per_s": steps_done / max(s["wall_time"], 1e-9),
-        "time_rollout": t_env, "time_env_step": t_sim, "time_update": t_learn,
-        "solved_step": s["solved_step"], "solved_wall_time": s["solved_wall_time"],
-        "last_eval": s["last_eval"], "best_eval": None if s["best_eval"] == -math.inf else s["best_eval"],
-        "train_return_last100": float(np.mean(recent)) if recent else None,
-        "interrupted": bool(stop["signal"]),
+        "steps": loop.global_step, "wall_time_s": loop.wall_time, "finished": finished, "seed": cfg.seed,
+        "device": str(cfg.device), "env_id": cfg.env_id, "algo": cfg.algo, "num_envs": cfg.num_envs,
+        "batch_size": cfg.batch_size, "iterations": loop.iteration, "episodes": loop.episodes,
+        "steps_per_s": loop.global_step / max(loop.wall_time, 1e-9),
+        "time_rollout": loop.time_rollout, "time_env_step": loop.time_env_step, "time_update": loop.time_update,
+        "solved_step": loop.solved_step, "solved_wall_time": loop.solved_wall_time,
+        "last_eval": loop.last_eval, "best_eval": loop.best_eval,
+        "train_return_last100": float(np.mean(loop.recent)) if loop.recent else None,
     }  # fmt: skip
-    (run_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    atomic_write_text(run_dir / "summary.json", json.dumps(summary, indent=2) + "\n")
+    return summary
+
+
+def _main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_config_args(parser, resume=True)
+    args = parse_args(parser, argv)
+    cfg = config_from_args(Config, args)
+    summary = train(cfg, resume=args.resume)
+    print(json.dumps(summary, indent=2))
     return summary
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_config_args(parser)
-    parser.add_argument("--resume", action="store_true", help="continue from <run_dir>/checkpoint.pt")
-    args = parser.parse_args(argv)
-    try:
-        cfg = config_from_args(Config, args)
-        summary = train(cfg, resume=args.resume)
-    except (ConfigError, NonFiniteError) as e:
-        raise SystemExit(f"error: {e}") from None
-    print(json.dumps(summary, indent=2))
+    return run_command(_main, argv)
 
 
 if __name__ == "__main__":
