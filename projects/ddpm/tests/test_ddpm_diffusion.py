@@ -141,3 +141,27 @@ def test_loss_is_the_noise_mse():
         lambda x, t: x / d.sqrt_one_minus_abar[t].view(-1, 1, 1, 1).float(), x0, torch.Generator().manual_seed(0)
     )
     assert 0.5 < zero.item() < 1.5 and perfect.item() < 1e-10
+
+
+def test_ddim_clip_conventions():
+    """"consistent" recomputes eps from the clipped x0 (so x_t is still sqrt(abar) x0 + sqrt(1 - abar) eps);
+    "model-eps" keeps the network's eps. They agree wherever the predicted x0 is inside [-1, 1]."""
+    betas = make_betas("linear", 100)
+    cons, keep = GaussianDiffusion(betas), GaussianDiffusion(betas, ddim_clip="model-eps")
+    gen = torch.Generator().manual_seed(0)
+    xt = torch.randn(2, 1, 4, 4, generator=gen, dtype=torch.float64)
+    t = 50
+    ab = float(cons.abar[t])
+    x0_in = torch.rand(2, 1, 4, 4, generator=gen, dtype=torch.float64) * 1.6 - 0.8  # inside the range
+    eps_in = (xt - math.sqrt(ab) * x0_in) / math.sqrt(1 - ab)
+    assert torch.allclose(cons.ddim_step(eps_in, xt, t, 30, 0.0, None), keep.ddim_step(eps_in, xt, t, 30, 0.0, None))
+    x0_out = x0_in * 3  # mostly outside: the conventions differ, and "consistent" equals the step from the
+    eps_out = (xt - math.sqrt(ab) * x0_out) / math.sqrt(1 - ab)  # clipped x0 with its consistent eps
+    a, b = cons.ddim_step(eps_out, xt, t, 30, 0.0, None), keep.ddim_step(eps_out, xt, t, 30, 0.0, None)
+    x0c = x0_out.clamp(-1, 1)
+    eps_c = (xt - math.sqrt(ab) * x0c) / math.sqrt(1 - ab)
+    assert not torch.allclose(a, b) and torch.allclose(a, keep.ddim_step(eps_c, xt, t, 30, 0.0, None))
+    ab30 = float(cons.abar[30])
+    assert torch.allclose(b, math.sqrt(ab30) * x0c + math.sqrt(1 - ab30) * eps_out)
+    with pytest.raises(ValueError, match="ddim_clip"):
+        GaussianDiffusion(betas, ddim_clip="sometimes")

@@ -68,7 +68,7 @@ def test_resume_continues_exactly(tmp_path, digits8):
     train_mod.train(straight, data=digits8)
     split = _cfg(tmp_path / "b", "total_steps=12")
     out = train_mod.train(split, data=digits8, stop_after_steps=7)
-    assert out["stopped_early"] and read_checkpoint(tmp_path / "b" / "checkpoints" / "last.pt")["step"] == 7
+    assert not out["finished"] and read_checkpoint(tmp_path / "b" / "checkpoints" / "last.pt")["step"] == 7
     train_mod.train(split, resume=True, data=digits8)
     a = read_checkpoint(tmp_path / "a" / "checkpoints" / "last.pt")
     b = read_checkpoint(tmp_path / "b" / "checkpoints" / "last.pt")
@@ -82,11 +82,11 @@ def test_resume_continues_exactly(tmp_path, digits8):
 def test_checkpoint_refuses_another_image_size(tmp_path, digits8):
     cfg = _cfg(tmp_path, "total_steps=2")
     train_mod.train(cfg, data=digits8, stop_after_steps=1)
-    with pytest.raises(ConfigError, match="trained on 8x8x1 images.*image_size: checkpoint 8, now 16"):
+    with pytest.raises(ConfigError, match=r"trained on 8x8x1 images.*image_size: 8 in this checkpoint.*16 now"):
         train_mod.train(_cfg(tmp_path, "total_steps=2", "image_size=16"), resume=True, data=load_digits_data(16))
     with pytest.raises(ConfigError, match="trained on 8x8 images; it cannot sample or be evaluated at 16x16"):
         load_for_sampling(tmp_path / "checkpoints" / "last.pt", image_size=16)
-    with pytest.raises(FileNotFoundError, match="no checkpoint"):
+    with pytest.raises(FileNotFoundError, match="nothing to resume"):
         train_mod.train(_cfg(tmp_path / "none", "total_steps=2"), resume=True, data=digits8)
     with pytest.raises(ConfigError, match="data is 16x16"):
         train_mod.train(_cfg(tmp_path / "x", "total_steps=2"), data=load_digits_data(16))
@@ -106,7 +106,7 @@ def test_nan_loss_stops_with_the_step(tmp_path, digits8, monkeypatch):
             return out * float("nan") if self.calls == 4 else out
 
     monkeypatch.setattr(train_mod, "build_unet", lambda cfg, ch: Poisoned(real_build(cfg, ch)))
-    with pytest.raises(FloatingPointError, match="at step 4"):
+    with pytest.raises(FloatingPointError, match="non-finite loss=nan at step 4"):
         train_mod.train(_cfg(tmp_path, "total_steps=10"), data=digits8)
 
 
@@ -123,3 +123,107 @@ def test_labels_free_data_is_accepted_for_training(tmp_path):
     data = ImageData("celeba", imgs, None, imgs[:4], None, 0)
     out = train_mod.train(_cfg(tmp_path, "total_steps=3", "random_flip=true"), data=data)
     assert out["channels"] == 3 and (tmp_path / "summary.json").is_file()
+
+
+def test_summary_has_the_common_keys(tmp_path, digits8):
+    train_mod.train(_cfg(tmp_path, "total_steps=3"), data=digits8)
+    s = json.loads((tmp_path / "summary.json").read_text())
+    assert s["steps"] == 3 and s["finished"] is True and s["seed"] == 1 and s["device"] == "cpu"
+    assert s["wall_time_s"] >= 0 and "train_time_s" not in s and "stopped_early" not in s
+
+
+def test_a_fresh_run_over_a_killed_run_is_refused_and_deletes_nothing(tmp_path, digits8):
+    cfg = _cfg(tmp_path, "total_steps=20")
+    train_mod.train(cfg, data=digits8, stop_after_steps=10)  # "killed" after the step-10 checkpoint
+    ckpt, metrics = tmp_path / "checkpoints" / "last.pt", tmp_path / "metrics.jsonl"
+    before = (ckpt.read_bytes(), metrics.read_text(), sorted(p.name for p in tmp_path.glob("events.*")))
+    with pytest.raises(ConfigError, match="already holds a run.*--resume.*or give a new run_dir"):
+        train_mod.train(cfg, data=digits8)
+    assert (ckpt.read_bytes(), metrics.read_text(), sorted(p.name for p in tmp_path.glob("events.*"))) == before
+    out = train_mod.train(cfg, resume=True, data=digits8)
+    assert out["finished"] and out["steps"] == 20
+
+
+def test_resume_refuses_another_seed(tmp_path, digits8):
+    train_mod.train(_cfg(tmp_path, "total_steps=4"), data=digits8, stop_after_steps=2)
+    with pytest.raises(ConfigError, match="seed: 1 in this checkpoint.*2 now"):
+        train_mod.train(_cfg(tmp_path, "total_steps=4", "seed=2"), resume=True, data=digits8)
+
+
+def _tiny_argv(run_dir):
+    return [f"{o}" for o in TINY] + ["dataset=digits", f"run_dir={run_dir}"]
+
+
+def test_cli_resume_flag_anywhere_and_resuming_line(tmp_path, capsys):
+    run = tmp_path / "run"
+    with pytest.raises(SystemExit) as e:  # a fresh run over nothing with --resume: nothing to resume
+        train_mod.main(["--resume", *_tiny_argv(run), "total_steps=4"])
+    assert e.value.code == 2 and "nothing to resume" in capsys.readouterr().err
+    train_mod.main([*_tiny_argv(run), "total_steps=4", "checkpoint_every=2"])
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as e:  # again without --resume: refused, one line, exit 2
+        train_mod.main([*_tiny_argv(run), "total_steps=6"])
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and err.count("\n") == 1 and err.startswith("error: ") and "already holds a run" in err
+    train_mod.main(["--resume", *_tiny_argv(run), "total_steps=6"])  # --resume before the overrides
+    assert "resuming from step 4" in capsys.readouterr().err
+    assert json.loads((run / "summary.json").read_text())["steps"] == 6
+
+
+def test_sigterm_finishes_the_step_saves_and_exits_130(tmp_path, capsys, monkeypatch):
+    import os
+    import signal
+
+    real_build = train_mod.build_unet
+
+    class Killer(torch.nn.Module):
+        def __init__(self, inner):
+            super().__init__()
+            self.inner, self.calls = inner, 0
+
+        def forward(self, x, t):
+            self.calls += 1
+            if self.calls == 3:  # during step 3 (sampling grids are not reached)
+                os.kill(os.getpid(), signal.SIGTERM)
+            return self.inner(x, t)
+
+    monkeypatch.setattr(train_mod, "build_unet", lambda cfg, ch: Killer(real_build(cfg, ch)))
+    run = tmp_path / "run"
+    with pytest.raises(SystemExit) as e:
+        train_mod.main([*_tiny_argv(run), "total_steps=50"])
+    assert e.value.code == 130
+    assert read_checkpoint(run / "checkpoints" / "last.pt")["step"] == 3  # the whole step 3, then saved
+    s = json.loads((run / "summary.json").read_text())
+    assert s["steps"] == 3 and s["finished"] is False
+    assert "continue with --resume" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("content", [b"not a checkpoint", None])
+def test_foreign_or_corrupt_checkpoint_is_one_line_exit_2(tmp_path, capsys, content):
+    from paperlab.ddpm import evaluate, sample
+
+    bad = tmp_path / "bad.pt"
+    if content is None:
+        torch.save({"config": {}, "q_net": {}}, bad)  # another project's checkpoint
+    else:
+        bad.write_bytes(content)
+    for main in (sample.main, evaluate.main):
+        with pytest.raises(SystemExit) as e:
+            main([str(bad)])
+        err = capsys.readouterr().err
+        assert e.value.code == 2 and err.count("\n") == 1 and err.startswith("error: "), err
+        assert ("not a readable checkpoint" if content else "is not a paperlab DDPM checkpoint") in err
+
+
+def test_presets_use_the_repository_data_folder():
+    from pathlib import Path
+
+    import yaml
+
+    presets = sorted((Path(__file__).parents[3] / "configs" / "ddpm").glob("*.yaml"))
+    assert presets
+    for p in presets:
+        text = p.read_text()
+        assert "/path/to" not in text and "train-ddpm-" not in text, p.name
+        data_dir = yaml.safe_load(text).get("data_dir")
+        assert data_dir is None or data_dir.startswith("data/"), p.name

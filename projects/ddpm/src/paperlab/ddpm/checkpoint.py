@@ -1,16 +1,23 @@
-"""Checkpoints: the model, its EMA, the optimiser, the step, the config and the RNG states, in one file."""
+"""Checkpoints: the model, its EMA, the optimiser, the step, the config and the RNG states, in one file.
+
+Built on :mod:`paperlab.shared.checkpoint` (atomic writes, one clear error for a missing, corrupt or
+foreign file, RNG capture, resume checks). ``train.py`` saves and resumes through this module;
+``sample.py`` and ``evaluate.py`` load a model through :func:`load_for_sampling` and never import
+``train.py``.
+"""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
-
-import torch
 
 from paperlab.ddpm.config import Config
 from paperlab.ddpm.diffusion import GaussianDiffusion
 from paperlab.ddpm.unet import UNet, build_unet
-from paperlab.shared.config import ConfigError, load_config, to_dict
+from paperlab.shared.checkpoint import atomic_save, check_resumable, load_checkpoint
+from paperlab.shared.config import ConfigError, config_from_dict
+
+KIND = "paperlab DDPM"
+REQUIRED = ("config", "model", "ema", "step", "channels")
 
 # settings a checkpoint's weights depend on: a resumed or loaded run must share them
 SHAPING_KEYS = (
@@ -26,51 +33,33 @@ SHAPING_KEYS = (
     "beta_start",
     "beta_end",
 )
+# and what a resumed run must keep besides, so that it continues the same run
+RESUME_KEYS = (*SHAPING_KEYS, "seed", "batch_size", "random_flip", "max_train_images")
 
 
 def save_checkpoint(path: str | Path, state: dict) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    torch.save(state, tmp)
-    os.replace(tmp, path)  # never leaves a half-written checkpoint behind
+    atomic_save(state, path)  # never leaves a half-written checkpoint behind
 
 
 def read_checkpoint(path: str | Path) -> dict:
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"no checkpoint at {path}")
-    state = torch.load(path, map_location="cpu", weights_only=False)
-    for key in ("config", "model", "ema", "step", "channels"):
-        if key not in state:
-            raise ValueError(f"{path} is not a paperlab DDPM checkpoint (no '{key}')")
-    return state
+    """A DDPM checkpoint; FileNotFoundError / CheckpointError (one line) for a missing, corrupt or foreign file."""
+    return load_checkpoint(path, required=REQUIRED, kind=KIND)
 
 
 def config_of(state: dict, overrides: list[str] | None = None) -> Config:
-    """The checkpoint's config (``Config`` validates it again)."""
-    import tempfile
-
-    import yaml
-
-    with tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False) as f:
-        yaml.safe_dump(state["config"], f)
-    try:
-        return load_config(Config, f.name, overrides or [])
-    finally:
-        os.unlink(f.name)
+    """The checkpoint's config, validated again (with ``overrides`` such as ``data_dir=...``)."""
+    return config_from_dict(Config, state["config"], overrides or [], source="the checkpoint's config")
 
 
-def check_compatible(state: dict, cfg: Config, channels: int | None = None) -> None:
-    """Refuse, with the differences named, a checkpoint whose weights do not fit ``cfg`` (and ``channels``)."""
-    saved = state["config"]
-    now = to_dict(cfg)
-    changed = [f"{k}: checkpoint {saved.get(k)!r}, now {now[k]!r}" for k in SHAPING_KEYS if saved.get(k) != now[k]]
+def check_compatible(state: dict, cfg: Config, channels: int | None = None, resume: bool = False) -> None:
+    """Refuse, with every difference named, a checkpoint whose weights do not fit ``cfg`` (and ``channels``);
+    with ``resume``, also one that was another run (seed, batch, data)."""
+    size = f"{state['config'].get('image_size')}x{state['config'].get('image_size')}x{state['channels']}"
     if channels is not None and channels != state["channels"]:
-        changed.append(f"channels: checkpoint {state['channels']}, data {channels}")
-    if changed:
-        size = f"{saved.get('image_size')}x{saved.get('image_size')}x{state['channels']}"
-        raise ConfigError(f"this checkpoint was trained on {size} images and does not fit: " + "; ".join(changed))
+        raise ConfigError(f"this checkpoint was trained on {size} images and does not fit: "
+                          f"channels: checkpoint {state['channels']}, data {channels}")
+    check_resumable(state["config"], cfg, RESUME_KEYS if resume else SHAPING_KEYS,
+                    what=f"this checkpoint (trained on {size} images)")
 
 
 def load_for_sampling(

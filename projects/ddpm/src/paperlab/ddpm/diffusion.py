@@ -23,6 +23,11 @@ import torch
 import torch.nn.functional as F
 
 EpsModel = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+# How DDIM uses a clipped x0_hat (``clip_denoised``): "consistent" recomputes the noise from it, so that
+# x_t = sqrt(abar_t) x0_hat + sqrt(1 - abar_t) eps still holds (what clipping does to DDPM's posterior mean,
+# and the default); "model-eps" keeps the network's noise (diffusers' DDIMScheduler default), which pulls a
+# sample whose x0_hat leaves [-1, 1] back into range at every step.
+DDIM_CLIPS = ("consistent", "model-eps")
 
 
 def make_betas(schedule: str, timesteps: int, beta_start: float = 1e-4, beta_end: float = 0.02) -> torch.Tensor:
@@ -45,14 +50,18 @@ def _gather(v: torch.Tensor, t: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
 class GaussianDiffusion:
     """Schedule constants (float64, cast per use) and the forward, posterior, loss and samplers."""
 
-    def __init__(self, betas: torch.Tensor, sigma: str = "beta", clip_denoised: bool = True):
+    def __init__(self, betas: torch.Tensor, sigma: str = "beta", clip_denoised: bool = True,
+                 ddim_clip: str = "consistent"):
         if betas.dim() != 1 or not ((betas > 0) & (betas < 1)).all():
             raise ValueError("betas must be a 1-d tensor with values in (0, 1)")
         if sigma not in ("beta", "posterior"):
             raise ValueError(f"sigma must be 'beta' or 'posterior', got {sigma!r}")
+        if ddim_clip not in DDIM_CLIPS:
+            raise ValueError(f"ddim_clip must be one of {DDIM_CLIPS}, got {ddim_clip!r}")
         self.T = len(betas)
         self.sigma = sigma
         self.clip_denoised = clip_denoised
+        self.ddim_clip = ddim_clip
         b = betas.double()
         self.betas = b
         self.alphas = 1 - b
@@ -147,7 +156,8 @@ class GaussianDiffusion:
         x0 = (xt - math.sqrt(1 - ab_t) * eps) / math.sqrt(ab_t)
         if self.clip_denoised:
             x0 = x0.clamp(-1, 1)
-            eps = (xt - math.sqrt(ab_t) * x0) / math.sqrt(1 - ab_t)  # the noise consistent with the clipped x_0
+            if self.ddim_clip == "consistent":
+                eps = (xt - math.sqrt(ab_t) * x0) / math.sqrt(1 - ab_t)  # the noise consistent with the clipped x_0
         s = eta * math.sqrt((1 - ab_prev) / (1 - ab_t)) * math.sqrt(1 - ab_t / ab_prev)
         x = math.sqrt(ab_prev) * x0 + math.sqrt(max(1 - ab_prev - s * s, 0.0)) * eps
         if s > 0 and noise is not None:

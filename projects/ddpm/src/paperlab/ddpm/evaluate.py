@@ -23,15 +23,20 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
-from torch import nn
 
-from paperlab.ddpm.checkpoint import load_for_sampling, read_checkpoint
-from paperlab.ddpm.data import DatasetError, ImageData, load_data, to_model_range
+from paperlab.ddpm.checkpoint import config_of, load_for_sampling, read_checkpoint
+from paperlab.ddpm.classifier import (
+    FEATURE_DIM,
+    REQUIRED_ACCURACY,
+    classifier_warning,
+    default_classifier_path,
+    features_of,
+    load_or_train_classifier,
+)
+from paperlab.ddpm.data import load_data
 from paperlab.ddpm.images import save_grid
-from paperlab.shared.config import ConfigError
-
-FEATURE_DIM = 64
+from paperlab.shared.checkpoint import atomic_write_text
+from paperlab.shared.cli import run_command
 
 
 # ---------------------------------------------------------------------------------------- Fréchet distance
@@ -53,110 +58,6 @@ def frechet_distance(mu1: np.ndarray, cov1: np.ndarray, mu2: np.ndarray, cov2: n
     s1 = _sqrtm_psd(cov1)
     covmean_trace = np.sqrt(np.clip(np.linalg.eigvalsh(s1 @ cov2 @ s1), 0, None)).sum()
     return float(((mu1 - mu2) ** 2).sum() + np.trace(cov1) + np.trace(cov2) - 2 * covmean_trace)
-
-
-# ---------------------------------------------------------------------------------------- feature classifier
-class FeatureNet(nn.Module):
-    """A small CNN classifier; ``features`` is its 64-d penultimate layer (before the ReLU)."""
-
-    def __init__(self, channels: int, num_classes: int):
-        super().__init__()
-        self.body = nn.Sequential(
-            nn.Conv2d(channels, 32, 3, padding=1),
-            nn.ReLU(),
-            nn.MaxPool2d(2),
-            nn.Conv2d(32, 64, 3, padding=1),
-            nn.ReLU(),
-            nn.MaxPool2d(2),
-            nn.Conv2d(64, 128, 3, padding=1),
-            nn.ReLU(),
-            nn.AdaptiveAvgPool2d(1),
-            nn.Flatten(),
-            nn.Linear(128, FEATURE_DIM),
-        )
-        self.head = nn.Sequential(nn.ReLU(), nn.Dropout(0.2), nn.Linear(FEATURE_DIM, num_classes))
-
-    def features(self, x: torch.Tensor) -> torch.Tensor:
-        return self.body(x)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.body(x))
-
-
-def train_classifier(
-    data: ImageData, epochs: int = 2, batch_size: int = 128, lr: float = 1e-3, seed: int = 0, log=print
-) -> tuple[FeatureNet, float]:
-    """Train the feature network on the training split; returns it and its test accuracy."""
-    if data.train_labels is None or data.num_classes < 2:
-        raise ValueError(f"{data.name} has no class labels: the classifier features need them (use --fid-weights)")
-    torch.manual_seed(seed)
-    net = FeatureNet(data.channels, data.num_classes)
-    opt = torch.optim.Adam(net.parameters(), lr=lr)
-    gen = torch.Generator().manual_seed(seed)
-    n = len(data.train)
-    for epoch in range(epochs):
-        perm = torch.randperm(n, generator=gen)
-        net.train()
-        for i in range(0, n, batch_size):
-            idx = perm[i : i + batch_size]
-            loss = F.cross_entropy(net(to_model_range(data.train[idx])), data.train_labels[idx])
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-        log(f"classifier epoch {epoch + 1}/{epochs}: last batch loss {loss.item():.3f}")
-    acc = classifier_accuracy(net, data.test, data.test_labels)
-    return net, acc
-
-
-@torch.no_grad()
-def classifier_accuracy(net: FeatureNet, images_u8: torch.Tensor, labels: torch.Tensor) -> float:
-    net.eval()
-    correct = sum(
-        (net(to_model_range(x)).argmax(1) == y).sum().item() for x, y in zip(images_u8.split(1000), labels.split(1000))
-    )
-    return correct / len(labels)
-
-
-@torch.no_grad()
-def features_of(net: FeatureNet, x_model_range: torch.Tensor) -> np.ndarray:
-    """Features of images in [-1, 1] (float) or uint8."""
-    net.eval()
-    out = []
-    for chunk in x_model_range.split(500):
-        if chunk.dtype == torch.uint8:
-            chunk = to_model_range(chunk)
-        out.append(net.features(chunk.float()).numpy())
-    return np.concatenate(out)
-
-
-def load_or_train_classifier(path: Path, data: ImageData, epochs: int) -> tuple[FeatureNet, float]:
-    if path.is_file():
-        state = torch.load(path, map_location="cpu", weights_only=False)
-        if (state["dataset"], state["image_size"], state["channels"]) != (data.name, data.image_size, data.channels):
-            raise ConfigError(
-                f"{path} is a classifier for {state['dataset']} {state['image_size']}px, not "
-                f"{data.name} {data.image_size}px; delete it or pass --classifier elsewhere"
-            )
-        net = FeatureNet(state["channels"], state["num_classes"])
-        net.load_state_dict(state["model"])
-        return net, state["test_accuracy"]
-    t0 = time.time()
-    net, acc = train_classifier(data, epochs, log=lambda s: print(s, file=sys.stderr))
-    torch.save(
-        {
-            "model": net.state_dict(),
-            "dataset": data.name,
-            "image_size": data.image_size,
-            "channels": data.channels,
-            "num_classes": data.num_classes,
-            "test_accuracy": acc,
-            "epochs": epochs,
-            "train_time_s": time.time() - t0,
-        },
-        path,
-    )
-    print(f"classifier: test accuracy {acc:.4f} ({time.time() - t0:.0f}s), saved to {path}", file=sys.stderr)
-    return net, acc
 
 
 # ---------------------------------------------------------------------------------------- real FID (optional)
@@ -228,18 +129,25 @@ def evaluate(
     torch.set_num_threads(threads)
     specs = [parse_row(r) for r in rows]  # bad rows fail before any work
     state = read_checkpoint(ckpt)
-    from paperlab.ddpm.checkpoint import config_of
-
     overrides = [f"data_dir={data_dir}"] if data_dir else []
     cfg = config_of(state, overrides)
     data = load_data(cfg)
-    classifier = classifier or ckpt.parent.parent / "classifier.pt"
+    if classifier is None:  # the committed classifier of this dataset and size, else one trained for this run
+        committed = default_classifier_path(cfg.dataset, cfg.image_size)
+        classifier = committed if committed.is_file() else ckpt.parent.parent / "classifier.pt"
     net, acc = load_or_train_classifier(classifier, data, classifier_epochs)
+    warning = classifier_warning(cfg.dataset, acc)
+    if warning:
+        print(warning, file=sys.stderr)
     real = data.test
     mu_r, cov_r = gaussian_stats(features_of(net, real))
     gen = torch.Generator().manual_seed(seed)
-    ref_idx = torch.randperm(len(data.train), generator=gen)[:n]
-    floor = frechet_distance(*gaussian_stats(features_of(net, data.train[ref_idx])), mu_r, cov_r)
+    perm = torch.randperm(len(data.train), generator=gen)
+    floor = frechet_distance(*gaussian_stats(features_of(net, data.train[perm[:n]])), mu_r, cov_r)
+    # the sampling error of an FD at this sample size: two disjoint sets of real images against each other
+    half = min(n, len(data.train) // 2)
+    halves = frechet_distance(*gaussian_stats(features_of(net, data.train[perm[:half]])),
+                              *gaussian_stats(features_of(net, data.train[perm[half:2 * half]])))
     result = {
         "checkpoint": str(ckpt),
         "step": state["step"],
@@ -248,8 +156,13 @@ def evaluate(
         "n_samples": n,
         "n_real": len(real),
         "feature": f"classifier-{FEATURE_DIM}d",
+        "classifier": str(classifier),
         "classifier_test_accuracy": acc,
+        "classifier_required_accuracy": REQUIRED_ACCURACY.get(cfg.dataset),
         "fd_train_subset_vs_test": floor,
+        "fd_real_halves": halves,
+        "n_real_halves": half,
+        "real_mean_grey": float(real.float().mean()),
         "rows": [],
     }
     if out.is_file():
@@ -283,6 +196,7 @@ def evaluate(
                 "seconds": round(time.time() - t0, 1),
                 "network_evals_per_sample": steps,
                 "class_histogram": torch.bincount(preds, minlength=data.num_classes).tolist(),
+                "mean_grey": float(to_u8(x).float().mean()),
             }
             if fid_weights:
                 row["fid"] = inception_fid(real, to_u8(x), fid_weights)
@@ -290,13 +204,16 @@ def evaluate(
             save_grid(x[:64], grids / f"{name}.png", scale=2 if cfg.image_size <= 32 else 1)
             result["rows"].append(row)
             out.parent.mkdir(parents=True, exist_ok=True)
-            out.write_text(json.dumps(result, indent=2))
+            atomic_write_text(out, json.dumps(result, indent=2))
             print(f"{name}: FD-classifier {fd:.3f} ({row['seconds']}s)", file=sys.stderr)
-    out.write_text(json.dumps(result, indent=2))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(out, json.dumps(result, indent=2))
+    if warning:
+        print(warning, file=sys.stderr)  # again at the end, where the table is read
     return result
 
 
-def main(argv=None) -> None:
+def _main(argv=None) -> dict:
     p = argparse.ArgumentParser(description="FD in a trained classifier's feature space (and FID with weights).")
     p.add_argument("checkpoint", type=Path)
     p.add_argument("--rows", nargs="+", default=["ddim:10", "ddim:20", "ddim:50", "ddim:100", "ddpm:1000"])
@@ -304,7 +221,9 @@ def main(argv=None) -> None:
     p.add_argument("--n", type=int, default=500, help="generated samples per row")
     p.add_argument("--out", type=Path, default=None, help="default: <run_dir>/eval.json")
     p.add_argument("--data-dir", default=None, help="override the checkpoint's data_dir")
-    p.add_argument("--classifier", type=Path, default=None, help="default: <run_dir>/classifier.pt (trained if absent)")
+    p.add_argument("--classifier", type=Path, default=None,
+                   help="default: projects/ddpm/classifiers/<dataset>-<size>.pt if committed, "
+                   "else <run_dir>/classifier.pt (trained if absent)")
     p.add_argument("--classifier-epochs", type=int, default=2)
     p.add_argument("--batch", type=int, default=250)
     p.add_argument("--seed", type=int, default=0)
@@ -313,27 +232,28 @@ def main(argv=None) -> None:
     a = p.parse_args(argv)
     modes = {"ema": [True], "raw": [False], "both": [True, False]}[a.ema]
     out = a.out or a.checkpoint.parent.parent / "eval.json"
-    try:
-        if a.n < 2:
-            raise ValueError("--n must be at least 2")
-        res = evaluate(
-            a.checkpoint,
-            a.rows,
-            modes,
-            a.n,
-            out,
-            a.data_dir,
-            a.classifier,
-            a.classifier_epochs,
-            a.batch,
-            a.seed,
-            a.fid_weights,
-            a.threads,
-        )
-    except (ConfigError, DatasetError, FileNotFoundError, ValueError, RuntimeError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        raise SystemExit(2) from None
+    if a.n < 2:
+        raise ValueError("--n must be at least 2")
+    res = evaluate(
+        a.checkpoint,
+        a.rows,
+        modes,
+        a.n,
+        out,
+        a.data_dir,
+        a.classifier,
+        a.classifier_epochs,
+        a.batch,
+        a.seed,
+        a.fid_weights,
+        a.threads,
+    )
     print(json.dumps({k: v for k, v in res.items() if k != "rows"}, indent=2))
+    return res
+
+
+def main(argv=None) -> None:
+    run_command(_main, argv)
 
 
 if __name__ == "__main__":

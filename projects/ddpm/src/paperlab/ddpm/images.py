@@ -1,41 +1,27 @@
-"""Image grids (PNG) and reverse-process GIFs from tensors in [-1, 1]."""
+"""The DDPM glue around :mod:`paperlab.shared.images`: tensors in [-1, 1] to grids, and reverse-process GIFs."""
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from paperlab.ddpm.data import to_unit_range
+from paperlab.shared import images
+
+
+def _unit(x_BxCxHxW: torch.Tensor) -> np.ndarray:
+    return to_unit_range(x_BxCxHxW.detach().float().cpu()).numpy()
 
 
 def grid(x_BxCxHxW: torch.Tensor, nrow: int | None = None, pad: int = 1) -> np.ndarray:
     """A (rows*H, cols*W, 3) uint8 grid of images in [-1, 1], with ``pad`` white pixels between them."""
-    x = to_unit_range(x_BxCxHxW.detach().float().cpu())
-    if x.shape[1] == 1:
-        x = x.repeat(1, 3, 1, 1)
-    B, _, H, W = x.shape
-    nrow = nrow or math.ceil(math.sqrt(B))
-    rows = math.ceil(B / nrow)
-    out = np.ones((rows * (H + pad) + pad, nrow * (W + pad) + pad, 3), dtype=np.float32)
-    for i in range(B):
-        r, c = divmod(i, nrow)
-        out[pad + r * (H + pad) : pad + r * (H + pad) + H, pad + c * (W + pad) : pad + c * (W + pad) + W] = (
-            x[i].permute(1, 2, 0).numpy()
-        )
-    return (out * 255 + 0.5).astype(np.uint8)
+    return images.grid(_unit(x_BxCxHxW), nrow, pad)
 
 
 def save_grid(x_BxCxHxW: torch.Tensor, path: str | Path, nrow: int | None = None, scale: int = 1) -> None:
-    from PIL import Image
-
-    g = grid(x_BxCxHxW, nrow)
-    if scale > 1:
-        g = g.repeat(scale, 0).repeat(scale, 1)
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(g).save(path)
+    images.save_grid(_unit(x_BxCxHxW), path, nrow, scale=scale)
 
 
 def save_reverse_gif(
