@@ -90,6 +90,28 @@ class ActorCritic(nn.Module):
         return action, gaussian_log_prob(action, mean, log_std), self.value(obs)
 
 
+def fast_forward(net: nn.Sequential):
+    """``net(x)`` for an MLP made by :func:`mlp`, as plain ``F.linear`` + activation calls on the same
+    parameters: the same arithmetic without ``nn.Module.__call__``'s overhead, which dominates a
+    forward pass of a 64-64 network on one observation. For the rollout (no hooks, no gradients)."""
+    ops = []
+    for layer in net:
+        if isinstance(layer, nn.Linear):
+            ops.append((torch.nn.functional.linear, layer.weight, layer.bias))
+        else:
+            ops.append((_FN[type(layer)], None, None))
+
+    def forward(x: torch.Tensor) -> torch.Tensor:
+        for fn, w, b in ops:
+            x = fn(x, w, b) if w is not None else fn(x)
+        return x
+
+    return forward
+
+
+_FN = {nn.Tanh: torch.tanh, nn.ReLU: torch.relu, nn.SiLU: torch.nn.functional.silu}
+
+
 def build_agent(cfg, obs_dim: int, act_dim: int) -> ActorCritic:
     """The actor-critic a config describes, on ``cfg.device``."""
     return ActorCritic(obs_dim, act_dim, cfg.actor_hidden, cfg.critic_hidden, cfg.activation, cfg.init_log_std).to(

@@ -97,6 +97,12 @@ def value_loss(
     return 0.5 * torch.max(unclipped, (clipped_value - target) ** 2).mean()
 
 
+def _clip_(y: np.ndarray, clip: float) -> np.ndarray:
+    """``np.clip(y, -clip, clip)`` in place, without ``np.clip``'s Python-level overhead."""
+    np.minimum(y, clip, out=y)
+    return np.maximum(y, -clip, out=y)
+
+
 def _np64(x) -> np.ndarray:
     """A float64 numpy copy of an array or tensor (checkpoints of older runs hold torch tensors)."""
     if isinstance(x, torch.Tensor):
@@ -119,12 +125,14 @@ class RunningMeanStd:
     def update(self, x: np.ndarray) -> None:
         x = np.asarray(x, dtype=np.float64).reshape(-1, *self.mean.shape)
         n = x.shape[0]
-        batch_mean = x.mean(0)
-        batch_var = x.var(0) if n > 1 else np.zeros_like(batch_mean)
-        delta = batch_mean - self.mean
         total = self.count + n
+        if n == 1:  # one env: the batch is a single value, its variance 0 (the rollout's common case)
+            delta = x[0] - self.mean
+            m2 = self.var * self.count + delta * delta * (self.count / total)
+        else:
+            delta = x.mean(0) - self.mean
+            m2 = self.var * self.count + x.var(0) * n + delta * delta * (self.count * n / total)
         self.mean = self.mean + delta * (n / total)
-        m2 = self.var * self.count + batch_var * n + delta**2 * (self.count * n / total)
         self.var = m2 / total
         self.count = total
 
@@ -132,7 +140,7 @@ class RunningMeanStd:
         """float32 ``(x - mean) / sqrt(var + 1e-8)`` clipped to [-clip, clip]."""
         x = np.asarray(x, dtype=np.float32)
         y = (x - self.mean.astype(np.float32)) / np.sqrt(self.var.astype(np.float32) + np.float32(1e-8))
-        return np.clip(y, -clip, clip)
+        return _clip_(y, clip)
 
     def state_dict(self) -> dict:
         return {"mean": torch.tensor(np.asarray(self.mean)), "var": torch.tensor(np.asarray(self.var)),
@@ -154,8 +162,8 @@ class RewardScaler:
         self.ret = self.ret * self.gamma + reward
         self.rms.update(self.ret)
         self.ret[done] = 0.0
-        scaled = reward / np.sqrt(np.float32(self.rms.var) + np.float32(1e-8))
-        return np.clip(scaled.astype(np.float32), -clip, clip)
+        scaled = (reward / np.sqrt(np.float32(self.rms.var) + np.float32(1e-8))).astype(np.float32)
+        return _clip_(scaled, clip)
 
     def state_dict(self) -> dict:
         return {"ret": torch.tensor(self.ret), "rms": self.rms.state_dict()}

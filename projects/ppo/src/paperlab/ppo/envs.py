@@ -12,9 +12,9 @@ continue the same episodes: the simulator state and each environment's random ge
 Two implementations:
 
 - :class:`GymVecEnv`: gymnasium's synchronous vector env (``autoreset_mode=SAME_STEP``), e.g.
-  MuJoCo ``InvertedPendulum-v5``; its state is ``mj_getState(mjSTATE_INTEGRATION)`` (time,
-  positions, velocities, actuator state, solver warm start, ...) of each environment, its step
-  counter and its ``np_random``.
+  MuJoCo ``InvertedPendulum-v5``, stepped env by env (the same semantics, less overhead); its
+  state is ``mj_getState(mjSTATE_INTEGRATION)`` (time, positions, velocities, actuator state,
+  solver warm start, ...) of each environment, its step counter and its ``np_random``.
 - :class:`BraxVecEnv`: one batched Brax environment, stepped by a jitted JAX function on the whole
   batch; its state is the Brax state pytree and the JAX key. Unlike Brax's ``AutoResetWrapper``
   (which returns every env to the *same* first state it had) a finished env here starts a fresh
@@ -114,15 +114,27 @@ class GymVecEnv:
         return obs.astype(np.float32).reshape(self.num_envs, -1)
 
     def step(self, action: np.ndarray) -> Step:
+        """Step every env; a finished one is reset at once (what ``SyncVectorEnv``'s SAME_STEP
+        autoreset does, without its per-step info merging and observation deep copy)."""
         a = np.clip(action, self.action_low, self.action_high)
-        obs, reward, term, trunc, info = self.env.step(a)
-        obs = obs.astype(np.float32).reshape(self.num_envs, -1)
+        n = self.num_envs
+        obs = np.empty((n, self.obs_dim), np.float32)
+        reward = np.empty(n, np.float32)
+        term, trunc = np.zeros(n, bool), np.zeros(n, bool)
         final = obs
-        if "_final_obs" in info and info["_final_obs"].any():
-            final = obs.copy()
-            for i in np.flatnonzero(info["_final_obs"]):
-                final[i] = np.asarray(info["final_obs"][i], dtype=np.float32).reshape(-1)
-        return Step(obs, reward.astype(np.float32), term, trunc, final)
+        for i, env in enumerate(self.env.envs):
+            o, r, te, tr, _ = env.step(a[i])
+            reward[i], term[i], trunc[i] = r, te, tr
+            if te or tr:
+                if final is obs:
+                    final = np.empty_like(obs)
+                final[i] = np.asarray(o, dtype=np.float32).reshape(-1)
+                o, _ = env.reset()
+            obs[i] = np.asarray(o, dtype=np.float32).reshape(-1)
+        if final is not obs:
+            done = term | trunc
+            final[~done] = obs[~done]
+        return Step(obs, reward, term, trunc, final)
 
     def get_state(self) -> list[dict]:
         """Per environment: simulator state (MuJoCo) or a pickle of the env, step counter, ``np_random``."""

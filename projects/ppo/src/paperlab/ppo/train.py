@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from paperlab.ppo.agent import ActorCritic, build_agent, gaussian_log_prob
+from paperlab.ppo.agent import ActorCritic, build_agent, fast_forward, gaussian_log_prob
 from paperlab.ppo.checkpoint import checkpoint_path, load_for_resume, save_checkpoint, save_model
 from paperlab.ppo.config import Config, Scaled, scaled_hparams
 from paperlab.ppo.core import EwmaModel, EwmaMoments, RewardScaler, RunningMeanStd, gae, policy_loss, value_loss
@@ -57,8 +57,9 @@ class Learner:
     def create(cls, cfg: Config, obs_dim: int, act_dim: int) -> Learner:
         agent = build_agent(cfg, obs_dim, act_dim)
         sc = scaled_hparams(cfg)
+        # fused: one kernel for the whole step instead of ~10 small operations per parameter tensor
         opt = torch.optim.Adam(agent.parameters(), lr=sc.lr, eps=cfg.adam_eps, betas=(sc.adam_beta1, sc.adam_beta2),
-                               foreach=True)  # fmt: skip
+                               fused=True)  # fmt: skip
         return cls(
             agent, opt, sc,
             EwmaModel(agent.actor, sc.ewma_decay) if cfg.algo == "ppo-ewma" else None,
@@ -132,28 +133,33 @@ def collect_rollout(cfg: Config, envs, learner: Learner, buf: Rollout, loop: Loo
     or rewards are found once per rollout and reported with the env step that produced them.
     """
     agent, device, N = learner.agent, next(learner.agent.parameters()).device, cfg.num_envs
-    mean_net, critic, rms, scaler = agent.actor.mean, agent.critic, learner.obs_rms, learner.rew_scaler
+    mean_net, critic = fast_forward(agent.actor.mean), fast_forward(agent.critic)
+    rms, scaler = learner.obs_rms, learner.rew_scaler
     on_cpu = device.type == "cpu"
     start_step, t_sim = loop.global_step, 0.0
 
     def tensor(x: np.ndarray) -> torch.Tensor:
         return torch.from_numpy(x) if on_cpu else torch.from_numpy(x).to(device)
 
+    def host(x: torch.Tensor) -> np.ndarray:
+        return x.numpy() if on_cpu else x.cpu().numpy()
+
     with torch.inference_mode():
-        std = agent.actor.log_std.exp()  # the policy is fixed during the rollout: its std too
-        two_var, log_scale, c = 2 * std**2, std.log(), math.log(math.sqrt(2 * math.pi))
+        std = agent.actor.log_std.exp().expand(N, -1)  # the policy is fixed during the rollout: its std too
+        # log N(a; mean, std) as torch.distributions.Normal computes it, in numpy on the host
+        two_var, log_scale, c = host(2 * std**2), host(std.log()), math.log(math.sqrt(2 * math.pi))
         for t in range(cfg.num_steps):
             if rms is not None:
                 rms.update(obs)
                 obs = rms.normalize(obs, cfg.obs_clip)
             x = tensor(obs)
             mean = mean_net(x)
-            action = torch.normal(mean, std.expand_as(mean))  # = Normal(mean, std).sample()
-            logp = (-((action - mean) ** 2) / two_var - log_scale - c).sum(-1)
+            action = host(torch.normal(mean, std))  # = Normal(mean, std).sample()
+            diff = action - host(mean)
+            buf.logp[t] = (-(diff * diff) / two_var - log_scale - c).sum(-1)
             buf.obs[t] = obs
-            buf.act[t] = action.cpu().numpy()
-            buf.logp[t] = logp.cpu().numpy()
-            buf.val[t] = critic(x)[:, 0].cpu().numpy()
+            buf.act[t] = action
+            buf.val[t] = host(critic(x)).reshape(-1)
             ts = time.perf_counter()
             step = envs.step(buf.act[t])
             t_sim += time.perf_counter() - ts
@@ -161,7 +167,7 @@ def collect_rollout(cfg: Config, envs, learner: Learner, buf: Rollout, loop: Loo
             buf.raw_rew[t] = step.reward
             reward = scaler(step.reward, done, cfg.reward_clip) if scaler is not None else step.reward
             if step.truncated.any():  # time limit: the episode would have gone on, bootstrap from V(s_T)
-                v_final = critic(tensor(learner.normalize(step.final_obs, cfg.obs_clip)))[:, 0].cpu().numpy()
+                v_final = host(critic(tensor(learner.normalize(step.final_obs, cfg.obs_clip)))).reshape(-1)
                 reward = reward + cfg.gamma * v_final * step.truncated
             buf.rew[t], buf.done[t] = reward, done
             loop.ep_ret += step.reward
@@ -177,7 +183,7 @@ def collect_rollout(cfg: Config, envs, learner: Learner, buf: Rollout, loop: Loo
             if bad.any():
                 t = int(np.argmax(bad))
                 check_finite(start_step + (t + offset) * N, **{name: float(arr[t][~np.isfinite(arr[t])][0])})
-        last_value = critic(tensor(learner.normalize(obs, cfg.obs_clip)))[:, 0].cpu().numpy()
+        last_value = host(critic(tensor(learner.normalize(obs, cfg.obs_clip)))).reshape(-1)
     buf.adv, buf.ret = gae(buf.rew, buf.val, buf.done, last_value, cfg.gamma, cfg.gae_lambda)
     loop.time_env_step += t_sim
     return obs
@@ -197,24 +203,27 @@ def ppo_update(cfg: Config, learner: Learner, buf: Rollout, lr: float, step: int
         b_adv = (b_adv - m) / (math.sqrt(v) + 1e-8)
     rows: list[torch.Tensor] = []
     mb = cfg.minibatch_size
+    actor_mean, critic = fast_forward(agent.actor.mean), fast_forward(agent.critic)
     for _epoch in range(cfg.update_epochs):
-        perm = torch.randperm(cfg.batch_size)
+        perm = torch.randperm(cfg.batch_size).to(device)
+        # one gather per epoch, then contiguous minibatch slices (cheaper than indexing each minibatch)
+        p_obs, p_act, p_logp, p_adv, p_ret, p_val = (x[perm] for x in (b_obs, b_act, b_logp, b_adv, b_ret, b_val))
         for start in range(0, cfg.batch_size, mb):
-            idx = perm[start : start + mb]
-            obs, act, logp_old = b_obs[idx], b_act[idx], b_logp[idx]
-            logp_new = gaussian_log_prob(act, agent.actor.mean(obs), agent.actor.log_std)
+            sl = slice(start, start + mb)
+            obs, act, logp_old = p_obs[sl], p_act[sl], p_logp[sl]
+            logp_new = gaussian_log_prob(act, actor_mean(obs), agent.actor.log_std)
             if ewma is not None:
                 with torch.no_grad():
                     logp_prox = ewma.model.log_prob(obs, act)
             else:
                 logp_prox = logp_old
-            a = b_adv[idx]
+            a = p_adv[sl]
             if cfg.adv_norm == "minibatch":
                 a = (a - a.mean()) / (a.std() + 1e-8)
             pg, st = policy_loss(logp_new, logp_old, logp_prox, a, cfg.clip_coef,
                                  cfg.imp_samp_max if ewma is not None else 0.0)  # fmt: skip
             entropy = agent.actor.entropy()
-            vl = value_loss(agent.value(obs), b_val[idx], b_ret[idx], cfg.clip_coef if cfg.clip_vloss else None)
+            vl = value_loss(critic(obs).squeeze(-1), p_val[sl], p_ret[sl], cfg.clip_coef if cfg.clip_vloss else None)
             loss = pg - cfg.ent_coef * entropy + cfg.vf_coef * vl
             opt.zero_grad(set_to_none=True)
             loss.backward()
