@@ -1,5 +1,5 @@
 # PPO / PPO-EWMA targets, included by the top-level Makefile (run them from the repository root).
-.PHONY: train-ppo train-ppo-brax train-brax-ppo eval-ppo gif-ppo bench-ppo sweep-ppo-ewma report-ppo
+.PHONY: train-ppo train-ppo-brax train-brax-ppo eval-ppo gif-ppo bench-ppo sweep-ppo-ewma report-ppo publish-ppo
 
 $(VENV)/.stamp-ppo: constraints.txt shared/pyproject.toml projects/ppo/pyproject.toml | $(PY)
 	$(PIP) -e ./shared -e ./projects/ppo
@@ -34,6 +34,9 @@ bench-ppo: $(VENV)/.stamp-ppo ## training steps/s on InvertedPendulum and Brax A
 sweep-ppo-ewma: $(VENV)/.stamp-ppo ## PPO vs PPO-EWMA at two batch sizes (SEEDS="1 2 3")
 	$(PY) -m paperlab.ppo.sweep --config configs/ppo/ewma_sweep.yaml --seeds $(or $(SEEDS),1 2 3) --num-envs 8 2 \
 	  --out $(PPO_RUNS)/ewma_sweep $(ARGS)
+
+publish-ppo: $(VENV)/.stamp-ppo ## copy a run's small files and model.pt into projects/ppo/results/DEST (RUN=runs/ppo/... DEST=ip/ppo-seed6)
+	$(PY) -m paperlab.ppo.publish $(PPO_RUN) projects/ppo/results/$(DEST) $(ARGS)
 
 report-ppo: $(VENV)/.stamp-ppo ## tables and plots in projects/ppo from the committed results
 	$(PY) -m paperlab.ppo.report --results projects/ppo/results --readme projects/ppo/README.md projects/ppo/REPORT.md --index README.md

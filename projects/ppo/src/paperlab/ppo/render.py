@@ -45,15 +45,16 @@ def has_free_root(model) -> bool:
     return model.njnt > 0 and model.jnt_type[0] == mujoco.mjtJoint.mjJNT_FREE
 
 
-def tracking_camera(model, distance: float | None = None):
-    """A camera that follows body 1 (the torso of a floating-base robot) from behind and above."""
+def tracking_camera(model, distance: float = 4.0):
+    """A camera that follows body 1 (the torso of a floating-base robot) from the side and above,
+    ``distance`` metres away (the scene's extent is that of the whole floor, far too wide)."""
     import mujoco
 
     cam = mujoco.MjvCamera()
     mujoco.mjv_defaultFreeCamera(model, cam)
     cam.type = mujoco.mjtCamera.mjCAMERA_TRACKING
     cam.trackbodyid = 1
-    cam.distance = distance if distance is not None else 2.0 * float(model.stat.extent)
+    cam.distance = distance
     cam.elevation, cam.azimuth = -20.0, 90.0
     return cam
 
