@@ -308,7 +308,7 @@ def headline(results: Path) -> str:
     if brax:
         episodes = sorted({_eval_episodes(run) for run in brax_runs(results)} - {None})
         n = "/".join(str(e) for e in episodes) or "?"
-        parts.append("; ".join(brax) + f" (one seed each, {n}-episode evaluations: within noise of each other)")
+        parts.append("; ".join(brax) + f" (one seed each; ± is the std over {n} evaluation episodes)")
     return "; ".join(parts)
 
 
