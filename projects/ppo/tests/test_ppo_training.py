@@ -184,3 +184,27 @@ def test_summary_has_the_common_keys(tmp_path):
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
     assert {"steps", "wall_time_s", "finished", "seed", "device"} <= set(summary)
     assert summary["steps"] == 1024 and summary["finished"] is True and summary["last_eval"] is not None
+
+
+def test_sigterm_saves_a_checkpoint_and_exits_130_then_resume_finishes(tmp_path):
+    """SIGTERM (like Ctrl-C) finishes the iteration, writes checkpoints/last.pt and the summary, exits 130."""
+    import os
+    import signal
+    import time
+
+    run = tmp_path / "run"
+    argv = [sys.executable, "-m", "paperlab.ppo.train", *FAST, f"run_dir={run}", "total_steps=10000000"]
+    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "PYTHONUNBUFFERED": "1"})  # fmt: skip
+    metrics = run / "metrics.jsonl"
+    deadline = time.time() + 120
+    while time.time() < deadline and not (metrics.exists() and metrics.read_text().count("\n") >= 2):
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["finished"] is False and summary["steps"] >= 2048
+    assert (run / "checkpoints" / "last.pt").exists() and "continue with --resume" in err
+    resumed = train(_cfg(tmp_path, f"total_steps={summary['steps'] + 1024}"), resume=True)
+    assert resumed["finished"] and resumed["steps"] == summary["steps"] + 1024
