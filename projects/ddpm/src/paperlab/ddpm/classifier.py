@@ -50,22 +50,24 @@ def default_classifier_path(dataset: str, image_size: int) -> Path:
 
 
 class FeatureNet(nn.Module):
-    """A small CNN classifier; ``features`` is its 64-d penultimate layer (before the ReLU)."""
+    """A small CNN classifier (three conv + batch-norm stages, a 4x4 average pool that keeps the coarse layout);
+    ``features`` is its 64-d penultimate layer (before the ReLU)."""
 
     def __init__(self, channels: int, num_classes: int):
         super().__init__()
+
+        def stage(c_in: int, c_out: int) -> list[nn.Module]:
+            return [nn.Conv2d(c_in, c_out, 3, padding=1, bias=False), nn.BatchNorm2d(c_out), nn.ReLU()]
+
         self.body = nn.Sequential(
-            nn.Conv2d(channels, 32, 3, padding=1),
-            nn.ReLU(),
+            *stage(channels, 32),
             nn.MaxPool2d(2),
-            nn.Conv2d(32, 64, 3, padding=1),
-            nn.ReLU(),
+            *stage(32, 64),
             nn.MaxPool2d(2),
-            nn.Conv2d(64, 128, 3, padding=1),
-            nn.ReLU(),
-            nn.AdaptiveAvgPool2d(1),
+            *stage(64, 128),
+            nn.AdaptiveAvgPool2d(4),
             nn.Flatten(),
-            nn.Linear(128, FEATURE_DIM),
+            nn.Linear(128 * 16, FEATURE_DIM),
         )
         self.head = nn.Sequential(nn.ReLU(), nn.Dropout(0.2), nn.Linear(FEATURE_DIM, num_classes))
 

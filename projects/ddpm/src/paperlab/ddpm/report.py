@@ -244,6 +244,10 @@ def clipping_table(folder: Path) -> str:
              "|---|---|---|---|---|---|"]
     for r in rows:
         png = r["file"].with_suffix(".png")
+        final = folder.parent / "samples-final.png"  # the run's own grid: the same sampler, seed and weights
+        if not png.is_file() and (r["clip"], r["ema"], r["steps"], r["eta"]) == ("consistent", True, 50, 0.0) \
+                and json.loads((folder.parent / "summary.json").read_text())["steps"] == r["checkpoint_step"]:
+            png = final
         grid = f"[{png.name}]({png.relative_to(folder.parents[2])})" if png.is_file() else "–"
         sampler = f"DDIM {r['steps']}, η = {r['eta']:g}" if r["sampler"] == "ddim" else f"DDPM {r['steps']}"
         lines.append(f"| {r['checkpoint_step']} | {'EMA' if r['ema'] else 'raw'} | {sampler} | "
