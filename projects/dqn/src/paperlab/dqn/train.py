@@ -116,8 +116,6 @@ def _truncate_episodes(path: Path, step: int) -> None:
     path.write_text("\n".join(kept) + "\n")
 
 
-
-
 def train(cfg: Config, resume: bool = False, stop_after_steps: int | None = None) -> dict:
     """Train until ``cfg.total_steps`` (or ``cfg.stop_return`` is reached). Returns the summary.
 
