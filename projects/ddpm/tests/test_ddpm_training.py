@@ -92,20 +92,25 @@ def test_checkpoint_refuses_another_image_size(tmp_path, digits8):
         train_mod.train(_cfg(tmp_path / "x", "total_steps=2"), data=load_digits_data(16))
 
 
-def test_nan_loss_stops_with_the_step(tmp_path, digits8, monkeypatch):
+class Hooked(torch.nn.Module):
+    """The U-Net with ``hook(call_number, output)`` run on every forward call (to poison or interrupt a step)."""
+
+    def __init__(self, inner, hook):
+        super().__init__()
+        self.inner, self.hook, self.calls = inner, hook, 0
+
+    def forward(self, x, t):
+        self.calls += 1
+        return self.hook(self.calls, self.inner(x, t))
+
+
+def _hook_unet(monkeypatch, hook):
     real_build = train_mod.build_unet
+    monkeypatch.setattr(train_mod, "build_unet", lambda cfg, ch: Hooked(real_build(cfg, ch), hook))
 
-    class Poisoned(torch.nn.Module):
-        def __init__(self, inner):
-            super().__init__()
-            self.inner, self.calls = inner, 0
 
-        def forward(self, x, t):
-            self.calls += 1
-            out = self.inner(x, t)
-            return out * float("nan") if self.calls == 4 else out
-
-    monkeypatch.setattr(train_mod, "build_unet", lambda cfg, ch: Poisoned(real_build(cfg, ch)))
+def test_nan_loss_stops_with_the_step(tmp_path, digits8, monkeypatch):
+    _hook_unet(monkeypatch, lambda call, out: out * float("nan") if call == 4 else out)
     with pytest.raises(FloatingPointError, match="non-finite loss=nan at step 4"):
         train_mod.train(_cfg(tmp_path, "total_steps=10"), data=digits8)
 
@@ -174,20 +179,12 @@ def test_sigterm_finishes_the_step_saves_and_exits_130(tmp_path, capsys, monkeyp
     import os
     import signal
 
-    real_build = train_mod.build_unet
+    def kill_in_step_3(call, out):  # one forward call per training step (sampling grids are not reached)
+        if call == 3:
+            os.kill(os.getpid(), signal.SIGTERM)
+        return out
 
-    class Killer(torch.nn.Module):
-        def __init__(self, inner):
-            super().__init__()
-            self.inner, self.calls = inner, 0
-
-        def forward(self, x, t):
-            self.calls += 1
-            if self.calls == 3:  # during step 3 (sampling grids are not reached)
-                os.kill(os.getpid(), signal.SIGTERM)
-            return self.inner(x, t)
-
-    monkeypatch.setattr(train_mod, "build_unet", lambda cfg, ch: Killer(real_build(cfg, ch)))
+    _hook_unet(monkeypatch, kill_in_step_3)
     run = tmp_path / "run"
     with pytest.raises(SystemExit) as e:
         train_mod.main([*_tiny_argv(run), "total_steps=50"])

@@ -123,15 +123,22 @@ class GaussianDiffusion:
         progress: Callable[[int], None] | None = None,
     ) -> tuple[torch.Tensor, list[torch.Tensor]]:
         """Ancestral sampling over all T steps from x_T ~ N(0, I). Returns x_0 and ``frames`` snapshots of x_t."""
+        ts = list(reversed(range(self.T)))
+        return self._reverse(model, shape, ts, lambda eps, x, i, z: self.p_step(eps, x, ts[i], z),
+                             lambda i: ts[i] > 0, generator, device, x_T, frames, progress)
+
+    def _reverse(self, model, shape, ts, step, noisy, generator, device, x_T, frames, progress):
+        """The reverse chain over the decreasing timesteps ``ts``: ``step(eps, x, i, z)`` is update i, ``noisy(i)``
+        says whether it draws fresh noise z. Returns x_0 and about ``frames`` snapshots."""
         x = torch.randn(shape, generator=generator, device=device) if x_T is None else x_T.to(device)
-        keep = _frame_indices(self.T, frames)
+        keep = _frame_indices(len(ts), frames)
         snaps = []
-        for t in reversed(range(self.T)):
-            if t in keep:
+        for i, t in enumerate(ts):
+            if len(ts) - 1 - i in keep:
                 snaps.append(x.clone())
             eps = model(x, torch.full((shape[0],), t, device=device, dtype=torch.long))
-            z = torch.randn(shape, generator=generator, device=device) if t > 0 else None
-            x = self.p_step(eps, x, t, z)
+            z = torch.randn(shape, generator=generator, device=device) if noisy(i) else None
+            x = step(eps, x, i, z)
             if progress is not None:
                 progress(1)
         if frames:
@@ -178,22 +185,10 @@ class GaussianDiffusion:
         progress: Callable[[int], None] | None = None,
     ) -> tuple[torch.Tensor, list[torch.Tensor]]:
         """DDIM sampling with ``steps`` network evaluations."""
-        x = torch.randn(shape, generator=generator, device=device) if x_T is None else x_T.to(device)
         ts = self.ddim_timesteps(steps)
-        keep = _frame_indices(len(ts), frames)
-        snaps = []
-        for i, t in enumerate(ts):
-            if len(ts) - 1 - i in keep:
-                snaps.append(x.clone())
-            eps = model(x, torch.full((shape[0],), t, device=device, dtype=torch.long))
-            t_prev = ts[i + 1] if i + 1 < len(ts) else -1
-            z = torch.randn(shape, generator=generator, device=device) if eta > 0 and t_prev >= 0 else None
-            x = self.ddim_step(eps, x, t, t_prev, eta, z)
-            if progress is not None:
-                progress(1)
-        if frames:
-            snaps.append(x.clone())
-        return x, snaps
+        prev = [*ts[1:], -1]  # -1: the last step goes to x_0
+        return self._reverse(model, shape, ts, lambda eps, x, i, z: self.ddim_step(eps, x, ts[i], prev[i], eta, z),
+                             lambda i: eta > 0 and prev[i] >= 0, generator, device, x_T, frames, progress)
 
     def sample(
         self, model: EpsModel, shape: tuple[int, ...], sampler: str, steps: int, eta: float = 0.0, **kw
