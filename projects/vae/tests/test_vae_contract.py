@@ -209,3 +209,22 @@ def test_report_reads_old_and_new_summary_keys_and_collects_only_finished_runs(t
     assert report.collect(tmp_path / "runs", tmp_path / "results") == 1
     assert (tmp_path / "results" / "digits" / "done" / "summary.json").exists()
     assert not (tmp_path / "results" / "digits" / "stopped").exists()
+
+
+def test_report_regenerates_the_committed_blocks_unchanged_and_writes_the_headline(tmp_path, capsys):
+    project = Path(__file__).parents[1]
+    shutil.copytree(project / "results", tmp_path / "results")
+    for name in ("README.md", "REPORT.md"):
+        shutil.copy(project / name, tmp_path / name)
+    index = tmp_path / "index.md"
+    index.write_text("| vae | ... | <!-- headline:vae --> old |\n")
+    report.main(["--results", str(tmp_path / "results"), "--readme", str(tmp_path / "README.md"),
+                 str(tmp_path / "REPORT.md"), "--index", str(index)])
+    for name in ("README.md", "REPORT.md"):
+        assert (tmp_path / name).read_text() == (project / name).read_text(), name
+    assert "MNIST VAE test −ELBO" in index.read_text() and "one seed" in index.read_text()
+    (tmp_path / "README.md").write_text("no markers\n")
+    (tmp_path / "REPORT.md").write_text("no markers\n")
+    with pytest.raises(SystemExit) as e:  # a block that lands nowhere is an error, not a silent no-op
+        report.main(["--results", str(tmp_path / "results"), "--readme", str(tmp_path / "README.md")])
+    assert e.value.code == 2 and "report blocks with no markers" in capsys.readouterr().err

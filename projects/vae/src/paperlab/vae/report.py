@@ -290,21 +290,29 @@ def make_plots(results: Path) -> list[Path]:
 
 
 def headline(results: Path) -> str:
-    parts = []
+    """One line for the top-level index, with the caveats the README gives (seeds, training length)."""
+    parts, seeds = [], set()
     for dataset, run in _runs(results):
         ev = json.loads((run / "eval.json").read_text())
+        summ = json.loads((run / "summary.json").read_text()) if (run / "summary.json").exists() else {}
+        steps = _summary_get(summ, "steps", "step")
         t = ev["test"]
+        seeds.add(run.name.split("-seed")[-1])
+        name = {"mnist": "MNIST", "olivetti": "Olivetti"}.get(dataset, dataset)
         if ev["model"] == "vae":
             parts.append(
-                f"{dataset} VAE test −ELBO {t['nelbo'] + t.get('discrete_offset_nats', 0):.1f} nats "
-                f"({t['bits_per_dim']:.3f} bits/dim)"
+                f"{name} VAE test −ELBO {t['nelbo'] + t.get('discrete_offset_nats', 0):.1f} nats "
+                f"({t['bits_per_dim']:.3f} bits/dim, {steps} steps)"
             )
         elif ev["model"] == "vqvae" and "nll_bound" in t:
             parts.append(
-                f"{dataset} VQ-VAE+prior bound {t['nll_bound'] + t.get('discrete_offset_nats', 0):.1f} nats "
-                f"({t['bits_per_dim']:.3f} bits/dim)"
+                f"{name} VQ-VAE+prior bound {t['nll_bound'] + t.get('discrete_offset_nats', 0):.1f} nats "
+                f"({t['bits_per_dim']:.3f} bits/dim, {steps} steps)"
             )
-    return "; ".join(parts) if parts else "no results yet"
+    if not parts:
+        return "no results yet"
+    caveat = "one seed, short CPU runs, not converged" if len(seeds) == 1 else f"{len(seeds)} seeds"
+    return "; ".join(parts) + f" ({caveat})"
 
 
 def _main(argv=None) -> None:
