@@ -17,9 +17,9 @@ train-ppo-brax: $(VENV)/.stamp-ppo ## our torch PPO on a Brax env (ENV=ant|human
 	$(PY) -m paperlab.ppo.train --config configs/ppo/brax_$(ENV).yaml algo=$(PPO_ALGO) seed=$(SEED) \
 	  run_dir=$(PPO_RUNS)/brax/$(ENV)/$(PPO_ALGO)-seed$(SEED) $(STEPS_ARG) $(ARGS) $(RESUME_ARG)
 
-train-brax-ppo: $(VENV)/.stamp-ppo ## Brax's own JAX PPO from the same preset (ENV=ant|humanoid SEED STEPS; cannot resume)
+train-brax-ppo: $(VENV)/.stamp-ppo ## Brax's own JAX PPO from the same preset (ENV=ant|humanoid SEED STEPS; RESUME=1 is refused)
 	$(PY) -m paperlab.ppo.brax_ppo --config configs/ppo/brax_$(ENV).yaml seed=$(SEED) \
-	  run_dir=$(PPO_RUNS)/brax/$(ENV)/brax-ppo-seed$(SEED) $(STEPS_ARG) $(ARGS)
+	  run_dir=$(PPO_RUNS)/brax/$(ENV)/brax-ppo-seed$(SEED) $(STEPS_ARG) $(ARGS) $(RESUME_ARG)
 
 PPO_RUN = $(or $(RUN),$(PPO_RUNS)/InvertedPendulum-v5/$(PPO_ALGO)-seed$(SEED))
 eval-ppo: $(VENV)/.stamp-ppo ## evaluate a run's deterministic policy (RUN=runs/ppo/... EPISODES=10)

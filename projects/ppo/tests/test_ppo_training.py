@@ -121,9 +121,14 @@ def test_bad_inputs_give_one_line_and_exit_2(tmp_path, capsys):
         (train_cmd.main, [*FAST, f"run_dir={tmp_path / 'r'}", "total_steps=0"], "total_steps must be >= 1"),
         (train_cmd.main, [*FAST, f"run_dir={tmp_path / 'r'}", "no_such_key=1"], "unknown config key"),
     ]
+    from paperlab.ppo import brax_ppo
     from paperlab.ppo import render as render_cmd
 
-    cases.append((render_cmd.main, [str(dqn_like), "--out", str(tmp_path / "x.gif")], "not a PPO model checkpoint"))
+    cases += [
+        (render_cmd.main, [str(dqn_like), "--out", str(tmp_path / "x.gif")], "not a PPO model checkpoint"),
+        (brax_ppo.main, ["--config", str(CONFIGS / "brax_ant.yaml"), "--resume"], "cannot resume"),
+        (brax_ppo.main, [*FAST, f"run_dir={tmp_path / 'b'}"], "needs a brax/<name> env_id"),
+    ]
     for fn, argv, message in cases:
         code, err = _exit(fn, argv, capsys)
         assert code == 2 and err.startswith("error: ") and message in err and "\n" not in err, (argv, err)

@@ -11,8 +11,9 @@ running return normaliser, and GAE over short unrolls of ``brax_unroll_length`` 
 logs through ``RunLogger`` like ``train``: ``<run_dir>/config.yaml``, ``metrics.jsonl`` + TensorBoard
 events (one row per evaluation: env steps, deterministic evaluation return, wall time),
 ``<run_dir>/summary.json`` (steps/s with and without compilation). Brax's trainer cannot continue a
-run (it restores parameters only, not its optimiser or step count), so there is no ``--resume``
-here, and a run directory that already holds a run is refused rather than overwritten.
+run (it restores parameters only, not its optimiser or step count), so ``--resume`` (``RESUME=1``)
+is refused with that message, and a run directory that already holds a run is refused rather than
+overwritten.
 """
 
 from __future__ import annotations
@@ -142,8 +143,11 @@ def _brax_train(ppo, env, cfg: Config, network_factory, progress, sizes: dict) -
 
 def _main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_config_args(parser)
+    add_config_args(parser, resume=True)
     args = parse_args(parser, argv)
+    if args.resume:
+        raise ValueError("Brax's own PPO cannot resume a run (its trainer restores parameters only, not Adam or "
+                         "its step count); start a new run_dir=... instead")
     cfg = config_from_args(Config, args)
     if not any(o.startswith("run_dir=") for o in args.overrides or []):
         cfg.run_dir = str(Path(cfg.run_dir).parent / f"brax-ppo-seed{cfg.seed}")
