@@ -255,9 +255,24 @@ def clipping_table(folder: Path) -> str:
     return "\n".join(lines)
 
 
+def classifier_table(folder: Path) -> str:
+    """The committed feature classifiers (``classifier.py`` writes a JSON beside each weights file)."""
+    lines = ["| classifier | test accuracy | needed | test images | epochs | train time (1 thread) | command |",
+             "|---|---|---|---|---|---|---|"]
+    for path in sorted(folder.glob("*.json")):
+        c = json.loads(path.read_text())
+        need = c.get("required_accuracy")
+        lines.append(f"| `{path.with_suffix('.pt').name}` | **{100 * c['test_accuracy']:.2f}%** | "
+                     f"{'–' if need is None else f'{100 * need:.0f}%'} | {c['test_images']:,} | {c['epochs']} | "
+                     f"{c['train_time_s'] / 60:.1f} min | `{c['command']}` |")
+    return "\n".join(lines)
+
+
 def report_blocks(results: Path) -> dict[str, str]:
     """Every generated block, from the committed files only."""
     blocks = {"ddpm-train": train_table(results)}
+    if (results.parent / "classifiers").is_dir():
+        blocks["ddpm-classifiers"] = classifier_table(results.parent / "classifiers")
     for folder in sorted(results.glob("*/clipping")):
         blocks[f"ddpm-clipping-{folder.parent.name}"] = clipping_table(folder)
     for folder in sorted(p for p in results.iterdir() if (p / "metrics.jsonl").is_file()):
