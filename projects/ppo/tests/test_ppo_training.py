@@ -213,3 +213,17 @@ def test_sigterm_saves_a_checkpoint_and_exits_130_then_resume_finishes(tmp_path)
     assert (run / "checkpoints" / "last.pt").exists() and "continue with --resume" in err
     resumed = train(_cfg(tmp_path, f"total_steps={summary['steps'] + 1024}"), resume=True)
     assert resumed["finished"] and resumed["steps"] == summary["steps"] + 1024
+
+
+def test_clip_grad_norm_matches_torch():
+    from paperlab.ppo.train import clip_grad_norm_
+
+    torch.manual_seed(0)
+    ps = [torch.nn.Parameter(torch.randn(64, 4)), torch.nn.Parameter(torch.randn(64))]
+    qs = [torch.nn.Parameter(p.detach().clone()) for p in ps]
+    for p, q in zip(ps, qs, strict=True):
+        p.grad = torch.randn_like(p) * 3
+        q.grad = p.grad.clone()
+    clip_grad_norm_(ps, 0.5)
+    torch.nn.utils.clip_grad_norm_(qs, 0.5)
+    assert all(torch.equal(p.grad, q.grad) for p, q in zip(ps, qs, strict=True))

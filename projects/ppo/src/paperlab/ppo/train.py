@@ -204,6 +204,7 @@ def ppo_update(cfg: Config, learner: Learner, buf: Rollout, lr: float, step: int
     rows: list[torch.Tensor] = []
     mb = cfg.minibatch_size
     actor_mean, critic = fast_forward(agent.actor.mean), fast_forward(agent.critic)
+    params = [p for p in agent.parameters() if p.requires_grad]
     for _epoch in range(cfg.update_epochs):
         perm = torch.randperm(cfg.batch_size).to(device)
         # one gather per epoch, then contiguous minibatch slices (cheaper than indexing each minibatch)
@@ -228,7 +229,7 @@ def ppo_update(cfg: Config, learner: Learner, buf: Rollout, lr: float, step: int
             opt.zero_grad(set_to_none=True)
             loss.backward()
             if cfg.max_grad_norm > 0:
-                torch.nn.utils.clip_grad_norm_(agent.parameters(), cfg.max_grad_norm, foreach=True)
+                clip_grad_norm_(params, cfg.max_grad_norm)
             opt.step()
             if ewma is not None:
                 ewma.update(agent.actor)
@@ -244,6 +245,14 @@ def ppo_update(cfg: Config, learner: Learner, buf: Rollout, lr: float, step: int
     var_y = float(b_ret.var())
     stats["explained_variance"] = float(1 - (b_ret - b_val).var() / var_y) if var_y > 0 else float("nan")
     return stats
+
+
+@torch.no_grad()
+def clip_grad_norm_(params: list[torch.Tensor], max_norm: float) -> None:
+    """``torch.nn.utils.clip_grad_norm_`` (same arithmetic) without its per-call grouping and checks."""
+    grads = [p.grad for p in params if p.grad is not None]
+    total = torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads)))
+    torch._foreach_mul_(grads, torch.clamp(max_norm / (total + 1e-6), max=1.0))
 
 
 def train(cfg: Config, resume: bool = False, stop_after_steps: int | None = None) -> dict:
