@@ -33,7 +33,7 @@ eval-ddpm: $(VENV)/.stamp-ddpm ## Fréchet distance in classifier features, DDPM
 	$(PY) -m paperlab.ddpm.evaluate $(DDPM_RUN)/checkpoints/last.pt --n $(DDPM_N) --rows $(DDPM_ROWS) --ema both \
 	  $(if $(DDPM_DATA),--data-dir $(DDPM_DATA),) $(ARGS)
 
-DDPM_CLF_ARGS ?= $(if $(filter olivetti,$(DDPM_PRESET)),--epochs 500 --batch-size 32 --lr 2e-3 --augment 3 --weight-decay 5e-4,--epochs 3)
+DDPM_CLF_ARGS ?= $(if $(filter olivetti,$(DDPM_PRESET)),--epochs 300 --batch-size 32 --lr 2e-3 --augment 2 --weight-decay 5e-4,--epochs 3)
 
 classifier-ddpm: $(VENV)/.stamp-ddpm ## train + save the FD feature classifier of a dataset (DDPM_PRESET DDPM_CLF_ARGS)
 	$(PY) -m paperlab.ddpm.classifier --config configs/ddpm/$(DDPM_PRESET).yaml $(DDPM_DATA_ARG) $(DDPM_CLF_ARGS)
