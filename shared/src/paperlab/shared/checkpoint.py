@@ -144,7 +144,7 @@ def guard_run_dir(run_dir: str | Path, resume: bool, resume_hint: str = "--resum
     resume; both errors say what to do."""
     ckpt = Path(run_dir) / LAST
     if resume and not ckpt.is_file():
-        raise FileNotFoundError(f"nothing to resume: no {ckpt} (drop {resume_hint} to start a fresh run)")
+        raise FileNotFoundError(f"nothing to resume: no {ckpt} (run without resuming to start a fresh run)")
     if not resume and ckpt.is_file():
         raise ConfigError(f"{run_dir} already holds a run (checkpoint {ckpt}); continue it with {resume_hint} "
                           "or give a new run_dir=...")
