@@ -2,7 +2,7 @@
 # Each target trains one task (one jitted lax.scan per chunk of steps, a checkpoint after each chunk),
 # evaluates it and writes everything into runs/toys/<task>/seed<TOYS_SEED>/. Committed results change
 # only through `make toys-publish`; `make toys-report` rewrites the README tables from projects/toys/results/.
-.PHONY: toy-rand_transformer toy-cot toy-reverse_digits toy-flow_matching toy-diffusion toy-hdqn toys-all toys-publish toys-report
+.PHONY: toy-rand_transformer toy-cot toy-reverse_digits toy-flow_matching toy-diffusion toy-hdqn toys-all toys-publish toys-report toys-ddpm-sweep
 
 $(VENV)/.stamp-toys: constraints.txt shared/pyproject.toml projects/toys/pyproject.toml | $(PY)
 	$(PIP) -e ./shared -e ./projects/toys
@@ -37,3 +37,6 @@ toys-publish: $(VENV)/.stamp-toys ## toys: copy a finished run into results/ (TA
 
 toys-report: $(VENV)/.stamp-toys ## toys: README tables from the committed projects/toys/results/ only
 	$(PY) -m paperlab.toys.report --results projects/toys/results --readme projects/toys/README.md
+
+toys-ddpm-sweep: $(VENV)/.stamp-toys ## toys: DDPM steps/schedule/T sweep on two moons -> runs/toys/diffusion_sweep.json
+	$(TOYS_ENV) nice -n 10 $(PY) -m paperlab.toys.ddpm_sweep --out runs/toys/diffusion_sweep.json
