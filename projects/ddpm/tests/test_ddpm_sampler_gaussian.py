@@ -28,7 +28,8 @@ Clipping: the samplers clip the predicted x_0 to [-1, 1] (``clip_denoised``, as 
 mu = 0.3, s = 0.15 the data lie in [-1, 1] up to 4.7 s and the predicted x_0 = E[x_0 | x_t] is a shrunk
 version of them, so clipping changes at most a few of the 2^18 numbers; the tests run with clipping on
 (what the runs use), and one test checks that clipping off gives the same samples except for a
-negligible fraction of entries. A wrong clip (to [0, 1], or of x_t instead of x_0) would cut mass and fail 1.
+negligible fraction of entries. A wrong clip would cut mass and fail 1 (checked by hand: clipping x_0 to
+[0, 1] moves the DDPM and the 1000-step DDIM variances by 14-19 standard errors).
 """
 
 import functools
