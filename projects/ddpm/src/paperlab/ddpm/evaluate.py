@@ -160,6 +160,7 @@ def evaluate(
         "classifier_test_accuracy": acc,
         "classifier_required_accuracy": REQUIRED_ACCURACY.get(cfg.dataset),
         "fd_train_subset_vs_test": floor,
+        "n_floor": min(n, len(data.train)),
         "fd_real_halves": halves,
         "n_real_halves": half,
         "real_mean_grey": float(real.float().mean()),

@@ -119,7 +119,8 @@ def eval_table(path: Path) -> str:
         f"Fréchet distance in the {e['feature']} feature space of a small CNN trained on {e['dataset']} "
         f"(test accuracy {100 * e['classifier_test_accuracy']:.1f}%), **not FID**: {e['n_samples']} samples "
         f"per row against the {e['n_real']} test images; checkpoint step {e['step']}. Lower is better. "
-        f"Floor: {e['n_samples']} real training images score **{e['fd_train_subset_vs_test']:.2f}**.{halves}{weak}",
+        f"Floor: {e.get('n_floor', e['n_samples'])} real training images score "
+        f"**{e['fd_train_subset_vs_test']:.2f}**.{halves}{weak}",
         "",
         "| sampler | steps (network evaluations) | weights | FD-classifier | sampling time (s) |",
         "|---|---|---|---|---|",
