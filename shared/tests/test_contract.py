@@ -242,3 +242,11 @@ def test_grid_layout_and_layouts_agree(tmp_path):
     assert Image.open(tmp_path / "g.png").size == (out.shape[1], out.shape[0])
     with pytest.raises(ValueError, match="non-empty"):
         grid(np.zeros((0, 4, 4)))
+
+
+def test_machine_description_for_bench_files():
+    from paperlab.shared.runlog import cpu_model, machine_load
+
+    assert isinstance(cpu_model(), str) and cpu_model()
+    load = machine_load()
+    assert len(load) == 3 and all(x >= 0 for x in load)

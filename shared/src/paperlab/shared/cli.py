@@ -23,7 +23,8 @@ import traceback
 from collections.abc import Callable
 from typing import Any
 
-BAD_INPUT = (ValueError, LookupError, FileNotFoundError, NotADirectoryError, IsADirectoryError, PermissionError)
+BAD_INPUT = (ValueError, LookupError, FileNotFoundError, FileExistsError, NotADirectoryError, IsADirectoryError,
+             PermissionError)
 _stopped = threading.Event()  # set by StopSignal when a run ended early on a signal
 
 

@@ -23,6 +23,26 @@ from tqdm.auto import tqdm
 from paperlab.shared.config import save_config
 
 
+def cpu_model() -> str:
+    """The CPU's model name (Linux ``/proc/cpuinfo``; elsewhere what ``platform`` knows), for bench files."""
+    import platform
+
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def machine_load() -> list[float]:
+    """The 1, 5 and 15 minute load averages: write them next to any timing."""
+    import os
+
+    return [round(x, 2) for x in os.getloadavg()]
+
+
 def read_metrics(path: str | Path) -> list[dict[str, Any]]:
     """All rows of a ``metrics.jsonl`` file."""
     rows = []

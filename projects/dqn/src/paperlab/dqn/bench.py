@@ -31,7 +31,7 @@ from paperlab.dqn.train import compiled_step, make_optimizer, td_update, train
 from paperlab.shared.checkpoint import atomic_write_text
 from paperlab.shared.cli import run_command
 from paperlab.shared.config import load_config
-from paperlab.shared.runlog import read_metrics
+from paperlab.shared.runlog import cpu_model, machine_load, read_metrics
 
 # functions whose cumulative time is reported, with a readable name
 PARTS = {
@@ -100,22 +100,6 @@ def op_profile(cfg: Config, updates: int = 200) -> dict[str, float]:
         name = "compiled optimizer step (fused RMSprop)" if "CompiledFxGraph" in e.key else e.key
         out[name] = round(e.self_cpu_time_total / total, 3)
     return out
-
-
-def cpu_model() -> str:
-    """The CPU's model name (Linux ``/proc/cpuinfo``; elsewhere what ``platform`` knows)."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
-def machine_load() -> list[float]:
-    """The 1, 5 and 15 minute load averages (runnable processes), rounded."""
-    return [round(x, 2) for x in os.getloadavg()]
 
 
 def run(preset: str, frames: int, overrides=(), profile: bool = True) -> dict:

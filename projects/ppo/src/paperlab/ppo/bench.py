@@ -34,7 +34,7 @@ from paperlab.ppo.train import train
 from paperlab.shared.checkpoint import atomic_write_text
 from paperlab.shared.cli import run_command
 from paperlab.shared.config import load_config
-from paperlab.shared.runlog import read_metrics
+from paperlab.shared.runlog import cpu_model, read_metrics
 
 NO_EVAL = ["eval_every=0", "stop_return=null", "checkpoint_every=100000000"]
 CASES = {
@@ -45,16 +45,6 @@ CASES = {
     ),
     "ant": ("configs/ppo/brax_ant.yaml", ["total_steps=61440", *NO_EVAL]),
 }
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def bench_case(name: str, out: Path) -> dict:
