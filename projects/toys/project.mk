@@ -32,8 +32,8 @@ toy-hdqn: $(VENV)/.stamp-toys ## toys: h-DQN (tabular and networks) vs flat agen
 
 toys-all: toy-rand_transformer toy-cot toy-reverse_digits toy-flow_matching toy-diffusion toy-hdqn ## toys: every task into runs/toys/ (publish with toys-publish)
 
-toys-publish: $(VENV)/.stamp-toys ## toys: copy a finished run into results/ (TASK=<task> RUN=runs/toys/<task>/seed0 [NAME=folder])
-	$(PY) -m paperlab.toys.publish $(RUN) --task $(TASK) $(if $(NAME),--name $(NAME),)
+toys-publish: $(VENV)/.stamp-toys ## toys: copy a finished run into results/ (TASK=<task> RUN=runs/toys/<task>/seed0 [NAME=folder] [NO_GIF=1])
+	$(PY) -m paperlab.toys.publish $(RUN) --task $(TASK) $(if $(NAME),--name $(NAME),) $(if $(NO_GIF),--no-gif,)
 
 toys-report: $(VENV)/.stamp-toys ## toys: README tables from the committed projects/toys/results/ only
 	$(PY) -m paperlab.toys.report --results projects/toys/results --readme projects/toys/README.md

@@ -26,7 +26,8 @@ FIGURES = ("*.png", "*.gif")
 MAX_BYTES = 2_000_000
 
 
-def publish(run: str | Path, task: str, results: str | Path = "projects/toys/results", name: str = "") -> list[Path]:
+def publish(run: str | Path, task: str, results: str | Path = "projects/toys/results", name: str = "",
+            gif: bool = True) -> list[Path]:
     run, dest = Path(run), Path(results) / (name or task)
     if not run.is_dir():
         raise FileNotFoundError(f"no run directory {run}")
@@ -38,7 +39,8 @@ def publish(run: str | Path, task: str, results: str | Path = "projects/toys/res
         raise ConfigError(f"{run} is a {run_task} run, not {task}")
     if not json.loads((run / "summary.json").read_text()).get("finished"):
         raise ConfigError(f"{run} did not finish (summary.json); continue it with --resume first")
-    files = [run / f for f in FILES if (run / f).is_file()] + sorted(p for g in FIGURES for p in run.glob(g))
+    figures = [p for g in FIGURES for p in run.glob(g) if gif or p.suffix != ".gif"]
+    files = [run / f for f in FILES if (run / f).is_file()] + sorted(figures)
     big = [f"{p.name} ({p.stat().st_size / 1e6:.1f} MB)" for p in files if p.stat().st_size > MAX_BYTES]
     if big:
         raise ValueError(f"files over {MAX_BYTES / 1e6:.0f} MB would be committed: {', '.join(big)}")
@@ -55,8 +57,9 @@ def _main(argv=None) -> None:
     p.add_argument("--task", required=True, help="the task the run must be of")
     p.add_argument("--name", default="", help="folder under results/ (default: the task)")
     p.add_argument("--results", default="projects/toys/results")
+    p.add_argument("--no-gif", action="store_true", help="leave the GIF out (for runs beside a published one)")
     args = p.parse_args(argv)
-    copied = publish(args.run, args.task, args.results, args.name)
+    copied = publish(args.run, args.task, args.results, args.name, gif=not args.no_gif)
     print(f"published {args.run} -> {copied[0].parent}: {', '.join(c.name for c in copied)}")
 
 

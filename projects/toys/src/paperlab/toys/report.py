@@ -122,6 +122,8 @@ def _generative_label(name: str, m: dict) -> str:
     for folder, label in GENERATIVE:
         if name == folder:
             return label
+    if m["task"] == "flow_matching":
+        return f"flow matching (Euler; `results/{name}`)"
     return f"DDPM ({m.get('schedule', 'linear')} β, T = {m['sample_steps']}; `results/{name}`)"
 
 
@@ -200,8 +202,15 @@ def overview(results: Path) -> str:
             rows.append(
                 f"| {task} | energy distance {m['energy_distance']:.4f} (floor "
                 f"{m['energy_distance_real_vs_real']:.4f}); MMD² {m['mmd_rbf']:.5f} = "
-                f"{_x(m['mmd_rbf'], m['mmd_rbf_real_vs_real'])} its floor {m['mmd_rbf_real_vs_real']:.5f} "
-                f"| {_sec(m)} |"
+                f"{_x(m['mmd_rbf'], m['mmd_rbf_real_vs_real'])} its floor {m['mmd_rbf_real_vs_real']:.5f}"
+                + "".join(
+                    f"; {e['train_steps']} steps (`results/{p.name}`): energy distance "
+                    f"{_x(e['energy_distance'], e['energy_distance_real_vs_real'])}, MMD² "
+                    f"{_x(e['mmd_rbf'], e['mmd_rbf_real_vs_real'])} their floors"
+                    for p in sorted(results.glob(f"{task}_*"))
+                    if (e := _load(results, p.name))
+                )
+                + f" | {_sec(m)} |"
             )
     m = _load(results, "hdqn")
     if m:
@@ -226,11 +235,31 @@ def blocks(results: Path) -> dict[str, str]:
         m = _load(results, task)
         if m:
             out[task] = fn(m)
-    names = [t for t, _ in GENERATIVE] + sorted(p.name for p in results.glob("diffusion_*") if p.is_dir())
+    extra = [p.name for task, _ in GENERATIVE for p in sorted(results.glob(f"{task}_*")) if p.is_dir()]
+    names = [t for t, _ in GENERATIVE] + extra
     rows = [(n, m) for n in names if (m := _load(results, n))]
     if rows:
         out["generative"] = generative_table(rows)
+    sweep = results / "diffusion_sweep.json"
+    if sweep.is_file():
+        out["ddpm_sweep"] = sweep_table(json.loads(sweep.read_text()))
     return out
+
+
+def sweep_table(sweep: dict) -> str:
+    lines = [
+        "| overrides of configs/toys/diffusion.yaml | β schedule | T | train steps | energy distance / floor "
+        "| MMD² / floor | final loss (mean of last 100) | train CPU s |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for r in sweep["rows"]:
+        lines.append(
+            f"| `{r['overrides']}` | {r['schedule']} | {r['n_timesteps']} | {r['train_steps']} "
+            f"| {r['energy_distance_over_floor']:.2f} | {r['mmd_rbf_over_floor']:.2f} "
+            f"| {r['final_loss_mean_last_100']:.3f} | {r['train_cpu_seconds']:.0f} |"
+        )
+    lines.append(f"\nOne seed ({sweep['seed']}) per row; the same 2000-sample scoring as the table above.")
+    return "\n".join(lines)
 
 
 def _main(argv=None) -> None:
