@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import random
 import signal
 import subprocess
@@ -49,6 +50,9 @@ def test_atomic_save_roundtrip_and_no_temp_left(tmp_path):
     state = load_checkpoint(path, required=("x",))
     assert state["x"] == 1 and list(state["arr"]) == [0, 1, 2]
     assert sorted(p.name for p in path.parent.iterdir()) == ["last.pt"]
+    umask = os.umask(0)
+    os.umask(umask)
+    assert path.stat().st_mode & 0o777 == 0o666 & ~umask
 
 
 def test_atomic_path_keeps_the_old_file_when_the_write_fails(tmp_path):
