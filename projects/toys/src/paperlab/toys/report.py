@@ -178,7 +178,7 @@ def hdqn_table(m: dict) -> str:
 
 
 def overview(results: Path) -> str:
-    rows = ["| task | headline (from metrics.json) | train CPU s (wall) |", "|---|---|---|"]
+    rows = ["| task | headline (from results/) | train CPU s (wall) |", "|---|---|---|"]
     m = _load(results, "rand_transformer")
     if m:
         rows.append(
