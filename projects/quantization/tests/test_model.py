@@ -1,0 +1,115 @@
+"""End to end on a tiny corpus: pre-training beats the unigram model, resume is exact, the int8 model agrees
+with fp32, and bad inputs stop with one clear line."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from paperlab.quantization import quantize as quantize_mod
+from paperlab.quantization import train as train_mod
+from paperlab.quantization.config import Config
+from paperlab.quantization.data import encode, load_text, split_text, windows
+from paperlab.quantization.evaluate import perplexity, top1_agreement
+from paperlab.quantization.int8 import swap_linear
+from paperlab.quantization.methods import load_method
+from paperlab.quantization.model import load_llama, load_tokenizer
+from paperlab.shared.config import ConfigError
+
+from .conftest import TINY, tiny_args
+
+
+def test_training_beats_the_unigram_model(trained_run):
+    summary = json.loads((trained_run / "summary.json").read_text())
+    assert summary["finished"] and summary["steps"] == TINY["total_steps"]
+    assert summary["val_perplexity"] < 0.7 * summary["unigram_perplexity"]
+
+
+def _val_windows(run, corpus_dir):
+    tok = load_tokenizer(run / "model")
+    _, val = split_text(load_text(corpus_dir), 0.1)
+    return windows(encode(tok, val), 32, 4096)
+
+
+@pytest.mark.parametrize("mode", ["weight-only", "vectorwise", "llm-int8"])
+def test_int8_model_agrees_with_fp32(trained_run, corpus_dir, mode):
+    val = _val_windows(trained_run, corpus_dir)
+    model = load_llama(trained_run / "model")
+    ref = perplexity(model, val, return_top1=True)
+    swap_linear(model, mode=mode)
+    out = perplexity(model, val, return_top1=True)
+    assert top1_agreement(out["top1"], ref["top1"]) >= 0.95
+    assert abs(out["perplexity"] / ref["perplexity"] - 1) < 0.02
+
+
+def test_bitsandbytes_int8_agrees_with_fp32(trained_run, corpus_dir):
+    val = _val_windows(trained_run, corpus_dir)
+    ref = perplexity(load_llama(trained_run / "model"), val, return_top1=True)
+    out = perplexity(load_method("bnb-int8", str(trained_run / "model")), val, return_top1=True)
+    assert top1_agreement(out["top1"], ref["top1"]) >= 0.95
+
+
+def test_resume_equals_an_uninterrupted_run(corpus_dir, tmp_path):
+    kw = dict(total_steps=12, checkpoint_every=4, eval_every=6)
+    train_mod.main(tiny_args(corpus_dir, tmp_path / "full", **kw))
+    # the same run killed after step 8 (its checkpoint), then resumed
+    cfg = Config(**{**TINY, **kw, "data_dir": str(corpus_dir), "run_dir": str(tmp_path / "cut")})
+    original = train_mod.random_batch
+    calls = {"n": 0}
+
+    def stop_after_8(*a, **k):
+        calls["n"] += 1
+        if calls["n"] > 8:
+            raise KeyboardInterrupt
+        return original(*a, **k)
+
+    train_mod.random_batch = stop_after_8
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            train_mod.train(cfg)
+    finally:
+        train_mod.random_batch = original
+    with pytest.raises(SystemExit) as e:  # a fresh run over a checkpoint is refused
+        train_mod.main(tiny_args(corpus_dir, tmp_path / "cut", **kw))
+    assert e.value.code == 2
+    train_mod.main([*tiny_args(corpus_dir, tmp_path / "cut", **kw), "--resume"])
+    a = load_llama(tmp_path / "full" / "model").state_dict()
+    b = load_llama(tmp_path / "cut" / "model").state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    with pytest.raises(SystemExit) as e:  # a changed shape on resume is refused
+        train_mod.main([*tiny_args(corpus_dir, tmp_path / "cut", **kw, hidden_size=64), "--resume"])
+    assert e.value.code == 2
+
+
+def test_bad_inputs_give_one_line_and_exit_2(corpus_dir, tmp_path, capsys):
+    cases = [
+        (train_mod.main, tiny_args(tmp_path / "nowhere", tmp_path / "r1"), "input.txt"),
+        (train_mod.main, tiny_args(corpus_dir, tmp_path / "r2", warmup="x"), "unknown config key"),
+        (quantize_mod.main, tiny_args(corpus_dir, tmp_path / "r3"), "model_path=DIR"),
+        (quantize_mod.main, tiny_args(corpus_dir, tmp_path / "r4", threshold=0), "threshold must be > 0"),
+        (quantize_mod.main, tiny_args(corpus_dir, tmp_path / "r5", methods="[int4]"), "unknown method"),
+    ]
+    for main, argv, msg in cases:
+        with pytest.raises(SystemExit) as e:
+            main(argv)
+        assert e.value.code == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and msg in err[0], err
+
+
+def test_a_model_that_is_not_llama_is_refused(tmp_path):
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    GPT2LMHeadModel(GPT2Config(n_embd=16, n_layer=1, n_head=2, vocab_size=50, n_positions=16)).save_pretrained(tmp_path)
+    with pytest.raises(ValueError, match="not a LlamaForCausalLM"):
+        load_llama(tmp_path)
+
+
+def test_config_rejects_bad_values():
+    with pytest.raises(ValueError, match="threshold"):
+        Config(threshold=-1)
+    with pytest.raises(ValueError, match="num_kv_heads"):
+        Config(num_heads=4, num_kv_heads=3)
+    assert isinstance(ConfigError("x"), ValueError)
