@@ -1,0 +1,52 @@
+# RLHF targets, included by the top-level Makefile (run them from the repository root).
+.PHONY: train-rlhf train-rlhf-sft pairs-rlhf train-rlhf-rm train-rlhf-ppo train-rlhf-rloo train-rlhf-grpo \
+        train-rlhf-hh eval-rlhf report-rlhf
+
+$(VENV)/.stamp-rlhf: constraints.txt shared/pyproject.toml projects/rlhf/pyproject.toml | $(PY)
+	$(PIP) -e ./shared -e ./projects/rlhf
+	@touch $@
+
+# RLHF_PRESET picks configs/rlhf/<preset>.yaml; every stage of one seed lives in runs/rlhf/<experiment>/seed<SEED>/.
+RLHF_PRESET ?= shakespeare
+RLHF_CFG     = --config configs/rlhf/$(RLHF_PRESET).yaml seed=$(SEED) $(ARGS)
+RLHF_OUT     = runs/rlhf/$(RLHF_PRESET)/seed$(SEED)
+# RESUME=1 in the whole pipeline: a stage resumes where it has a checkpoint and starts fresh where it never began
+rlhf_resume  = $(if $(RESUME),$(if $(wildcard $(RLHF_OUT)/$(1)/checkpoints/last.pt $(RLHF_OUT)/$(1)/trainer/checkpoint-*),--resume,),)
+RLHF_INDEX   = $(if $(shell grep -s -l '<!-- headline:rlhf -->' README.md),--index README.md,)
+
+train-rlhf: $(VENV)/.stamp-rlhf ## the whole RLHF pipeline: base LM, pairs, reward model, PPO, RLOO, GRPO, evaluation (SEED ARGS RESUME=1)
+	$(PY) -m paperlab.rlhf.sft $(RLHF_CFG) $(if $(RESUME_ARG),$(call rlhf_resume,sft),)
+	$(PY) -m paperlab.rlhf.preferences $(RLHF_CFG)
+	$(PY) -m paperlab.rlhf.reward $(RLHF_CFG) $(call rlhf_resume,rm)
+	$(PY) -m paperlab.rlhf.ppo $(RLHF_CFG) $(call rlhf_resume,ppo)
+	$(PY) -m paperlab.rlhf.baselines rloo $(RLHF_CFG) $(call rlhf_resume,rloo)
+	$(PY) -m paperlab.rlhf.baselines grpo $(RLHF_CFG) $(call rlhf_resume,grpo)
+	$(PY) -m paperlab.rlhf.evaluate $(RLHF_CFG)
+
+train-rlhf-sft: $(VENV)/.stamp-rlhf ## stage 1: tokenizer + tiny GPT-2 pre-trained on tiny-shakespeare (ARGS="model=gpt2" for a real one) (RESUME=1)
+	$(PY) -m paperlab.rlhf.sft $(RLHF_CFG) $(RESUME_ARG)
+
+pairs-rlhf: $(VENV)/.stamp-rlhf ## stage 2: base-model completion pairs labelled by the hidden gold scorer (Bradley-Terry draw)
+	$(PY) -m paperlab.rlhf.preferences $(RLHF_CFG)
+
+train-rlhf-rm: $(VENV)/.stamp-rlhf ## stage 3: proxy reward model with TRL RewardTrainer (RESUME=1)
+	$(PY) -m paperlab.rlhf.reward $(RLHF_CFG) $(RESUME_ARG)
+
+train-rlhf-ppo: $(VENV)/.stamp-rlhf ## stage 4: PPO with a KL penalty, written here (ARGS="kl_coef=0.05" ...) (RESUME=1)
+	$(PY) -m paperlab.rlhf.ppo $(RLHF_CFG) $(RESUME_ARG)
+
+train-rlhf-rloo: $(VENV)/.stamp-rlhf ## stage 5: TRL RLOOTrainer on the same proxy reward model (RESUME=1)
+	$(PY) -m paperlab.rlhf.baselines rloo $(RLHF_CFG) $(RESUME_ARG)
+
+train-rlhf-grpo: $(VENV)/.stamp-rlhf ## stage 5: TRL GRPOTrainer on the same proxy reward model (RESUME=1)
+	$(PY) -m paperlab.rlhf.baselines grpo $(RLHF_CFG) $(RESUME_ARG)
+
+train-rlhf-hh: $(VENV)/.stamp-rlhf ## reward model on Anthropic HH-RLHF harmless-base (needs the base model of train-rlhf-sft) (RESUME=1)
+	$(PY) -m paperlab.rlhf.hh $(RLHF_CFG) $(RESUME_ARG)
+
+eval-rlhf: $(VENV)/.stamp-rlhf ## over-optimisation curves (gold/proxy vs sqrt KL), best-of-n, base vs RLHF samples
+	$(PY) -m paperlab.rlhf.evaluate $(RLHF_CFG)
+
+report-rlhf: $(VENV)/.stamp-rlhf ## README/REPORT tables and figures from projects/rlhf/results (COLLECT=1 copies runs/rlhf first)
+	$(PY) -m paperlab.rlhf.report $(if $(COLLECT),--collect runs/rlhf/$(RLHF_PRESET),) --results projects/rlhf/results \
+	  --readme projects/rlhf/README.md projects/rlhf/REPORT.md $(RLHF_INDEX)

@@ -1,0 +1,303 @@
+"""README/REPORT tables and figures from the committed ``results/`` (and, with --collect, the publish step).
+
+    python -m paperlab.rlhf.report --collect runs/rlhf/shakespeare --results projects/rlhf/results \
+        --readme projects/rlhf/README.md projects/rlhf/REPORT.md [--index README.md]
+
+``--collect`` copies the small files of every ``seed*`` run (summaries, metrics, evaluation files, 20 example
+pairs; no weights) into ``results/<experiment>/seed<N>/``. Tables are then written between the
+``<!-- report:NAME -->`` markers; figures go to ``results/figures/``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import shutil
+from pathlib import Path
+
+from paperlab.shared.cli import run_command
+from paperlab.shared.report import update_markdown, write_headline
+from paperlab.shared.runlog import cpu_model, read_metrics
+
+STAGE_FILES = {
+    "sft": ("summary.json", "metrics.jsonl", "config.yaml"),
+    "pairs": ("summary.json",),
+    "rm": ("eval.json", "metrics.jsonl"),
+    "ppo": ("summary.json", "metrics.jsonl", "config.yaml"),
+    "rloo": ("summary.json", "metrics.jsonl"),
+    "grpo": ("summary.json", "metrics.jsonl"),
+    "eval": ("eval.json", "bon.json", "samples.jsonl", "curve-ppo.jsonl", "curve-rloo.jsonl", "curve-grpo.jsonl"),
+    "hh": ("eval.json", "metrics.jsonl"),
+}
+METHODS = ("ppo", "rloo", "grpo")
+COLORS = {"ppo": "C0", "rloo": "C1", "grpo": "C2", "bon": "C3"}
+# published reward-model accuracies on the same HH-RLHF harmless-base test pairs, quoted as theirs
+HH_PUBLISHED = [
+    ("OpenAssistant/reward-model-deberta-v3-large-v2 (435M)", "0.588 (raw text) / 0.564 (chat template)",
+     "RewardBench results, allenai/reward-bench-results pref-sets/OpenAssistant/reward-model-deberta-v3-large-v2.json, "
+     "key anthropic_harmless"),
+]  # fmt: skip
+
+
+def collect(src: Path, results: Path) -> list[str]:
+    copied = []
+    for run in sorted(p for p in src.glob("seed*") if p.is_dir()):
+        for stage, names in STAGE_FILES.items():
+            for name in names:
+                f = run / stage / name
+                if f.is_file():
+                    dst = results / src.name / run.name / stage / name
+                    dst.parent.mkdir(parents=True, exist_ok=True)
+                    shutil.copyfile(f, dst)
+                    copied.append(str(dst))
+        pairs = run / "pairs" / "pairs.jsonl"
+        if pairs.is_file():
+            dst = results / src.name / run.name / "pairs" / "examples.jsonl"
+            dst.write_text("".join(pairs.read_text().splitlines(keepends=True)[:20]))
+    return copied
+
+
+def _load(path: Path):
+    if not path.is_file():
+        return None
+    return read_metrics(path) if path.suffix == ".jsonl" else json.loads(path.read_text())
+
+
+def _f(x, nd=3) -> str:
+    return "–" if x is None or (isinstance(x, float) and not math.isfinite(x)) else f"{x:.{nd}f}"
+
+
+def _seeds(results: Path) -> list[Path]:
+    return sorted((p for exp in results.iterdir() if exp.is_dir() and exp.name != "figures"
+                   for p in exp.glob("seed*")), key=lambda p: (p.parent.name, int(p.name[4:])))  # fmt: skip
+
+
+def table_sft(seeds) -> str:
+    lines = ["| run | parameters | steps | tokens seen | validation perplexity | tokens/s | wall time (s) |",
+             "|---|---|---|---|---|---|---|"]  # fmt: skip
+    for s in seeds:
+        m = _load(s / "sft" / "summary.json")
+        if m:
+            lines.append(
+                f"| {s.parent.name}/{s.name} | {m['n_params']:,} | {m['steps']} | {m.get('tokens_seen', 0):,} "
+                f"| {_f(m.get('val_ppl'), 1)} | {_f(m.get('tokens_per_s'), 0)} | {_f(m['wall_time_s'], 0)} |"
+            )
+    return "\n".join(lines)
+
+
+def table_rm(seeds) -> str:
+    head = (
+        "| preference source | run | train / test pairs | test accuracy | test BT loss | ECE | reference, same pairs |"
+    )
+    lines = [head, "|---|---|---|---|---|---|---|"]
+    for s in seeds:
+        for src, key in (("gold-labelled (VADER, BT draw)", "rm"), ("Anthropic HH-RLHF harmless-base", "hh")):
+            m = _load(s / key / "eval.json")
+            if not m:
+                continue
+            t = m["test"]
+            ref = (f"gold scorer itself: {_f(t.get('gold_accuracy'))} (the label-noise ceiling)" if key == "rm"
+                   else f"'shorter answer wins': {_f(t.get('length_baseline_accuracy'))}")  # fmt: skip
+            lines.append(
+                f"| {src} | {s.name} | {m['train_pairs']} / {m['test_pairs']} | **{_f(t['accuracy'])}** | "
+                f"{_f(t['bt_loss'])} | {_f(t['ece'])} | {ref} |"
+            )
+    for name, acc, source in HH_PUBLISHED:
+        lines.append(f"| HH-RLHF harmless-base, published | {name} | – | {acc} | – | – | {source} |")
+    return "\n".join(lines)
+
+
+def table_overopt(seeds) -> str:
+    lines = ["| method | run | steps | KL to base (nats) | proxy score | gold score | best gold on the way (at KL) |",
+             "|---|---|---|---|---|---|---|"]  # fmt: skip
+    for s in seeds:
+        e = _load(s / "eval" / "eval.json")
+        if not e:
+            continue
+        b = e["base"]
+        lines.append(f"| base model | {s.name} | 0 | 0 | {_f(b['proxy'])} | {_f(b['gold'])} ± {_f(b['gold_se'])} | – |")
+        for method in METHODS:
+            m = e["methods"].get(method)
+            if m:
+                f = m["final"]
+                lines.append(
+                    f"| {method.upper()} | {s.name} | {f['step']} | {_f(f['kl'], 2)} | {_f(f['proxy'])} | "
+                    f"{_f(f['gold'])} ± {_f(f['gold_se'])} | {_f(m['peak_gold'])} ({_f(m['peak_gold_kl'], 2)}) |"
+                )
+        bon = e.get("best_of_n")
+        if bon:
+            lines.append(
+                f"| best-of-{bon['n']} | {s.name} | – | {_f(bon['kl'], 2)} | {_f(bon['proxy'])} | "
+                f"{_f(bon['gold'])} ± {_f(bon['gold_se'])} | – |"
+            )
+    return "\n".join(lines)
+
+
+def table_timing(seeds) -> str:
+    lines = ["| stage | run | steps | wall time (s) | tokens/s |", "|---|---|---|---|---|"]
+    for s in seeds:
+        for stage in ("sft", "ppo", "rloo", "grpo"):
+            m = _load(s / stage / "summary.json")
+            if m:
+                lines.append(
+                    f"| {stage} | {s.name} | {m['steps']} | {_f(m['wall_time_s'], 0)} | "
+                    f"{_f(m.get('tokens_per_s'), 0)} |"
+                )
+        for stage in ("rm", "hh"):
+            m = _load(s / stage / "eval.json")
+            if m:
+                lines.append(f"| {stage} (RewardTrainer) | {s.name} | {m['steps']} | {_f(m['wall_time_s'], 0)} | – |")
+    return "\n".join(lines)
+
+
+def table_samples(seeds, n: int = 12) -> str:
+    rows = _load(seeds[0] / "eval" / "samples.jsonl") if seeds else None
+    if not rows:
+        return "(no samples yet)"
+    names = [k for k in ("base", "ppo", "rloo", "grpo") if k in rows[0]]
+    esc = lambda t: " ".join(t.replace("|", "/").split()) or "(empty)"
+    lines = ["| prompt | " + " | ".join(names) + " |", "|---" * (len(names) + 1) + "|"]
+    for r in rows[:n]:
+        cells = [f"{esc(r[k]['text'])} <br>*gold {r[k]['gold']:+.2f}, proxy {r[k]['proxy']:+.2f}*" for k in names]
+        lines.append(f"| {esc(r['prompt'])} | " + " | ".join(cells) + " |")
+    return f"({seeds[0].name}; one sample per model at temperature 1, same seed)\n\n" + "\n".join(lines)
+
+
+def figures(seeds, out: Path) -> list[str]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    out.mkdir(parents=True, exist_ok=True)
+    made = []
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
+    for s in seeds:
+        for method in METHODS:
+            rows = _load(s / "eval" / f"curve-{method}.jsonl")
+            if rows:
+                x = [math.sqrt(max(r["kl"], 0.0)) for r in rows]
+                lab = method.upper() if s == seeds[0] else None
+                axes[0].plot(x, [r["proxy"] for r in rows], "o-", color=COLORS[method], label=lab, alpha=0.8, ms=3)
+                axes[1].plot(x, [r["gold"] for r in rows], "o-", color=COLORS[method], label=lab, alpha=0.8, ms=3)
+        bon = _load(s / "eval" / "bon.json")
+        if bon:
+            x = [math.sqrt(r["kl"]) for r in bon]
+            lab = "best-of-n" if s == seeds[0] else None
+            axes[0].plot(x, [r["proxy"] for r in bon], "s--", color=COLORS["bon"], label=lab, alpha=0.8, ms=3)
+            axes[1].plot(x, [r["gold"] for r in bon], "s--", color=COLORS["bon"], label=lab, alpha=0.8, ms=3)
+    for ax, t in zip(axes, ("proxy reward model score (trained on)", "gold score: VADER (hidden)")):
+        ax.set_xlabel("sqrt(KL(pi || base)) [sqrt nats]")
+        ax.set_title(t)
+        ax.grid(alpha=0.3)
+    axes[0].legend()
+    fig.suptitle(f"Reward over-optimisation at toy scale ({len(seeds)} seed(s); one line per seed and method)")
+    fig.tight_layout()
+    fig.savefig(out / "overoptimisation.png", dpi=110)
+    plt.close(fig)
+    made.append("overoptimisation.png")
+
+    keys = [("proxy_score", "proxy score (raw RM)"), ("kl_k1", "KL to reference (k1 / k3, nats)"),
+            ("entropy", "entropy per token (nats)"), ("response_len", "response length (tokens)")]  # fmt: skip
+    fig, axes = plt.subplots(1, 4, figsize=(16, 3.6))
+    for s in seeds:
+        rows = _load(s / "ppo" / "metrics.jsonl")
+        if not rows:
+            continue
+        steps = [r["step"] for r in rows]
+        for ax, (k, title) in zip(axes, keys):
+            ax.plot(steps, [r[k] for r in rows], color="C0", alpha=0.7, label=f"{s.name}")
+            if k == "kl_k1":
+                ax.plot(steps, [r["kl_k3"] for r in rows], color="C1", alpha=0.7, ls="--")
+            ax.set_title(title)
+            ax.set_xlabel("PPO iteration")
+            ax.grid(alpha=0.3)
+    axes[0].legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(out / "ppo_curves.png", dpi=110)
+    plt.close(fig)
+    made.append("ppo_curves.png")
+
+    fig, axes = plt.subplots(1, 3, figsize=(14, 3.8))
+    for ax, key, title in ((axes[0], "rm", "proxy RM: held-out rewards"), (axes[1], "hh", "HH RM: held-out rewards")):
+        m = _load(seeds[0] / key / "eval.json") if seeds else None
+        if m:
+            ax.hist(m["rewards_test"]["chosen"], bins=30, alpha=0.6, label="chosen")
+            ax.hist(m["rewards_test"]["rejected"], bins=30, alpha=0.6, label="rejected")
+            ax.set_title(f"{title} (acc {m['test']['accuracy']:.3f})")
+            ax.legend()
+    axes[2].plot([0, 1], [0, 1], "k:", lw=1)
+    for key, c in (("rm", "C0"), ("hh", "C1")):
+        m = _load(seeds[0] / key / "eval.json") if seeds else None
+        if m:
+            cal = m["test"]["calibration"]
+            axes[2].plot([b["predicted"] for b in cal], [b["observed"] for b in cal], "o-", color=c,
+                         label=f"{key} (ECE {m['test']['ece']:.3f})")  # fmt: skip
+    axes[2].set_xlabel("predicted P(a preferred)")
+    axes[2].set_ylabel("observed frequency")
+    axes[2].set_title("calibration (held-out pairs, both orders)")
+    axes[2].legend()
+    fig.tight_layout()
+    fig.savefig(out / "reward_models.png", dpi=110)
+    plt.close(fig)
+    made.append("reward_models.png")
+    return made
+
+
+def headline(seeds) -> str:
+    parts = []
+    evals = [(s, _load(s / "eval" / "eval.json")) for s in seeds]
+    evals = [(s, e) for s, e in evals if e]
+    if evals:
+        for method in METHODS:
+            fin = [e["methods"][method]["final"] for _, e in evals if method in e["methods"]]
+            if fin:
+                g = sum(f["gold"] for f in fin) / len(fin)
+                p = sum(f["proxy"] for f in fin) / len(fin)
+                parts.append(f"{method.upper()} proxy {p:+.2f}, gold {g:+.3f}")
+        b = evals[0][1]["base"]
+        parts.insert(0, f"toy over-optimisation (1M-param GPT-2, VADER as gold): base proxy {b['proxy']:+.2f}, "
+                        f"gold {b['gold']:+.3f}")  # fmt: skip
+    hh = [_load(s / "hh" / "eval.json") for s in seeds]
+    hh = [h for h in hh if h]
+    if hh:
+        parts.append(
+            f"HH-RLHF harmless RM accuracy {hh[0]['test']['accuracy']:.3f} (near chance; a 435M published RM: 0.59)"
+        )
+    n = len(evals)
+    return "; ".join(parts) + f" ({n} seed{'s' if n != 1 else ''}, short CPU runs)"
+
+
+def _main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--collect", default=None, help="copy the small files of runs/rlhf/<experiment>/seed* first")
+    parser.add_argument("--results", default="projects/rlhf/results")
+    parser.add_argument("--readme", nargs="+", default=["projects/rlhf/README.md"])
+    parser.add_argument("--index", default=None, help="top-level README whose headline:rlhf cell is updated")
+    args = parser.parse_args(argv)
+    results = Path(args.results)
+    if args.collect:
+        src = Path(args.collect)
+        if not src.is_dir():
+            raise FileNotFoundError(f"no runs to collect in {src} (run make train-rlhf first)")
+        print(f"collected {len(collect(src, results))} files from {src}")
+    if not results.is_dir():
+        raise FileNotFoundError(f"no results folder {results}")
+    seeds = _seeds(results)
+    made = figures(seeds, results / "figures") if seeds else []
+    blocks = {"sft": table_sft(seeds), "rm": table_rm(seeds), "overopt": table_overopt(seeds),
+              "timing": table_timing(seeds) + f"\n\nMachine: {cpu_model()}, one thread per run (shared 2-core box).",
+              "samples": table_samples(seeds)}  # fmt: skip
+    update_markdown(args.readme, blocks)
+    if args.index and seeds:
+        write_headline(args.index, "rlhf", headline(seeds))
+    print(f"wrote {', '.join(blocks)} and figures {', '.join(made)}")
+
+
+def main(argv=None) -> None:
+    run_command(_main, argv)
+
+
+if __name__ == "__main__":
+    main()
