@@ -213,7 +213,8 @@ def figures(seeds, out: Path) -> list[str]:
             ax.set_title(title)
             ax.set_xlabel("PPO iteration")
             ax.grid(alpha=0.3)
-    axes[0].legend(fontsize=7)
+    if axes[0].get_legend_handles_labels()[0]:
+        axes[0].legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(out / "ppo_curves.png", dpi=110)
     plt.close(fig)
@@ -237,7 +238,8 @@ def figures(seeds, out: Path) -> list[str]:
     axes[2].set_xlabel("predicted P(a preferred)")
     axes[2].set_ylabel("observed frequency")
     axes[2].set_title("calibration (held-out pairs, both orders)")
-    axes[2].legend()
+    if axes[2].get_legend_handles_labels()[0]:
+        axes[2].legend()
     fig.tight_layout()
     fig.savefig(out / "reward_models.png", dpi=110)
     plt.close(fig)

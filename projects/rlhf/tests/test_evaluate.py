@@ -1,0 +1,84 @@
+"""Evaluation and report on a tiny run: curves start at KL 0, best-of-n's KL formula, tables from files;
+the TRL stages (reward model, RLOO/GRPO) on a tiny model (slow)."""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+
+import pytest
+
+from paperlab.rlhf.config import Config
+from paperlab.shared.runlog import read_metrics
+
+from .conftest import TINY
+
+
+@pytest.fixture(scope="module")
+def rm_run(base_run, tmp_path_factory):
+    """A copy of the base run with an untrained reward model (the base LM plus a fresh scalar head)."""
+    from transformers import AutoModelForSequenceClassification
+
+    from paperlab.rlhf.model import load_tokenizer
+
+    out = tmp_path_factory.mktemp("eval") / "run"
+    shutil.copytree(base_run / "sft", out / "sft")
+    rm = AutoModelForSequenceClassification.from_pretrained(str(out / "sft" / "model"), num_labels=1)
+    rm.save_pretrained(out / "rm" / "model")
+    load_tokenizer(str(out / "sft" / "model")).save_pretrained(out / "rm" / "model")
+    return out
+
+
+def test_ppo_on_a_saved_reward_model_then_evaluate_and_report(rm_run, corpus, tmp_path):
+    from paperlab.rlhf import report
+    from paperlab.rlhf.evaluate import evaluate
+    from paperlab.rlhf.ppo import train_ppo
+
+    cfg = Config(**{**TINY, "ppo_steps": 2, "snapshot_every": 1, "out_dir": str(rm_run)})
+    train_ppo(cfg, text=corpus)  # the default reward: the saved RM on decoded text
+    result = evaluate(cfg, text=corpus)
+    curve = read_metrics(rm_run / "eval" / "curve-ppo.jsonl")
+    assert [r["step"] for r in curve] == [0, 1, 2] and curve[0]["kl"] == 0.0
+    assert all(-1 <= r["gold"] <= 1 for r in curve)
+    bon = json.loads((rm_run / "eval" / "bon.json").read_text())
+    assert [r["n"] for r in bon] == [1, 2, 4]
+    assert bon[0]["kl"] == 0.0 and bon[2]["kl"] == pytest.approx(math.log(4) - 0.75)
+    assert bon[2]["proxy"] >= bon[0]["proxy"]  # the proxy-best of 4 scores at least the average draw
+    samples = read_metrics(rm_run / "eval" / "samples.jsonl")
+    assert len(samples) == TINY["sample_prompts"] and {"base", "ppo"} <= set(samples[0])
+    assert result["methods"]["ppo"]["snapshots"] == 2
+
+    results = tmp_path / "results"
+    seed_dir = results / "tiny" / "seed1"
+    for stage in ("sft", "eval", "ppo"):
+        shutil.copytree(rm_run / stage, seed_dir / stage, ignore=shutil.ignore_patterns("model", "snapshots", "*.pt"))
+    readme = tmp_path / "README.md"
+    readme.write_text("".join(f"<!-- report:{n} -->\nSTALE-BLOCK\n<!-- /report:{n} -->\n"
+                              for n in ("sft", "rm", "overopt", "timing", "samples")))  # fmt: skip
+    report.main(["--results", str(results), "--readme", str(readme)])
+    text = readme.read_text()
+    assert "| PPO | seed1 | 2 |" in text and "best-of-4" in text and "STALE-BLOCK" not in text
+    assert (results / "figures" / "overoptimisation.png").is_file()
+
+
+@pytest.mark.slow
+def test_trl_reward_model_and_grpo_on_a_tiny_model(base_run, corpus, tmp_path):
+    from paperlab.rlhf.baselines import train_baseline
+    from paperlab.rlhf.data import write_jsonl
+    from paperlab.rlhf.reward import train_proxy_rm
+
+    out = tmp_path / "run"
+    shutil.copytree(base_run / "sft", out / "sft")
+    # a learnable preference: answers with "love" beat answers with "hate"
+    rows = [{"prompt": "ROMEO:\n", "chosen": " love " * (1 + i % 3), "rejected": " hate " * (1 + i % 2)}
+            for i in range(96)]  # fmt: skip
+    write_jsonl(out / "pairs" / "pairs.jsonl", rows)
+    cfg = Config(**{**TINY, "out_dir": str(out), "rm_epochs": 3.0, "rm_lr": 3e-3, "trl_steps": 2,
+                    "trl_prompts_per_step": 2, "snapshot_every": 1, "checkpoint_every": 2})  # fmt: skip
+    result = train_proxy_rm(cfg)
+    assert result["test"]["accuracy"] >= 0.8
+    summary = train_baseline("grpo", cfg, text=corpus)
+    assert summary["finished"] and (out / "grpo" / "snapshots" / "step-00002" / "config.json").is_file()
+    with pytest.raises(ValueError, match="already holds a run"):
+        train_baseline("grpo", cfg, text=corpus)
