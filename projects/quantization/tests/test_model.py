@@ -113,3 +113,54 @@ def test_config_rejects_bad_values():
     with pytest.raises(ValueError, match="num_kv_heads"):
         Config(num_heads=4, num_kv_heads=3)
     assert isinstance(ConfigError("x"), ValueError)
+
+
+def test_injected_outliers_keep_the_function_and_the_decomposition_handles_them(trained_run, corpus_dir):
+    from paperlab.quantization.outliers import feature_stats, inject_outliers
+
+    val = _val_windows(trained_run, corpus_dir)[:8]
+    model = load_llama(trained_run / "model")
+    ref = model(val).logits
+    inject_outliers(model, [3, 17], 30.0)
+    torch.testing.assert_close(model(val).logits, ref, rtol=1e-4, atol=1e-4)  # the same function
+    stats = feature_stats(model, val, threshold=6.0)
+    assert [d["dim"] for d in stats["systematic"]] == [3, 17]  # found by the paper's criterion
+    plain, mixed = load_llama(trained_run / "model"), load_llama(trained_run / "model")
+    for m, mode in ((plain, "vectorwise"), (mixed, "llm-int8")):
+        inject_outliers(m, [3, 17], 30.0)
+        swap_linear(m, mode=mode, threshold=6.0)
+    err_plain = (plain(val).logits - ref).abs().mean()
+    err_mixed = (mixed(val).logits - ref).abs().mean()
+    assert err_mixed < err_plain / 2
+
+
+def test_quantize_table_and_report_end_to_end(trained_run, corpus_dir, tmp_path):
+    """`make quantize` on the tiny model (two methods, each in its own process), then the report from its files."""
+    from paperlab.quantization import report
+
+    args = tiny_args(
+        corpus_dir,
+        trained_run,
+        methods="[llm-int8]",
+        repeats=1,
+        decode_tokens=4,
+        sample_tokens=4,
+        prefill_len=16,
+        ppl_tokens=512,
+        ppl_window=32,
+        prompts="[ROMEO]",
+    )
+    quantize_mod.main(args)
+    q = json.loads((trained_run / "quantize" / "quantize.json").read_text())
+    assert set(q["methods"]) == {"fp32", "llm-int8"} and not q["failed"]
+    fp, int8 = q["methods"]["fp32"], q["methods"]["llm-int8"]
+    assert int8["top1_agreement"] >= 0.95 and fp["top1_agreement"] == 1.0
+    assert int8["weight_bytes"] < fp["weight_bytes"] and int8["peak_rss_mb"] > 0
+    assert any("_int_mm" in p["op"] for p in int8["profile"])  # the int8 kernel really ran
+    readme = tmp_path / "README.md"
+    readme.write_text(
+        "".join(f"<!-- report:{b} -->\n<!-- /report:{b} -->\n" for b in ("train", "quantize", "profile", "samples"))
+    )
+    report.main(["--collect", str(trained_run), "--results", str(tmp_path / "results"), "--readme", str(readme)])
+    text = readme.read_text()
+    assert "**llm-int8** (here)" in text and "unigram" in text and (tmp_path / "results" / "train_loss.png").is_file()

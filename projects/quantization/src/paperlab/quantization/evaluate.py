@@ -13,7 +13,8 @@ def perplexity(
     """exp(mean next-token NLL) over ``windows`` (N, L): every window predicts its tokens 2..L.
 
     With ``return_top1`` the greedy next-token choices (N, L-1) come back too, for agreement checks.
-    ``grad=True`` runs with autograd on (for bitsandbytes NF4 on CPU, which fails under no_grad).
+    ``grad=True`` runs with autograd on (bitsandbytes NF4 on CPU fails under no_grad for layers whose
+    in_features is not a multiple of 64).
     """
     nll, count, top1 = 0.0, 0, []
     for i in range(0, len(windows), batch_size):
@@ -44,7 +45,7 @@ def decode(
 
     Greedy, or sampled at temperature 0.8 from the top 50 tokens with a generator seeded by ``seed``.
     Written out (not ``model.generate``) so that the timed loop is exactly this and so that it can run
-    with autograd on (``grad``; bitsandbytes NF4 on CPU needs it).
+    with autograd on (``grad``, see :func:`perplexity`).
     """
     gen = torch.Generator().manual_seed(seed)
     out_ids = [ids]

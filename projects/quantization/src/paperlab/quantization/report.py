@@ -1,0 +1,321 @@
+"""README/REPORT tables and figures from the committed results in ``projects/quantization/results``.
+
+    python -m paperlab.quantization.report [--collect runs/quantization/shakespeare-seed1] \
+        --results projects/quantization/results --readme projects/quantization/README.md projects/quantization/REPORT.md
+
+``--collect RUN`` first copies the run's small files (config, metrics, summary, quantize.json,
+outliers.json and ``runs/quantization/attention.json``) into ``results/``: the documented publish step.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+from pathlib import Path
+
+from paperlab.shared.cli import run_command
+from paperlab.shared.report import update_markdown
+
+FILES = {  # results/<name> <- <run>/<path>
+    "train/config.yaml": "config.yaml",
+    "train/metrics.jsonl": "metrics.jsonl",
+    "train/summary.json": "summary.json",
+    "quantize.json": "quantize/quantize.json",
+    "outliers.json": "outliers/outliers.json",
+}
+ORDER = (
+    "fp32",
+    "bf16",
+    "int8-weight-only",
+    "int8-vectorwise",
+    "llm-int8",
+    "bnb-int8",
+    "bnb-nf4",
+    "torchao-int8-weight-only",
+    "torchao-int8-dynamic",
+    "torch-ao-dynamic",
+)
+WRITTEN_HERE = {"int8-weight-only", "int8-vectorwise", "llm-int8"}
+
+
+def collect(run: Path, results: Path) -> None:
+    for dst, src in FILES.items():
+        if (run / src).is_file():
+            (results / dst).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(run / src, results / dst)
+    attention = run.parent / "attention.json"
+    if attention.is_file():
+        shutil.copyfile(attention, results / "attention.json")
+
+
+def _load(path: Path):
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def train_block(summary: dict) -> str:
+    s = summary
+    return "\n".join(
+        [
+            "| model | parameters (non-embedding) | vocab | train tokens seen | held-out perplexity "
+            "| unigram perplexity |",
+            "|---|---|---|---|---|---|",
+            f"| LlamaForCausalLM | {s['n_params'] / 1e6:.2f}M ({s['n_params_non_embedding'] / 1e6:.2f}M) | "
+            f"{s['vocab_size']} BPE | {s['tokens_seen'] / 1e6:.2f}M ({s['steps']} steps) | "
+            f"**{s['val_perplexity']:.1f}** | {s['unigram_perplexity']:.1f} |",
+        ]
+    )
+
+
+def quantize_block(q: dict) -> str:
+    fp = q["methods"]["fp32"]
+    rows = [
+        "| method | weight bytes | vs fp32 | peak RSS (MiB) | prefill tok/s | decode tok/s | perplexity | "
+        "Δ ppl vs fp32 | top-1 agreement |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for m in ORDER:
+        if m in q["methods"]:
+            r = q["methods"][m]
+            name = f"**{m}** (here)" if m in WRITTEN_HERE else m
+            rows.append(
+                f"| {name} | {r['weight_bytes'] / 2**20:.2f} MiB | {r['weight_bytes'] / fp['weight_bytes']:.2f}x | "
+                f"{r['peak_rss_mb']:.0f} | {r['prefill_tokens_per_s']:.0f} | {r['decode_tokens_per_s']:.1f} | "
+                f"{r['perplexity']:.3f} | {100 * (r['perplexity'] / fp['perplexity'] - 1):+.2f}% | "
+                f"{r['top1_agreement']:.4f} |"
+            )
+        elif m in q.get("failed", {}):
+            rows.append(f"| {m} | failed: `{q['failed'][m]}` | | | | | | | |")
+    rows.append("")
+    rows.append(
+        f"CPU: {q['cpu_model']} (torch CPU capability {q['torch_cpu_capability']}; flags: "
+        f"{' '.join(q['cpu_flags'])}); {fp['threads']} threads; load average {q['machine_load_start']} at the start, "
+        f"{q['machine_load_end']} at the end. Prefill: one forward of {fp['prefill_len']} tokens; decode: "
+        f"{fp['decode_tokens']} greedy tokens on the KV cache; median of {fp['repeats']} repeats after a warm-up. "
+        f"Perplexity and agreement on {fp['ppl_tokens']} held-out tokens. Versions: "
+        + ", ".join(f"{k} {v}" for k, v in q["versions"].items())
+        + "."
+    )
+    return "\n".join(rows)
+
+
+def profile_block(q: dict) -> str:
+    rows = ["| method | top operators of one prefill forward (self CPU ms) |", "|---|---|"]
+    for m in ORDER:
+        if m in q["methods"]:
+            ops = ", ".join(f"`{p['op']}` {p['self_cpu_ms']:.1f}" for p in q["methods"][m]["profile"][:4])
+            rows.append(f"| {m} | {ops} |")
+    return "\n".join(rows)
+
+
+def samples_block(q: dict) -> str:
+    out = []
+    first = next(iter(q["methods"]["fp32"]["samples"]))
+    for m in ORDER:
+        if m in q["methods"]:
+            s = q["methods"][m]["samples"][first]
+            out.append(
+                f"**{m}**, greedy:\n```\n{s['greedy'].strip()}\n```\nsampled (T=0.8, top-50, seed 1):\n"
+                f"```\n{s['sampled'].strip()}\n```"
+            )
+    return "\n".join(out)
+
+
+def _stats_table(stats: dict) -> list[str]:
+    rows = [
+        "| Linear input | features | median abs | 99.9% abs | max abs | dims with abs >= 6 | tokens with one |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for key, s in stats["layers"].items():
+        rows.append(
+            f"| `{key.removeprefix('model.')}` | {s['features']} | {s['q0.5']:.3f} | {s['q0.999']:.2f} | "
+            f"{s['max_abs']:.2f} | {s['outlier_dims']} | {100 * s['tokens_with_outlier']:.1f}% |"
+        )
+    dims = [d["dim"] for d in stats["systematic"]]
+    rows.append("")
+    rows.append(
+        f"Systematic outlier dimensions by the paper's criterion (abs >= 6 in >= 25% of the layers, >= 6% of "
+        f"the positions): {dims if dims else 'none'}."
+    )
+    return rows
+
+
+def _sweep_table(sweep: list[dict]) -> list[str]:
+    rows = ["| method | threshold | columns in fp32 (mean share) | perplexity | Δ vs fp32 |", "|---|---|---|---|---|"]
+    fp = sweep[0]["perplexity"]
+    for r in sweep:
+        t = {"fp32": "-", "int8-weight-only": "- (activations not quantized)", "int8-vectorwise": "none (all int8)"}
+        t = t.get(r["method"], f"{r['threshold']:g}")
+        share = {"fp32": "all (fp32 weights)", "int8-weight-only": "all (int8 weights)"}
+        share = share.get(r["method"], f"{100 * r['fp_columns']:.1f}%")
+        rows.append(
+            f"| {r['method']} | {t} | {share} | {r['perplexity']:.4f} | {100 * (r['perplexity'] / fp - 1):+.3f}% |"
+        )
+    return rows
+
+
+def outliers_block(o: dict) -> str:
+    return "\n".join(
+        _stats_table(o["stats"]) + ["", "Threshold sweep on the trained model:", ""] + _sweep_table(o["sweep"])
+    )
+
+
+def injected_block(o: dict) -> str:
+    inj = o["injected"]
+    head = [
+        f"Dimensions {inj['dims']} of every block's normalised inputs scaled by {inj['factor']:g} (and the "
+        "weight columns that read them divided by it): the same function, now with outlier features.",
+        "",
+    ]
+    return "\n".join(head + _stats_table(inj["stats"]) + [""] + _sweep_table(inj["sweep"]))
+
+
+def attention_block(a: dict) -> str:
+    lengths = sorted({r["length"] for r in a["rows"]})
+    by = {(r["method"], r["length"]): r for r in a["rows"]}
+    rows = [
+        "| sequence length | score matrix (analytic) | naive: peak extra MiB | tiled: peak extra MiB | "
+        "SDPA: peak extra MiB | naive s | tiled s | SDPA s |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for t in lengths:
+        cells = []
+        for key in ("peak_extra_mb", "time_s"):
+            for m in ("naive", "tiled", "sdpa"):
+                r = by.get((m, t), {})
+                cells.append(
+                    f"{r[key]:.1f}"
+                    if key == "peak_extra_mb" and key in r
+                    else f"{r[key]:.3f}"
+                    if key in r
+                    else r.get("error", "-")
+                )
+        score = next(r["score_matrix_mb"] for r in a["rows"] if r["length"] == t and "score_matrix_mb" in r)
+        rows.append(f"| {t} | {score:.0f} MiB | " + " | ".join(cells) + " |")
+    err = max(max(e["tiled_max_err"], e["naive_max_err"]) for e in a["errors"])
+    rows.append("")
+    rows.append(
+        f"Batch 1, {a['heads']} heads of dimension {a['head_dim']}, {a['dtype']}, causal, tiles of "
+        f"{a['block']}x{a['block']}; each cell a fresh process (peak RSS minus RSS before the call). "
+        f"Largest difference to SDPA in float64 over lengths {sorted({e['length'] for e in a['errors']})}, "
+        f"causal and not: {err:.1e}. CPU: {a['cpu_model']}, {a['threads']} thread(s), "
+        f"load {a['machine_load']}."
+    )
+    return "\n".join(rows)
+
+
+def figures(results: Path, o: dict | None, a: dict | None, metrics: list[dict] | None) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    if o is not None:
+        fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+        for label, stats, style in (
+            ("trained model", o["stats"], "o-"),
+            ("outliers injected", o["injected"]["stats"], "s--"),
+        ):
+            keys = list(stats["layers"])
+            axes[0].plot(range(len(keys)), [stats["layers"][k]["max_abs"] for k in keys], style, label=f"{label}: max")
+            axes[0].plot(
+                range(len(keys)),
+                [stats["layers"][k]["q0.999"] for k in keys],
+                style,
+                alpha=0.5,
+                label=f"{label}: 99.9%",
+            )
+        axes[0].axhline(6.0, color="k", lw=0.8, ls=":", label="threshold 6")
+        axes[0].set_yscale("log")
+        axes[0].set_xlabel("Linear input (attention in, o_proj, MLP in, down_proj per layer)")
+        axes[0].set_ylabel("|x|")
+        axes[0].legend(fontsize=7)
+        for label, sweep, style in (
+            ("trained model", o["sweep"], "o-"),
+            ("outliers injected", o["injected"]["sweep"], "s--"),
+        ):
+            fp = sweep[0]["perplexity"]
+            pts = [(r["threshold"], r["perplexity"]) for r in sweep if r["method"] == "llm-int8"]
+            line = axes[1].plot([p[0] for p in pts], [100 * (p[1] / fp - 1) for p in pts], style, label=f"{label}")
+            vw = next(r for r in sweep if r["method"] == "int8-vectorwise")
+            axes[1].axhline(
+                100 * (vw["perplexity"] / fp - 1), color=line[0].get_color(), ls=":", label=f"{label}: no decomposition"
+            )
+        axes[1].set_xscale("log")
+        axes[1].set_xlabel("outlier threshold")
+        axes[1].set_ylabel("perplexity vs fp32 (%)")
+        axes[1].legend(fontsize=7)
+        fig.tight_layout()
+        fig.savefig(results / "outliers.png", dpi=110)
+        plt.close(fig)
+    if a is not None:
+        fig, ax = plt.subplots(figsize=(5.5, 4))
+        for m in ("naive", "tiled", "sdpa"):
+            pts = sorted(
+                (r["length"], r["peak_extra_mb"]) for r in a["rows"] if r["method"] == m and "peak_extra_mb" in r
+            )
+            ax.plot([p[0] for p in pts], [p[1] for p in pts], "o-", label=m)
+        ax.set_xscale("log", base=2)
+        ax.set_yscale("log")
+        ax.set_xlabel("sequence length")
+        ax.set_ylabel("peak extra memory (MiB)")
+        ax.legend()
+        fig.tight_layout()
+        fig.savefig(results / "attention_memory.png", dpi=110)
+        plt.close(fig)
+    if metrics:
+        fig, ax = plt.subplots(figsize=(5.5, 4))
+        tr = [(r["step"], r["loss"]) for r in metrics if r.get("loss") is not None]
+        va = [(r["step"], r["val_loss"]) for r in metrics if r.get("val_loss") is not None]
+        ax.plot(*zip(*tr), label="train loss")
+        ax.plot(*zip(*va), "o-", label="held-out loss")
+        ax.set_xlabel("step")
+        ax.set_ylabel("cross-entropy (nats/token)")
+        ax.legend()
+        fig.tight_layout()
+        fig.savefig(results / "train_loss.png", dpi=110)
+        plt.close(fig)
+
+
+def _main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--collect", default=None, help="a run directory to copy results from first")
+    parser.add_argument("--results", default="projects/quantization/results")
+    parser.add_argument(
+        "--readme", nargs="+", default=["projects/quantization/README.md", "projects/quantization/REPORT.md"]
+    )
+    args = parser.parse_args(argv)
+    results = Path(args.results)
+    results.mkdir(parents=True, exist_ok=True)
+    if args.collect:
+        if not Path(args.collect).is_dir():
+            raise FileNotFoundError(f"no run directory {args.collect} to collect (train and quantize first)")
+        collect(Path(args.collect), results)
+    summary, q = _load(results / "train/summary.json"), _load(results / "quantize.json")
+    o, a = _load(results / "outliers.json"), _load(results / "attention.json")
+    metrics_path = results / "train/metrics.jsonl"
+    metrics = (
+        [json.loads(x) for x in metrics_path.read_text().splitlines() if x.strip()] if metrics_path.is_file() else None
+    )
+    blocks = {}
+    if summary:
+        blocks["train"] = train_block(summary)
+    if q:
+        blocks.update(quantize=quantize_block(q), profile=profile_block(q), samples=samples_block(q))
+    if o:
+        blocks.update(outliers=outliers_block(o), injected=injected_block(o))
+    if a:
+        blocks["attention"] = attention_block(a)
+    if not blocks:
+        raise FileNotFoundError(f"no results in {results}: run the commands, then this with --collect RUN")
+    figures(results, o, a, metrics)
+    written = update_markdown(args.readme, blocks)
+    print(f"updated {written}")
+
+
+def main(argv=None):
+    run_command(_main, argv)
+
+
+if __name__ == "__main__":
+    main()
