@@ -40,42 +40,45 @@ INJECT_FACTOR = 20.0  # the function-preserving outlier injection (see inject_ou
 @torch.no_grad()
 def feature_stats(model, val: torch.Tensor, threshold: float = 6.0, batch_size: int = 8) -> dict:
     """Magnitude statistics of the inputs of every block Linear; one input is shared by q/k/v (and gate/up),
-    so each distinct input is recorded once under the first Linear that reads it."""
-    inputs: dict[str, list[torch.Tensor]] = {}
-    hooks, seen_parents = [], set()
+    so each distinct input is recorded once under the first Linear that reads it. Accumulated batch by batch
+    (a 1B model's hidden states do not fit in memory at once); quantiles from a seeded random subsample."""
+    acc: dict[str, dict] = {}
+    gen = torch.Generator().manual_seed(0)
+
+    def record(key: str, x: torch.Tensor) -> None:
+        x = x.detach().reshape(-1, x.shape[-1]).abs().float()
+        hits = x >= threshold
+        a = acc.setdefault(key, {"max": 0.0, "hits": torch.zeros(x.shape[1]), "any": 0, "n": 0, "sample": []})
+        a["max"] = max(a["max"], float(x.max()))
+        a["hits"] += hits.sum(0)
+        a["any"] += int(hits.any(1).sum())
+        a["n"] += x.shape[0]
+        a["sample"].append(x.flatten()[torch.randint(0, x.numel(), (20000,), generator=gen)])
+
+    hooks, seen = [], set()
     for name, m in model.named_modules():
         if isinstance(m, torch.nn.Linear) and name.split(".")[-1] != "lm_head":
             parent, leaf = name.rsplit(".", 1)
-            key = parent + (".o_proj" if leaf == "o_proj" else ".down_proj" if leaf == "down_proj" else ".in")
-            if key in seen_parents:
-                continue
-            seen_parents.add(key)
-            hooks.append(
-                m.register_forward_pre_hook(
-                    lambda mod, args, key=key: inputs.setdefault(key, []).append(
-                        args[0].detach().reshape(-1, args[0].shape[-1]).abs().float()
-                    )
-                )
-            )
+            key = parent + (f".{leaf}" if leaf in ("o_proj", "down_proj") else ".in")
+            if key not in seen:
+                seen.add(key)
+                hooks.append(m.register_forward_pre_hook(lambda mod, args, key=key: record(key, args[0])))
     for i in range(0, len(val), batch_size):
         model(val[i : i + batch_size])
     for h in hooks:
         h.remove()
-    layers = {}
-    hit_by_layer = {}
-    for key, chunks in inputs.items():
-        x = torch.cat(chunks)  # (tokens, features) of |x|
-        sub = x.flatten()[torch.randperm(x.numel(), generator=torch.Generator().manual_seed(0))[:1_000_000]]
-        hits = x >= threshold  # (tokens, features)
-        cols = hits.any(0)
-        hit_by_layer[key] = hits.float().mean(0)  # per feature: fraction of tokens crossing the threshold
+    layers, hit_by_layer = {}, {}
+    for key, a in acc.items():
+        sample = torch.cat(a["sample"])
+        hit_by_layer[key] = a["hits"] / a["n"]  # per feature: fraction of tokens crossing the threshold
+        cols = a["hits"] > 0
         layers[key] = {
-            "features": x.shape[1],
-            "max_abs": float(x.max()),
-            **{f"q{q}": float(torch.quantile(sub, q)) for q in QUANTILES},
+            "features": len(a["hits"]),
+            "max_abs": a["max"],
+            **{f"q{q}": float(torch.quantile(sample, q)) for q in QUANTILES},
             "outlier_dims": int(cols.sum()),
             "outlier_dims_list": cols.nonzero().flatten().tolist()[:32],
-            "tokens_with_outlier": float(hits.any(1).float().mean()),
+            "tokens_with_outlier": a["any"] / a["n"],
         }
     # the emergence criterion on the residual stream: the q/k/v and gate/up inputs have d_model features
     resid = {k: v for k, v in hit_by_layer.items() if k.endswith(".in")}
