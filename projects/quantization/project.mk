@@ -1,5 +1,5 @@
 # LLM.int8 / quantization targets, included by the top-level Makefile (run them from the repository root).
-.PHONY: train-quantization-base quantize outliers bench-attention report-quantization
+.PHONY: train-quantization-base quantize outliers bench-attention bench-int8-gpu report-quantization
 
 $(VENV)/.stamp-quantization: constraints.txt shared/pyproject.toml projects/quantization/pyproject.toml | $(PY)
 	$(PIP) -e ./shared -e ./projects/quantization
@@ -25,3 +25,6 @@ bench-attention: $(VENV)/.stamp-quantization ## tiled online-softmax attention v
 report-quantization: $(VENV)/.stamp-quantization ## README/REPORT tables and plots from projects/quantization/results (COLLECT=1 copies the runs first)
 	$(PY) -m paperlab.quantization.report $(if $(COLLECT),--collect runs/quantization/$(QUANT_PRESET)-seed$(SEED),) \
 	  --results projects/quantization/results --readme projects/quantization/README.md projects/quantization/REPORT.md
+
+bench-int8-gpu: $(VENV)/.stamp-quantization ## on a CUDA GPU: int8 vs fp16 matmul timings and attention memory (naive, tiled, SDPA)
+	$(PY) -m paperlab.quantization.gpu_bench --out runs/quantization/gpu.json

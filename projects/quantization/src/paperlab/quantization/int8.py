@@ -69,8 +69,9 @@ def int8_matmul(a: torch.Tensor, b_t: torch.Tensor) -> torch.Tensor:
     m, k = a.shape  # CUDA: pad to the kernel's constraints, then cut the result back
     n = b_t.shape[1]
     pm, pk, pn = max(17, m) - m, (-k) % 8, (-n) % 8
-    out = torch._int_mm(nn.functional.pad(a, (0, pk, 0, pm)), nn.functional.pad(b_t, (0, pn, 0, pk)))
-    return out[:m, :n]
+    a = nn.functional.pad(a, (0, pk, 0, pm)) if pm or pk else a
+    b_t = nn.functional.pad(b_t, (0, pn, 0, pk)) if pn or pk else b_t
+    return torch._int_mm(a, b_t)[:m, :n]
 
 
 def vectorwise_matmul(x: torch.Tensor, w_int8: torch.Tensor, w_scale: torch.Tensor) -> torch.Tensor:
