@@ -1,0 +1,122 @@
+"""Save, load and resume cross-validation runs, on :mod:`paperlab.shared.checkpoint`.
+
+run_dir/checkpoints/last.pt   the fold in progress (model, optimiser, every RNG) and the finished folds
+run_dir/fold<k>.pt            each fold's final model with its normalisation and feature parameters
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from paperlab.shared.checkpoint import (
+    CheckpointError,
+    atomic_save,
+    check_resumable,
+    load_checkpoint,
+    restore_rng_state,
+    rng_state,
+)
+from paperlab.shared.config import config_from_dict, to_dict
+from paperlab.speech.config import Config
+from paperlab.speech.features import check_feature_params
+from paperlab.speech.model import build_model
+
+VERSION = 1
+# what a resumed run must share with its checkpoint: the data, the folds, the networks, the RNG streams
+FIXED_ON_RESUME = (
+    "dataset",
+    "emotions",
+    "test_dataset",
+    "seed",
+    "sample_rate",
+    "top_db",
+    "target_rms_db",
+    "n_mels",
+    "n_fft",
+    "hop_length",
+    "fmin",
+    "fmax",
+    "folds",
+    "n_folds",
+    "only_folds",
+    "model",
+    "channels",
+    "rnn_hidden",
+    "crop_seconds",
+    "epochs",
+    "batch_size",
+)
+
+
+def make_meta(cfg: Config, emotions) -> dict:
+    return {
+        "version": VERSION,
+        "config": to_dict(cfg),
+        "feature_params": cfg.feature_params(),
+        "emotions": list(emotions),
+    }
+
+
+def save_training(
+    path: Path, meta: dict, fold: int, epoch: int, done: list, model=None, optimizer=None, rng=None
+) -> None:
+    """``fold``/``epoch``: where to continue; ``done``: the finished folds' results."""
+    state = {
+        "meta": meta,
+        "fold": fold,
+        "epoch": epoch,
+        "done": done,
+        "model": None if model is None else model.state_dict(),
+        "optimizer": None if optimizer is None else optimizer.state_dict(),
+        "rng": rng_state(*([rng] if rng is not None else [])),
+    }
+    atomic_save(state, path)
+
+
+def load_training(path: Path, cfg: Config) -> dict:
+    state = load_checkpoint(
+        path, required=("meta", "fold", "epoch", "done", "model", "optimizer", "rng"), kind="speech training"
+    )
+    check_resumable(state["meta"]["config"], cfg, FIXED_ON_RESUME, what=f"checkpoint {path}")
+    return state
+
+
+def restore_fold(state: dict, model, optimizer, rng) -> None:
+    try:
+        model.load_state_dict(state["model"])
+    except RuntimeError as e:
+        raise CheckpointError(f"the checkpoint's weights do not fit this model ({str(e).splitlines()[0]})") from e
+    optimizer.load_state_dict(state["optimizer"])
+    restore_rng_state(state["rng"], rng)
+
+
+def save_fold_model(path: Path, meta: dict, model, mu: torch.Tensor, sd: torch.Tensor) -> None:
+    atomic_save({"meta": meta, "model": model.state_dict(), "mu": mu.cpu(), "sd": sd.cpu()}, path)
+
+
+def load_fold_model(path: Path, feature_params: dict | None = None):
+    """(model in eval mode, mu, sd, meta). Features computed with other parameters (a sample rate, n_mels,
+    hop ... that differ from the checkpoint's) are refused."""
+    state = load_checkpoint(path, required=("meta", "model", "mu", "sd"), kind="speech fold model")
+    meta = state["meta"]
+    if feature_params is not None:
+        check_feature_params(meta["feature_params"], feature_params, what=f"checkpoint {path}")
+    cfg = config_from_dict(Config, meta["config"], source=f"checkpoint {path}")
+    model = build_model(cfg, len(meta["emotions"]))
+    try:
+        model.load_state_dict(state["model"])
+    except RuntimeError as e:
+        raise CheckpointError(f"{path}: the weights do not fit the saved config ({str(e).splitlines()[0]})") from e
+    return model.eval(), state["mu"], state["sd"], meta
+
+
+def run_config(run_dir: Path, overrides=()) -> Config:
+    """The config a run directory was trained with (``config.yaml``), with ``overrides`` applied."""
+    import yaml
+
+    path = Path(run_dir) / "config.yaml"
+    if not path.is_file():
+        raise FileNotFoundError(f"no {path}: not a speech run directory")
+    return config_from_dict(Config, yaml.safe_load(path.read_text()), list(overrides), source=str(path))

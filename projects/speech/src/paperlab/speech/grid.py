@@ -1,0 +1,162 @@
+"""Every experiment behind the README's tables, as a list of jobs run in parallel processes.
+
+    python -m paperlab.speech.grid --groups models augment mels cross --workers 12 [--pack runs/speech/grid.tar.gz]
+    python -m paperlab.speech.grid --groups models --smoke          # every job for 1 epoch on 1 fold (a check)
+
+A job is a preset plus overrides and its own run directory ``runs/speech/grid/<group>/<name>-seed<s>``;
+a job whose directory already holds a finished ``summary.json`` is skipped, a killed one resumes, so
+running the grid again continues it. Seeds are 1..3 (never picked afterwards). On a GPU machine the
+processes share the GPU; on CPU expect hours (a CNN epoch on AESDD takes ~8 s on one core).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import tarfile
+import time
+import traceback
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from pathlib import Path
+
+SEEDS = (1, 2, 3)
+AESDD, RAVDESS = "configs/speech/aesdd.yaml", "configs/speech/ravdess.yaml"
+SPECAUG = ["specaug_freq=8", "specaug_time=20", "specaug_masks=2"]  # F=8 of 64 bands, T=20 frames (0.4 s)
+NOISE = ["noise_snr_db=[5,20]", "noise_prob=0.5"]
+PITCH = ["pitch_semitones=2"]
+STRETCH = ["stretch=0.15"]
+MIXUP = ["mixup_alpha=0.2"]
+ALL_AUG = SPECAUG + NOISE + PITCH + STRETCH + MIXUP
+SHARED = ["emotions=[anger,disgust,fear,happiness,sadness]"]
+
+
+def group_jobs(group: str) -> list[tuple[str, str, list[str]]]:
+    """(name, preset, overrides) of each job of ``group`` (seed added by :func:`jobs`)."""
+    if group == "models":
+        return [
+            (f"{d}-{m}", p, [f"model={m}"])
+            for d, p in (("aesdd", AESDD), ("ravdess", RAVDESS))
+            for m in ("cnn", "crnn", "svm")
+        ]
+    if group == "augment":
+        augs = {
+            "none": [],
+            "specaug": SPECAUG,
+            "noise": NOISE,
+            "pitch": PITCH,
+            "stretch": STRETCH,
+            "mixup": MIXUP,
+            "all": ALL_AUG,
+        }
+        out = [(f"aesdd-cnn-{a}", AESDD, o) for a, o in augs.items() if a != "none"]
+        return out + [(f"ravdess-cnn-{a}", RAVDESS, augs[a]) for a in ("specaug", "all")]
+    if group == "mels":
+        sweep = {
+            "mels32": ["n_mels=32"],
+            "fft1024": ["n_fft=1024"],
+            "fmax4000": ["fmax=4000"],
+            "hop640": ["hop_length=640"],
+            "mels128": ["n_mels=128"],
+        }
+        return [(f"aesdd-cnn-{k}", AESDD, o) for k, o in sweep.items()]
+    if group == "cross":
+        return [
+            ("ravdess-to-aesdd-cnn", RAVDESS, ["test_dataset=aesdd", "test_data_dir=data/aesdd", *SHARED]),
+            ("aesdd-to-ravdess-cnn", AESDD, ["test_dataset=ravdess", "test_data_dir=data/ravdess16k", *SHARED]),
+            (
+                "ravdess-to-aesdd-cnn-all",
+                RAVDESS,
+                ["test_dataset=aesdd", "test_data_dir=data/aesdd", *SHARED, *ALL_AUG],
+            ),
+            ("ravdess5-cnn", RAVDESS, SHARED),
+        ]  # the in-corpus reference over the same 5 emotions
+    raise ValueError(f"unknown group {group!r} (models, augment, mels, cross)")
+
+
+def jobs(groups, root: Path, smoke: bool = False) -> list[tuple[str, str, list[str]]]:
+    out = []
+    for g in groups:
+        for name, preset, overrides in group_jobs(g):
+            seeds = (1,) if name.endswith("-svm") else SEEDS  # the SVM has no randomness
+            for s in seeds:
+                extra = ["epochs=1", "only_folds=[0]"] if smoke else []
+                run_dir = root / g / f"{name}-seed{s}"
+                out.append(
+                    (str(run_dir), preset, [*overrides, *extra, f"seed={s}", f"run_dir={run_dir}", "tensorboard=false"])
+                )
+    return out
+
+
+def run_job(run_dir: str, preset: str, overrides: list[str]) -> tuple[str, str]:
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    from paperlab.shared.config import load_config
+    from paperlab.speech.config import Config
+    from paperlab.speech.train import train
+
+    summary = Path(run_dir) / "summary.json"
+    if summary.is_file() and json.loads(summary.read_text()).get("finished"):
+        return run_dir, "done before"
+    try:
+        cfg = load_config(Config, preset, overrides)
+        resume = (Path(run_dir) / "checkpoints" / "last.pt").is_file()
+        s = train(cfg, resume=resume)
+        return (
+            run_dir,
+            f"acc {s.get('accuracy_mean', float('nan')):.3f} uar {s.get('uar_mean', float('nan')):.3f} "
+            f"({s['wall_time_s']:.0f} s, epoch {s['epoch_time_s']} s, {s['device']})",
+        )
+    except Exception as e:  # one broken job must not stop the others
+        (Path(run_dir)).mkdir(parents=True, exist_ok=True)
+        (Path(run_dir) / "error.txt").write_text(traceback.format_exc())
+        return run_dir, f"FAILED {type(e).__name__}: {e}"
+
+
+def pack(root: Path, out: Path) -> None:
+    """The small files of every run (no checkpoints or fold models) into one tar.gz."""
+    tmp = out.with_suffix(".tmp")
+    with tarfile.open(tmp, "w:gz") as tar:
+        for p in sorted(root.rglob("*")):
+            if p.is_file() and p.name in ("eval.json", "summary.json", "config.yaml", "metrics.jsonl", "error.txt"):
+                tar.add(p, arcname=str(p.relative_to(root.parent)))
+    tmp.replace(out)
+
+
+def _main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--groups", nargs="+", default=["models", "augment", "mels", "cross"])
+    parser.add_argument("--root", default="runs/speech/grid")
+    parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--smoke", action="store_true", help="every job for one epoch on one fold")
+    parser.add_argument("--pack", default="", help="also write the runs' small files into this tar.gz")
+    args = parser.parse_args(argv)
+    root = Path(args.root)
+    todo = jobs(args.groups, root, args.smoke)
+    print(f"{len(todo)} jobs, {args.workers} worker(s)", flush=True)
+    t0 = time.time()
+    if args.workers == 1:
+        results = (run_job(*j) for j in todo)
+        for run_dir, msg in results:
+            print(f"[{time.time() - t0:6.0f} s] {run_dir}: {msg}", flush=True)
+            if args.pack:
+                pack(root, Path(args.pack))
+        return
+    import multiprocessing as mp
+
+    with ProcessPoolExecutor(args.workers, mp_context=mp.get_context("spawn")) as pool:
+        futures = [pool.submit(run_job, *j) for j in todo]
+        for fut in as_completed(futures):
+            run_dir, msg = fut.result()
+            print(f"[{time.time() - t0:6.0f} s] {run_dir}: {msg}", flush=True)
+            if args.pack:
+                pack(root, Path(args.pack))
+
+
+def main(argv=None):
+    from paperlab.shared.cli import run_command
+
+    run_command(_main, argv)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,66 @@
+"""The evaluation protocol: which corpora, which classes, and the speaker-independent folds.
+
+Within a corpus every fold tests on speakers that no training clip comes from (``data.speaker_folds``).
+Cross-corpus (``test_dataset``): one "fold" that trains on every clip of ``dataset`` and tests on every
+clip of ``test_dataset``, over the emotions both share.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from paperlab.speech.config import Config
+from paperlab.speech.data import speaker_folds, split_indices
+from paperlab.speech.features import Features, corpus_features
+
+
+@dataclass
+class Fold:
+    name: str
+    train: np.ndarray  # clip indices into the training corpus
+    test: np.ndarray  # clip indices into the test corpus (the same corpus except cross-corpus)
+    test_speakers: list[int]
+
+
+def restrict(feats: Features, emotions: list[str] | tuple[str, ...]) -> Features:
+    unknown = [e for e in emotions if e not in feats.emotions]
+    if unknown:
+        raise ValueError(f"emotions {unknown} are not classes of this corpus ({', '.join(feats.emotions)})")
+    keep = np.flatnonzero(np.isin(feats.labels, [feats.emotions.index(e) for e in emotions]))
+    return feats.subset(keep, tuple(emotions))
+
+
+def load_corpora(cfg: Config) -> tuple[Features, Features]:
+    """(training corpus, test corpus); the same object unless cross-corpus."""
+    feats = corpus_features(cfg.dataset, cfg.data_dir, cfg)
+    if cfg.test_dataset:
+        test = corpus_features(cfg.test_dataset, cfg.test_data_dir, cfg)
+        shared = list(cfg.emotions) or [e for e in feats.emotions if e in test.emotions]
+        return restrict(feats, shared), restrict(test, shared)
+    if cfg.emotions:
+        feats = restrict(feats, cfg.emotions)
+    return feats, feats
+
+
+def fold_plan(cfg: Config, feats: Features, test: Features) -> list[Fold]:
+    if cfg.test_dataset:
+        return [
+            Fold(
+                f"{cfg.dataset}->{cfg.test_dataset}",
+                np.arange(len(feats)),
+                np.arange(len(test)),
+                sorted(set(test.speakers.tolist())),
+            )
+        ]
+    folds = []
+    for k, speakers in enumerate(speaker_folds(feats.speakers, cfg.folds, cfg.n_folds)):
+        tr, te = split_indices(feats.speakers, speakers)
+        folds.append(Fold(f"fold{k}", tr, te, speakers.tolist()))
+    if cfg.only_folds:
+        bad = [k for k in cfg.only_folds if not 0 <= k < len(folds)]
+        if bad:
+            raise ValueError(f"only_folds {bad}: there are {len(folds)} folds (0..{len(folds) - 1})")
+        folds = [folds[k] for k in cfg.only_folds]
+    return folds

@@ -1,0 +1,335 @@
+"""README/REPORT tables and figures from the committed ``results/`` (never from runs/ directly).
+
+    python -m paperlab.speech.report --collect runs/speech/grid --results projects/speech/results \
+        --readme projects/speech/README.md projects/speech/REPORT.md [--index README.md]
+
+``--collect`` first copies the small files of every grid run (``eval.json``, ``summary.json``,
+``config.yaml``) into ``results/grid/`` (the publish step); outside the ``models`` group the per-clip
+lists are dropped from ``eval.json`` to keep the repository small.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+
+from paperlab.speech.metrics import scores
+
+GROUP_ORDER = ("models", "augment", "mels", "cross")
+AUG_ROWS = [
+    ("none", "none (models/aesdd-cnn)"),
+    ("specaug", "SpecAugment F=8, T=20, 2+2 masks"),
+    ("noise", "white noise, SNR 5-20 dB, p=0.5"),
+    ("pitch", "pitch warp +-2 semitones"),
+    ("stretch", "time stretch 0.85-1.15"),
+    ("mixup", "mixup alpha=0.2"),
+    ("all", "all five together"),
+]
+MEL_ROWS = [
+    ("mels32", "32 mels"),
+    ("", "64 mels, n_fft 512 (32 ms), hop 320 (20 ms), 50-8000 Hz (default)"),
+    ("mels128", "128 mels"),
+    ("fft1024", "n_fft 1024 (64 ms)"),
+    ("hop640", "hop 640 (40 ms)"),
+    ("fmax4000", "fmax 4000 Hz"),
+]
+
+
+def collect(src: Path, results: Path) -> int:
+    n = 0
+    for summary in sorted(src.glob("*/*/summary.json")):
+        run = summary.parent
+        if not json.loads(summary.read_text()).get("finished"):
+            continue
+        dst = results / "grid" / run.parent.name / run.name
+        dst.mkdir(parents=True, exist_ok=True)
+        shutil.copy(summary, dst / "summary.json")
+        shutil.copy(run / "config.yaml", dst / "config.yaml")
+        ev = json.loads((run / "eval.json").read_text())
+        if run.parent.name != "models":
+            for f in ev["folds"]:
+                for key in ("clips", "p_pred"):
+                    f.pop(key, None)
+        (dst / "eval.json").write_text(json.dumps(ev, separators=(",", ":")))
+        n += 1
+    return n
+
+
+def load_runs(results: Path) -> dict[str, dict[str, list[dict]]]:
+    """{group: {name without seed: [eval of each seed]}}"""
+    runs: dict[str, dict[str, list[dict]]] = defaultdict(lambda: defaultdict(list))
+    for path in sorted((results / "grid").glob("*/*/eval.json")):
+        name = path.parent.name.rsplit("-seed", 1)[0]
+        ev = json.loads(path.read_text())
+        ev["summary"] = json.loads((path.parent / "summary.json").read_text())
+        runs[path.parent.parent.name][name].append(ev)
+    return runs
+
+
+def pm(values, pct: bool = True) -> str:
+    v = np.asarray(values, dtype=float) * (100 if pct else 1)
+    if len(v) == 1:
+        return f"{v[0]:.1f}"
+    return f"{v.mean():.1f} ± {v.std(ddof=1):.1f}"
+
+
+def seed_stats(evs: list[dict], key: str) -> list[float]:
+    return [e[f"{key}_mean"] for e in evs]
+
+
+def pooled_confusion(evs: list[dict]) -> np.ndarray:
+    return sum(np.array(e["pooled"]["confusion"]) for e in evs)
+
+
+def models_table(runs) -> str:
+    rows = [
+        "| corpus (protocol) | model | accuracy % | UAR % | macro-F1 % | speaker spread (fold std) % | seeds |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    proto = {"aesdd": "AESDD, leave-one-speaker-out, 6 folds", "ravdess": "RAVDESS, 8 classes, actor-grouped 6 folds"}
+    for d in ("aesdd", "ravdess"):
+        for m in ("cnn", "crnn", "svm"):
+            evs = runs["models"].get(f"{d}-{m}")
+            if not evs:
+                continue
+            rows.append(
+                f"| {proto[d]} | {m} | {pm(seed_stats(evs, 'accuracy'))} | {pm(seed_stats(evs, 'uar'))} | "
+                f"{pm(seed_stats(evs, 'macro_f1'))} | {100 * np.mean([e['accuracy_std'] for e in evs]):.1f} | "
+                f"{len(evs)} |"
+            )
+    return "\n".join(rows)
+
+
+def perclass_table(runs, dataset: str) -> str:
+    models = [m for m in ("cnn", "crnn", "svm") if runs["models"].get(f"{dataset}-{m}")]
+    if not models:
+        return "(no runs)"
+    emotions = runs["models"][f"{dataset}-{models[0]}"][0]["emotions"]
+    head = "| emotion | " + " | ".join(f"{m} P / R / F1 %" for m in models) + " |"
+    rows = [head, "|---|" + "---|" * len(models)]
+    per = {}
+    for m in models:
+        c = pooled_confusion(runs["models"][f"{dataset}-{m}"])
+        y_true = np.repeat(np.arange(len(c)), c.sum(axis=1))
+        y_pred = np.concatenate([np.repeat(np.arange(len(c)), c[i]) for i in range(len(c))])
+        per[m] = scores(y_true, y_pred, len(c))
+    for k, e in enumerate(emotions):
+        cells = [
+            f"{100 * per[m]['precision'][k]:.0f} / {100 * per[m]['recall'][k]:.0f} / {100 * per[m]['f1'][k]:.0f}"
+            for m in models
+        ]
+        rows.append(f"| {e} | " + " | ".join(cells) + " |")
+    return "\n".join(rows)
+
+
+def perfold_table(runs, dataset: str) -> str:
+    models = [m for m in ("cnn", "crnn", "svm") if runs["models"].get(f"{dataset}-{m}")]
+    if not models:
+        return "(no runs)"
+    first = runs["models"][f"{dataset}-{models[0]}"][0]["folds"]
+    label = "speaker" if dataset == "aesdd" else "actors"
+    rows = [
+        f"| fold (test {label}) | " + " | ".join(f"{m} accuracy %" for m in models) + " |",
+        "|---|" + "---|" * len(models),
+    ]
+    for k, f in enumerate(first):
+        cells = [pm([e["folds"][k]["accuracy"] for e in runs["models"][f"{dataset}-{m}"]]) for m in models]
+        rows.append(f"| {k} ({', '.join(map(str, f['test_speakers']))}) | " + " | ".join(cells) + " |")
+    return "\n".join(rows)
+
+
+def augment_table(runs) -> str:
+    rows = [
+        "| corpus | augmentation | accuracy % | UAR % | Δ accuracy vs none (points) | seeds |",
+        "|---|---|---|---|---|---|",
+    ]
+    for d in ("aesdd", "ravdess"):
+        base = runs["models"].get(f"{d}-cnn")
+        if not base:
+            continue
+        b = np.mean(seed_stats(base, "accuracy"))
+        for key, label in AUG_ROWS:
+            evs = base if key == "none" else runs["augment"].get(f"{d}-cnn-{key}")
+            if not evs:
+                continue
+            acc = seed_stats(evs, "accuracy")
+            label = label if key != "none" else f"none (models/{d}-cnn)"
+            rows.append(
+                f"| {d} | {label} | {pm(acc)} | {pm(seed_stats(evs, 'uar'))} | "
+                f"{100 * (np.mean(acc) - b):+.1f} | {len(evs)} |"
+            )
+    return "\n".join(rows)
+
+
+def mels_table(runs) -> str:
+    rows = ["| features (AESDD, CNN, LOSO) | accuracy % | UAR % | seeds |", "|---|---|---|---|"]
+    for key, label in MEL_ROWS:
+        evs = runs["models"].get("aesdd-cnn") if key == "" else runs["mels"].get(f"aesdd-cnn-{key}")
+        if evs:
+            rows.append(f"| {label} | {pm(seed_stats(evs, 'accuracy'))} | {pm(seed_stats(evs, 'uar'))} | {len(evs)} |")
+    return "\n".join(rows)
+
+
+def cross_table(runs) -> str:
+    rows = ["| train → test (5 shared emotions) | accuracy % | UAR % | seeds |", "|---|---|---|---|"]
+    items = [
+        ("ravdess-to-aesdd-cnn", "RAVDESS (all 24 actors) → AESDD (all 604 clips)"),
+        ("ravdess-to-aesdd-cnn-all", "same, with all five augmentations"),
+        ("aesdd-to-ravdess-cnn", "AESDD (all 6 speakers) → RAVDESS (960 clips)"),
+        ("ravdess5-cnn", "reference: RAVDESS → RAVDESS, actor-grouped 6 folds, same 5 emotions"),
+    ]
+    for key, label in items:
+        evs = runs["cross"].get(key)
+        if evs:
+            rows.append(f"| {label} | {pm(seed_stats(evs, 'accuracy'))} | {pm(seed_stats(evs, 'uar'))} | {len(evs)} |")
+    evs = runs["models"].get("aesdd-cnn")
+    if evs:
+        rows.append(
+            f"| reference: AESDD → AESDD, leave-one-speaker-out (models table) | "
+            f"{pm(seed_stats(evs, 'accuracy'))} | {pm(seed_stats(evs, 'uar'))} | {len(evs)} |"
+        )
+    return "\n".join(rows)
+
+
+def timing_table(runs, results: Path) -> str:
+    rows = ["| model | corpus | machine | s / epoch (median) | clips / epoch |", "|---|---|---|---|---|"]
+    bench = results / "bench-cpu.json"
+    if bench.is_file():
+        b = json.loads(bench.read_text())
+        for r in b["rows"]:
+            rows.append(
+                f"| {r['model']} | {r['dataset']} (fold 0) | CPU {b['cpu']}, {b['threads']} thread, "
+                f"load {b['load_before'][0]} | {r['epoch_s']:.2f} | {r['clips']} |"
+            )
+    for d in ("aesdd", "ravdess"):
+        for m in ("cnn", "crnn"):
+            evs = runs["models"].get(f"{d}-{m}")
+            if evs and evs[0]["summary"].get("epoch_time_s"):
+                s = evs[0]["summary"]
+                rows.append(
+                    f"| {m} | {d} | {s['device']} (grid: ~14 runs sharing one GPU) | "
+                    f"{np.median([e['summary']['epoch_time_s'] for e in evs]):.2f} | "
+                    f"{round(s['n_train_clips'] * 5 / 6)} |"
+                )
+    return "\n".join(rows)
+
+
+def confusion_figure(runs, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    cells = [(d, m) for d in ("aesdd", "ravdess") for m in ("cnn", "crnn", "svm") if runs["models"].get(f"{d}-{m}")]
+    if not cells:
+        return
+    fig, axes = plt.subplots(2, 3, figsize=(15, 9.5))
+    for ax in axes.ravel():
+        ax.axis("off")
+    for (d, m), ax in zip(
+        cells, [axes[0 if d == "aesdd" else 1][("cnn", "crnn", "svm").index(m)] for d, m in cells], strict=True
+    ):
+        evs = runs["models"][f"{d}-{m}"]
+        c = pooled_confusion(evs).astype(float)
+        c = c / c.sum(axis=1, keepdims=True)
+        emotions = evs[0]["emotions"]
+        ax.axis("on")
+        ax.imshow(c, cmap="Blues", vmin=0, vmax=1)
+        for i in range(len(c)):
+            for j in range(len(c)):
+                ax.text(
+                    j,
+                    i,
+                    f"{100 * c[i, j]:.0f}",
+                    ha="center",
+                    va="center",
+                    fontsize=8,
+                    color="white" if c[i, j] > 0.5 else "black",
+                )
+        ax.set_xticks(range(len(c)), [e[:4] for e in emotions], rotation=45)
+        ax.set_yticks(range(len(c)), [e[:4] for e in emotions])
+        ax.set_xlabel("predicted")
+        ax.set_ylabel("true")
+        ax.set_title(f"{d} / {m}: recall-normalised %, {len(evs)} seed(s) pooled")
+    fig.tight_layout()
+    fig.savefig(path, dpi=80)
+    plt.close(fig)
+
+
+def explore_table(results: Path) -> str:
+    rows = [
+        "| corpus | emotion | clips | duration s | level dBFS | F0 Hz | F0 range p10-p90 (st) |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for d in ("aesdd", "ravdess"):
+        path = results / "explore" / f"{d}.json"
+        if not path.is_file():
+            continue
+        for e, r in json.loads(path.read_text())["per_emotion"].items():
+            rows.append(
+                f"| {d} | {e} | {r['clips']} | {r['duration_s']:.2f} | {r['level_dbfs']:.1f} | "
+                f"{r['f0_hz']:.0f} | {r['f0_range_st']:.1f} |"
+            )
+    return "\n".join(rows)
+
+
+def headline(runs) -> str:
+    a, r = runs["models"].get("aesdd-cnn"), runs["models"].get("ravdess-cnn")
+    if not a or not r:
+        return "not run yet"
+    return (
+        f"AESDD leave-one-speaker-out: CNN {pm(seed_stats(a, 'accuracy'))}% accuracy ({len(a)} seeds); "
+        f"RAVDESS actor-grouped 8-class: {pm(seed_stats(r, 'accuracy'))}%; below the human listeners of both; "
+        "see What is weak"
+    )
+
+
+def _main(argv=None) -> None:
+    from paperlab.shared.report import update_markdown, write_headline
+
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--collect", default="", help="copy finished grid runs from this folder first")
+    parser.add_argument("--results", default="projects/speech/results")
+    parser.add_argument("--readme", nargs="+", default=["projects/speech/README.md", "projects/speech/REPORT.md"])
+    parser.add_argument("--index", default="", help="top-level README whose headline:speech cell to update")
+    args = parser.parse_args(argv)
+    results = Path(args.results)
+    if args.collect:
+        print(f"collected {collect(Path(args.collect), results)} finished runs from {args.collect}")
+    runs = load_runs(results)
+    if not runs:
+        raise FileNotFoundError(
+            f"no runs under {results / 'grid'} (make grid-speech, then make report-speech COLLECT=1)"
+        )
+    confusion_figure(runs, results / "confusion.png")
+    blocks = {
+        "speech-models": models_table(runs),
+        "speech-perclass-aesdd": perclass_table(runs, "aesdd"),
+        "speech-perclass-ravdess": perclass_table(runs, "ravdess"),
+        "speech-perfold-aesdd": perfold_table(runs, "aesdd"),
+        "speech-perfold-ravdess": perfold_table(runs, "ravdess"),
+        "speech-augment": augment_table(runs),
+        "speech-mels": mels_table(runs),
+        "speech-cross": cross_table(runs),
+        "speech-timing": timing_table(runs, results),
+        "speech-explore": explore_table(results),
+    }
+    written = update_markdown(args.readme, blocks)
+    print("; ".join(f"{p}: {', '.join(n)}" for p, n in written.items()))
+    if args.index:
+        write_headline(args.index, "speech", headline(runs))
+
+
+def main(argv=None):
+    from paperlab.shared.cli import run_command
+
+    run_command(_main, argv)
+
+
+if __name__ == "__main__":
+    main()

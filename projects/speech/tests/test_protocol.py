@@ -1,0 +1,57 @@
+"""Speaker-independent folds and the metrics."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from sklearn.metrics import accuracy_score, balanced_accuracy_score, confusion_matrix, precision_recall_fscore_support
+
+from paperlab.speech.config import Config
+from paperlab.speech.data import speaker_folds, split_indices
+from paperlab.speech.metrics import scores
+from paperlab.speech.protocol import fold_plan
+
+
+def test_loso_gives_one_fold_per_speaker_and_no_speaker_on_both_sides():
+    speakers = np.repeat([1, 2, 3, 4, 5, 6], 10)
+    folds = speaker_folds(speakers, "loso")
+    assert [f.tolist() for f in folds] == [[s] for s in range(1, 7)]
+    for f in folds:
+        tr, te = split_indices(speakers, f)
+        assert set(speakers[tr]).isdisjoint(speakers[te])
+        assert len(tr) + len(te) == len(speakers)
+
+
+def test_grouped_ravdess_folds_are_disjoint_cover_everyone_and_balance_gender():
+    actors = np.repeat(np.arange(1, 25), 60)
+    folds = speaker_folds(actors, "grouped", 6)
+    assert sorted(np.concatenate(folds).tolist()) == list(range(1, 25))
+    assert folds[0].tolist() == [1, 2, 13, 14]
+    for f in folds:
+        assert len(f) == 4 and (f % 2 == 1).sum() == 2  # odd actors are male
+        tr, te = split_indices(actors, f)
+        assert set(actors[tr]).isdisjoint(actors[te])
+    with pytest.raises(ValueError, match="cannot fill"):
+        speaker_folds([1, 2], "grouped", 6)
+
+
+def test_fold_plan_keeps_speakers_apart(synthetic_features):
+    cfg = Config()
+    for fold in fold_plan(cfg, synthetic_features, synthetic_features):
+        assert set(synthetic_features.speakers[fold.train]).isdisjoint(synthetic_features.speakers[fold.test])
+        assert set(synthetic_features.speakers[fold.test]) == set(fold.test_speakers)
+
+
+def test_metrics_equal_scikit_learn():
+    rng = np.random.default_rng(3)
+    y_true = rng.integers(0, 5, 200)
+    y_pred = np.where(rng.uniform(size=200) < 0.6, y_true, rng.integers(0, 5, 200))
+    s = scores(y_true, y_pred, 5)
+    p, r, f, n = precision_recall_fscore_support(y_true, y_pred, labels=range(5), zero_division=0)
+    assert s["accuracy"] == pytest.approx(accuracy_score(y_true, y_pred))
+    assert s["uar"] == pytest.approx(balanced_accuracy_score(y_true, y_pred))
+    np.testing.assert_allclose(s["precision"], p)
+    np.testing.assert_allclose(s["recall"], r)
+    np.testing.assert_allclose(s["f1"], f)
+    np.testing.assert_array_equal(s["support"], n)
+    np.testing.assert_array_equal(s["confusion"], confusion_matrix(y_true, y_pred, labels=range(5)))
