@@ -58,7 +58,7 @@ def test_ppo_on_a_saved_reward_model_then_evaluate_and_report(rm_run, corpus, tm
                               for n in ("sft", "rm", "overopt", "timing", "samples")))  # fmt: skip
     report.main(["--results", str(results), "--readme", str(readme)])
     text = readme.read_text()
-    assert "| PPO | seed1 | 2 |" in text and "best-of-4" in text and "STALE-BLOCK" not in text
+    assert "| PPO | tiny/seed1 | 2 |" in text and "best-of-4" in text and "STALE-BLOCK" not in text
     assert (results / "figures" / "overoptimisation.png").is_file()
 
 

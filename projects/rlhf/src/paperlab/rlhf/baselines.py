@@ -23,7 +23,7 @@ import torch
 
 from paperlab.rlhf.config import Config
 from paperlab.rlhf.data import make_prompts
-from paperlab.rlhf.model import load_tokenizer
+from paperlab.rlhf.model import load_tokenizer, pick_device
 from paperlab.rlhf.reward import RewardScorer
 from paperlab.rlhf.stages import (
     base_dir,
@@ -79,12 +79,14 @@ def train_baseline(method: str, cfg: Config, resume: bool = False, text: str | N
                            np.random.default_rng([cfg.seed, 7]))  # fmt: skip
     data = Dataset.from_list([{"prompt": p} for p in decode_prompts(tok, prompts)])
     if reward_fn is None:
-        reward_fn = proxy_reward_fn(RewardScorer(Path(cfg.stage_dir("rm")) / "model"))
+        reward_fn = proxy_reward_fn(RewardScorer(Path(cfg.stage_dir("rm")) / "model", device=cfg.device))
+    dev = pick_device(cfg.device)
+    on_cpu = dev.type == "cpu"
     common = dict(
         output_dir=str(run_dir / "trainer"), per_device_train_batch_size=cfg.trl_prompts_per_step * cfg.num_generations,
         num_generations=cfg.num_generations, max_completion_length=cfg.response_tokens, temperature=1.0, top_p=1.0,
         top_k=0, learning_rate=cfg.trl_lr, max_steps=cfg.trl_steps, logging_steps=1, save_strategy="steps",
-        save_steps=cfg.checkpoint_every, save_total_limit=1, use_cpu=True, bf16=False, report_to="none",
+        save_steps=cfg.checkpoint_every, save_total_limit=1, use_cpu=on_cpu, bf16=False, report_to="none",
         seed=cfg.seed, disable_tqdm=True, dataloader_num_workers=0, lr_scheduler_type="constant",
     )  # fmt: skip
     if method == "rloo":
@@ -110,7 +112,7 @@ def train_baseline(method: str, cfg: Config, resume: bool = False, text: str | N
     wall = round(time.time() - t0, 1)
     tokens = max((float(h.get("num_tokens", 0)) for h in trainer.state.log_history), default=0.0)  # prompt+completion
     summary = {"steps": step, "wall_time_s": wall, "finished": step >= cfg.trl_steps, "seed": cfg.seed,
-               "device": "cpu", "method": method, "beta": args.beta, "num_generations": cfg.num_generations,
+               "device": str(dev), "method": method, "beta": args.beta, "num_generations": cfg.num_generations,
                "tokens_processed": tokens, "tokens_per_s": round(tokens / max(wall, 1e-9), 1),
                "note": "wall time and tokens/s of this process only (a resumed run: its last part)"}  # fmt: skip
     if summary["finished"]:

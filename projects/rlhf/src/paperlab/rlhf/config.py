@@ -26,6 +26,7 @@ class Config:
     seed: int = 1
     out_dir: str = "runs/rlhf/${experiment}/seed${seed}"  # OmegaConf fills in the ${...}
     threads: int = 1  # torch CPU threads (tiny models on a shared machine: 1)
+    device: str = "auto"  # auto (CUDA when present) | cpu | cuda | cuda:N
     data_dir: str = "data/tinyshakespeare"  # folder with input.txt
     # --- base model (the SFT stage: causal-LM pre-training on the corpus) ---
     model: str = ""  # "": train the tiny GPT-2 below here; else a Hugging Face id or a local directory
@@ -108,6 +109,8 @@ class Config:
                      "max_grad_norm", "cliprange", "cliprange_value"):  # fmt: skip
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+        if not re.fullmatch(r"auto|cpu|cuda(:\d+)?", self.device):
+            raise ValueError(f"device must be auto, cpu, cuda or cuda:N, got {self.device!r}")
         if self.kl_estimator not in KL_ESTIMATORS:
             raise ValueError(f"kl_estimator must be one of {KL_ESTIMATORS}, got {self.kl_estimator!r}")
         if self.n_embd % self.n_head:

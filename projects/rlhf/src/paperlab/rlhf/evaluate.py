@@ -29,7 +29,7 @@ from paperlab.rlhf.config import Config
 from paperlab.rlhf.core import best_of_n_kl, logprobs_of
 from paperlab.rlhf.data import write_jsonl
 from paperlab.rlhf.gold import gold_scores
-from paperlab.rlhf.model import left_pad, load_causal_lm, response_forward
+from paperlab.rlhf.model import left_pad, load_causal_lm, pick_device, response_forward
 from paperlab.rlhf.reward import RewardScorer
 from paperlab.rlhf.stages import decode_prompts, load_base, prompt_sets, sample_batched
 from paperlab.shared.checkpoint import atomic_write_text
@@ -46,7 +46,7 @@ def sequence_logprobs(lm, tok, prompts, r_ids, r_mask, batch_size: int = 64) -> 
     """sum_t log lm(y_t | prompt, y_<t) over each response's real tokens."""
     out = []
     for i in range(0, len(prompts), batch_size):
-        p_ids, p_mask = left_pad(prompts[i : i + batch_size], tok.pad_token_id)
+        p_ids, p_mask = (t.to(lm.device) for t in left_pad(prompts[i : i + batch_size], tok.pad_token_id))
         r, m = r_ids[i : i + batch_size], r_mask[i : i + batch_size]
         out.append((logprobs_of(response_forward(lm, p_ids, p_mask, r, m), r) * m).sum(1))
     return torch.cat(out)
@@ -61,6 +61,7 @@ def measure(lm, ref_lm, tok, scorer: RewardScorer, prompts: list[list[int]], cfg
     proxy = scorer.score(decode_prompts(tok, reps), texts)
     gold = torch.tensor(gold_scores(texts))
     n = len(reps)
+    kl = kl.cpu()
     return {"kl": kl.mean().item(), "kl_se": kl.std().item() / math.sqrt(n), "proxy": proxy.mean().item(),
             "proxy_se": proxy.std().item() / math.sqrt(n), "gold": gold.mean().item(),
             "gold_se": gold.std().item() / math.sqrt(n), "response_len": r_mask.sum(1).float().mean().item(),
@@ -109,7 +110,8 @@ def evaluate(cfg: Config, text: str | None = None) -> dict:
     t0 = time.time()
     out = Path(cfg.stage_dir("eval"))
     tok, ref = load_base(cfg)
-    scorer = RewardScorer(Path(cfg.stage_dir("rm")) / "model")
+    scorer = RewardScorer(Path(cfg.stage_dir("rm")) / "model", device=cfg.device)
+    dev = pick_device(cfg.device)
     sets = prompt_sets(cfg, tok, text=text)
     prompts = sets.eval[: cfg.eval_prompts]
     base_row = {"step": 0, **measure(ref, ref, tok, scorer, prompts, cfg)}
@@ -123,7 +125,9 @@ def evaluate(cfg: Config, text: str | None = None) -> dict:
             continue
         rows = [base_row]
         for step, path in snaps:
-            rows.append({"step": step, **measure(load_causal_lm(str(path), tok), ref, tok, scorer, prompts, cfg)})
+            rows.append(
+                {"step": step, **measure(load_causal_lm(str(path), tok).to(dev), ref, tok, scorer, prompts, cfg)}
+            )
             print(f"{method} step {step}: kl {rows[-1]['kl']:.2f} proxy {rows[-1]['proxy']:.3f} "
                   f"gold {rows[-1]['gold']:.3f}", flush=True)  # fmt: skip
         write_jsonl(out / f"curve-{method}.jsonl", rows)
@@ -131,7 +135,7 @@ def evaluate(cfg: Config, text: str | None = None) -> dict:
         result["methods"][method] = {"final": rows[-1], "peak_gold": peak["gold"], "peak_gold_step": peak["step"],
                                      "peak_gold_kl": peak["kl"], "snapshots": len(snaps)}  # fmt: skip
         final_dir = run_dir / "model" if (run_dir / "model" / "config.json").is_file() else snaps[-1][1]
-        finals[method] = load_causal_lm(str(final_dir), tok).eval()
+        finals[method] = load_causal_lm(str(final_dir), tok).to(dev).eval()
     bon = best_of_n(ref, tok, scorer, sets.eval[: cfg.bon_prompts], cfg)
     atomic_write_text(out / "bon.json", json.dumps(bon, indent=2) + "\n")
     result["best_of_n"] = bon[-1]

@@ -139,32 +139,34 @@ def sample(lm, prompt_ids, prompt_mask, max_new_tokens: int, eos_id: int, pad_id
 
     Returns (response ids B x T, mask B x T) with T = max_new_tokens: each row ends at its first EOS (kept,
     mask 1) and is padded after it (mask 0)."""
-    B = prompt_ids.shape[0]
+    B, dev = prompt_ids.shape[0], prompt_ids.device
     mask = prompt_mask.clone()
     pos = positions(mask)
     out = lm(input_ids=prompt_ids, attention_mask=mask, position_ids=pos, use_cache=True)
     cache, logits, last_pos = out.cache, out.logits[:, -1], pos[:, -1]
-    done = torch.zeros(B, dtype=torch.bool)
+    done = torch.zeros(B, dtype=torch.bool, device=dev)
     tokens, keep = [], []
     for t in range(max_new_tokens):
         if greedy:
             tok = logits.argmax(-1)
         else:
             probs = torch.softmax(logits.float() / temperature, -1)
-            tok = torch.multinomial(probs, 1, generator=generator).squeeze(-1)
+            if generator is not None and generator.device != probs.device:  # a CPU generator: draw on the CPU
+                probs = probs.cpu()
+            tok = torch.multinomial(probs, 1, generator=generator).squeeze(-1).to(dev)
         tok = torch.where(done, torch.full_like(tok, pad_id), tok)
         tokens.append(tok)
         keep.append(~done)
         done = done | (tok == eos_id)
         if done.all() or t == max_new_tokens - 1:
             break
-        mask = torch.cat([mask, torch.ones(B, 1, dtype=mask.dtype)], 1)
+        mask = torch.cat([mask, torch.ones(B, 1, dtype=mask.dtype, device=dev)], 1)
         last_pos = last_pos + 1
         out = lm(input_ids=tok[:, None], attention_mask=mask, position_ids=last_pos[:, None], cache=cache,
                  use_cache=True)  # fmt: skip
         cache, logits = out.cache, out.logits[:, -1]
-    resp = torch.full((B, max_new_tokens), pad_id, dtype=torch.long)
-    resp_mask = torch.zeros((B, max_new_tokens), dtype=torch.long)
+    resp = torch.full((B, max_new_tokens), pad_id, dtype=torch.long, device=dev)
+    resp_mask = torch.zeros((B, max_new_tokens), dtype=torch.long, device=dev)
     resp[:, : len(tokens)] = torch.stack(tokens, 1)
     resp_mask[:, : len(keep)] = torch.stack(keep, 1).long()
     return resp, resp_mask
@@ -178,8 +180,15 @@ def decode_responses(tokenizer, resp_ids, resp_mask) -> list[str]:
 def ended_with_eos(resp_ids, resp_mask, eos_id: int) -> torch.Tensor:
     from paperlab.rlhf.core import last_token_index
 
-    rows = torch.arange(len(resp_ids))
+    rows = torch.arange(len(resp_ids), device=resp_ids.device)
     return (resp_ids[rows, last_token_index(resp_mask)] == eos_id) & (resp_mask.sum(-1) > 0)
+
+
+def pick_device(name: str) -> torch.device:
+    """``auto``: CUDA when present, else the CPU."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
 
 
 def n_params(module) -> int:

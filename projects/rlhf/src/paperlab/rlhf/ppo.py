@@ -42,7 +42,15 @@ from paperlab.rlhf.core import (
     whiten,
 )
 from paperlab.rlhf.data import make_prompts
-from paperlab.rlhf.model import PolicyWithValue, decode_responses, ended_with_eos, left_pad, response_forward, sample
+from paperlab.rlhf.model import (
+    PolicyWithValue,
+    decode_responses,
+    ended_with_eos,
+    left_pad,
+    pick_device,
+    response_forward,
+    sample,
+)
 from paperlab.rlhf.reward import RewardScorer
 from paperlab.rlhf.stages import load_base, prompt_sets
 from paperlab.shared.checkpoint import LAST, atomic_write_text, guard_run_dir
@@ -57,7 +65,8 @@ RESUME_HINT = "--resume (make train-rlhf-ppo RESUME=1)"
 def ppo_iteration(policy, ref_lm, reward_fn, optimizer, prompts, tok, cfg: Config, kl_coef: float,
                   score_norm: tuple[float, float], gen: torch.Generator, step: int) -> dict:  # fmt: skip
     """One rollout + PPO update. ``reward_fn(prompt_ids, resp_ids, resp_mask) -> raw scores (B,)``."""
-    p_ids, p_mask = left_pad(prompts, tok.pad_token_id)
+    dev = next(policy.parameters()).device
+    p_ids, p_mask = (t.to(dev) for t in left_pad(prompts, tok.pad_token_id))
     policy.eval()
     r_ids, r_mask = sample(policy.lm, p_ids, p_mask, cfg.response_tokens, tok.eos_token_id, tok.pad_token_id,
                            generator=gen)  # fmt: skip
@@ -66,7 +75,7 @@ def ppo_iteration(policy, ref_lm, reward_fn, optimizer, prompts, tok, cfg: Confi
         logits, values = response_forward(policy, p_ids, p_mask, r_ids, r_mask, with_values=True)
         logp, ent = logprobs_of(logits, r_ids), entropy_of(logits)
         ref_logp = logprobs_of(response_forward(ref_lm, p_ids, p_mask, r_ids, r_mask), r_ids)
-        raw = reward_fn(p_ids, r_ids, r_mask).float()
+        raw = reward_fn(p_ids, r_ids, r_mask).float().to(dev)
         score = (raw - score_norm[0]) / score_norm[1]
         eos = ended_with_eos(r_ids, r_mask, tok.eos_token_id)
         if cfg.missing_eos_penalty > 0:
@@ -87,7 +96,7 @@ def ppo_iteration(policy, ref_lm, reward_fn, optimizer, prompts, tok, cfg: Confi
     for _ in range(cfg.ppo_epochs):
         perm = torch.randperm(B, generator=gen)
         for i in range(0, B, mb):
-            idx = perm[i : i + mb]
+            idx = perm[i : i + mb].to(dev)
             new_logits, new_values = response_forward(policy, p_ids[idx], p_mask[idx], r_ids[idx], r_mask[idx],
                                                       with_values=True)  # fmt: skip
             new_logp = logprobs_of(new_logits, r_ids[idx])
@@ -134,10 +143,11 @@ def train_ppo(cfg: Config, resume: bool = False, stop_after_steps: int | None = 
     for p in ref_lm.parameters():
         p.requires_grad_(False)
     _, lm = load_base(cfg)
-    policy = PolicyWithValue(lm)
+    dev = pick_device(cfg.device)
+    policy = PolicyWithValue(lm).to(dev)
     optimizer = torch.optim.Adam(policy.parameters(), lr=cfg.ppo_lr, eps=1e-5)
     if reward_fn is None:
-        reward_fn = text_reward_fn(RewardScorer(Path(cfg.stage_dir("rm")) / "model"), tok)
+        reward_fn = text_reward_fn(RewardScorer(Path(cfg.stage_dir("rm")) / "model", device=cfg.device), tok)
     train_docs = prompt_sets(cfg, tok, n_eval=1, text=text).train_docs
     draw = lambda s, n: make_prompts(train_docs, n, cfg.prompt_min_tokens, cfg.prompt_tokens,
                                      np.random.default_rng([cfg.seed, s + 1]))  # fmt: skip
@@ -152,7 +162,7 @@ def train_ppo(cfg: Config, resume: bool = False, stop_after_steps: int | None = 
     else:  # reward normalisation: the base model's scores on a batch of prompts get mean 0, std 1
         with torch.no_grad():
             prompts = draw(-1, 2 * cfg.ppo_batch_size)
-            p_ids, p_mask = left_pad(prompts, tok.pad_token_id)
+            p_ids, p_mask = (t.to(dev) for t in left_pad(prompts, tok.pad_token_id))
             r_ids, r_mask = sample(ref_lm, p_ids, p_mask, cfg.response_tokens, tok.eos_token_id, tok.pad_token_id,
                                    generator=torch.Generator().manual_seed(cfg.seed + 10**6))  # fmt: skip
             raw = reward_fn(p_ids, r_ids, r_mask).float()
@@ -189,7 +199,7 @@ def train_ppo(cfg: Config, resume: bool = False, stop_after_steps: int | None = 
     logger.close()
     wall = round(elapsed + time.time() - t0, 1)
     summary = {"steps": step, "wall_time_s": wall, "finished": step >= cfg.ppo_steps, "seed": cfg.seed,
-               "device": "cpu", "method": "ppo", "generated_tokens": tokens,
+               "device": str(dev), "method": "ppo", "generated_tokens": tokens,
                "tokens_per_s": round(tokens / max(wall, 1e-9), 1), "score_norm": list(score_norm),
                "final_kl_coef": kl_ctl.value}  # fmt: skip
     if step >= cfg.ppo_steps:

@@ -68,6 +68,10 @@ def _f(x, nd=3) -> str:
     return "–" if x is None or (isinstance(x, float) and not math.isfinite(x)) else f"{x:.{nd}f}"
 
 
+def _run(s: Path) -> str:
+    return f"{s.parent.name}/{s.name}"
+
+
 def _seeds(results: Path) -> list[Path]:
     return sorted((p for exp in results.iterdir() if exp.is_dir() and exp.name != "figures"
                    for p in exp.glob("seed*")), key=lambda p: (p.parent.name, int(p.name[4:])))  # fmt: skip
@@ -80,7 +84,7 @@ def table_sft(seeds) -> str:
         m = _load(s / "sft" / "summary.json")
         if m:
             lines.append(
-                f"| {s.parent.name}/{s.name} | {m['n_params']:,} | {m['steps']} | {m.get('tokens_seen', 0):,} "
+                f"| {_run(s)} | {m['n_params']:,} | {m['steps']} | {m.get('tokens_seen', 0):,} "
                 f"| {_f(m.get('val_ppl'), 1)} | {_f(m.get('tokens_per_s'), 0)} | {_f(m['wall_time_s'], 0)} |"
             )
     return "\n".join(lines)
@@ -100,7 +104,7 @@ def table_rm(seeds) -> str:
             ref = (f"gold scorer itself: {_f(t.get('gold_accuracy'))} (the label-noise ceiling)" if key == "rm"
                    else f"'shorter answer wins': {_f(t.get('length_baseline_accuracy'))}")  # fmt: skip
             lines.append(
-                f"| {src} | {s.name} | {m['train_pairs']} / {m['test_pairs']} | **{_f(t['accuracy'])}** | "
+                f"| {src} | {_run(s)} | {m['train_pairs']} / {m['test_pairs']} | **{_f(t['accuracy'])}** | "
                 f"{_f(t['bt_loss'])} | {_f(t['ece'])} | {ref} |"
             )
     for name, acc, source in HH_PUBLISHED:
@@ -116,19 +120,21 @@ def table_overopt(seeds) -> str:
         if not e:
             continue
         b = e["base"]
-        lines.append(f"| base model | {s.name} | 0 | 0 | {_f(b['proxy'])} | {_f(b['gold'])} ± {_f(b['gold_se'])} | – |")
+        lines.append(
+            f"| base model | {_run(s)} | 0 | 0 | {_f(b['proxy'])} | {_f(b['gold'])} ± {_f(b['gold_se'])} | – |"
+        )
         for method in METHODS:
             m = e["methods"].get(method)
             if m:
                 f = m["final"]
                 lines.append(
-                    f"| {method.upper()} | {s.name} | {f['step']} | {_f(f['kl'], 2)} | {_f(f['proxy'])} | "
+                    f"| {method.upper()} | {_run(s)} | {f['step']} | {_f(f['kl'], 2)} | {_f(f['proxy'])} | "
                     f"{_f(f['gold'])} ± {_f(f['gold_se'])} | {_f(m['peak_gold'])} ({_f(m['peak_gold_kl'], 2)}) |"
                 )
         bon = e.get("best_of_n")
         if bon:
             lines.append(
-                f"| best-of-{bon['n']} | {s.name} | – | {_f(bon['kl'], 2)} | {_f(bon['proxy'])} | "
+                f"| best-of-{bon['n']} | {_run(s)} | – | {_f(bon['kl'], 2)} | {_f(bon['proxy'])} | "
                 f"{_f(bon['gold'])} ± {_f(bon['gold_se'])} | – |"
             )
     return "\n".join(lines)
@@ -141,13 +147,13 @@ def table_timing(seeds) -> str:
             m = _load(s / stage / "summary.json")
             if m:
                 lines.append(
-                    f"| {stage} | {s.name} | {m['steps']} | {_f(m['wall_time_s'], 0)} | "
+                    f"| {stage} | {_run(s)} | {m['steps']} | {_f(m['wall_time_s'], 0)} | "
                     f"{_f(m.get('tokens_per_s'), 0)} |"
                 )
         for stage in ("rm", "hh"):
             m = _load(s / stage / "eval.json")
             if m:
-                lines.append(f"| {stage} (RewardTrainer) | {s.name} | {m['steps']} | {_f(m['wall_time_s'], 0)} | – |")
+                lines.append(f"| {stage} (RewardTrainer) | {_run(s)} | {m['steps']} | {_f(m['wall_time_s'], 0)} | – |")
     return "\n".join(lines)
 
 

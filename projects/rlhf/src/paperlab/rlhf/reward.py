@@ -22,7 +22,7 @@ import torch
 from paperlab.rlhf.config import Config
 from paperlab.rlhf.core import bt_accuracy, bt_loss
 from paperlab.rlhf.data import read_preferences, split_rows
-from paperlab.rlhf.model import check_vocab, load_tokenizer, positions
+from paperlab.rlhf.model import check_vocab, load_tokenizer, pick_device, positions
 from paperlab.rlhf.stages import base_dir, guard_trainer_dir, jsonl_log_callback, trainer_stop_callback
 from paperlab.shared.checkpoint import atomic_write_text
 from paperlab.shared.cli import StopSignal, run_command
@@ -33,14 +33,15 @@ from paperlab.shared.seeding import seed_everything
 class RewardScorer:
     """r(prompt, response) of a saved reward model (a ``save_pretrained`` folder with its tokenizer)."""
 
-    def __init__(self, path: str | Path, max_length: int | None = None):
+    def __init__(self, path: str | Path, max_length: int | None = None, device: str = "cpu"):
         from transformers import AutoModelForSequenceClassification
 
         path = Path(path)
         if not (path / "config.json").is_file():
             raise FileNotFoundError(f"no reward model at {path}: train it first (make train-rlhf-rm)")
         self.tok = load_tokenizer(str(path))
-        self.model = AutoModelForSequenceClassification.from_pretrained(str(path)).eval()
+        self.device = pick_device(device)
+        self.model = AutoModelForSequenceClassification.from_pretrained(str(path)).eval().to(self.device)
         check_vocab(self.tok, self.model, str(path))
         self.max_length = max_length
 
@@ -61,7 +62,8 @@ class RewardScorer:
             for j, c in enumerate(chunk):  # right padding, as TRL's preference collator
                 x[j, : len(c)] = torch.tensor(c)
                 m[j, : len(c)] = 1
-            out.append(self.model(input_ids=x, attention_mask=m, position_ids=positions(m)).logits[:, 0].float())
+            x, m = x.to(self.device), m.to(self.device)
+            out.append(self.model(input_ids=x, attention_mask=m, position_ids=positions(m)).logits[:, 0].float().cpu())
         return torch.cat(out) if out else torch.zeros(0)
 
     def score(self, prompts: list[str], responses: list[str]) -> torch.Tensor:
@@ -100,10 +102,12 @@ def train_reward_model(cfg_rm: dict, train_rows: list[dict], test_rows: list[dic
     keys = ("chosen_ids", "rejected_ids") if pretokenized else ("prompt", "chosen", "rejected")
     data = Dataset.from_list([{k: r[k] for k in keys} for r in train_rows])
     steps_per_epoch = max(1, len(train_rows) // cfg_rm["batch_size"])
+    dev = pick_device(cfg.device)
+    on_cpu = dev.type == "cpu"
     args = RewardConfig(
         output_dir=str(run_dir / "trainer"), per_device_train_batch_size=cfg_rm["batch_size"],
         num_train_epochs=cfg_rm["epochs"], learning_rate=cfg_rm["lr"], lr_scheduler_type="cosine",
-        warmup_steps=max(1, steps_per_epoch // 10), weight_decay=0.0, use_cpu=True, bf16=False,
+        warmup_steps=max(1, steps_per_epoch // 10), weight_decay=0.0, use_cpu=on_cpu, bf16=False,
         logging_steps=max(1, steps_per_epoch // 5), save_strategy="steps", save_steps=max(10, steps_per_epoch // 2),
         save_total_limit=1, report_to="none", seed=cfg.seed, max_length=None, disable_tqdm=True,
         dataloader_num_workers=0,
@@ -123,7 +127,7 @@ def train_reward_model(cfg_rm: dict, train_rows: list[dict], test_rows: list[dic
     out = run_dir / "model"
     model.save_pretrained(out)
     tok.save_pretrained(out)
-    scorer = RewardScorer(out, max_length=max_length)
+    scorer = RewardScorer(out, max_length=max_length, device=cfg.device)
     if pretokenized:
         rc, rr = (
             scorer.score_ids([r["chosen_ids"] for r in test_rows]),
@@ -142,7 +146,7 @@ def train_reward_model(cfg_rm: dict, train_rows: list[dict], test_rows: list[dic
                                                        if k != "calibration"},
               "train_pairs": len(train_rows), "test_pairs": len(test_rows), "seed": cfg.seed,
               "steps": trainer.state.global_step, "wall_time_s": round(time.time() - t0, 1), "finished": True,
-              "device": "cpu", "rewards_test": {"chosen": rc.tolist(), "rejected": rr.tolist()}}  # fmt: skip
+              "device": str(dev), "rewards_test": {"chosen": rc.tolist(), "rejected": rr.tolist()}}  # fmt: skip
     return result
 
 

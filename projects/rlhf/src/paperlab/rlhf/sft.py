@@ -23,7 +23,7 @@ import torch
 from paperlab.rlhf.checkpoint import resume_training, save_training
 from paperlab.rlhf.config import Config
 from paperlab.rlhf.data import read_shakespeare, speeches, split_text
-from paperlab.rlhf.model import build_gpt2, load_causal_lm, load_tokenizer, n_params, train_tokenizer
+from paperlab.rlhf.model import build_gpt2, load_causal_lm, load_tokenizer, n_params, pick_device, train_tokenizer
 from paperlab.shared.checkpoint import LAST, atomic_write_text, guard_run_dir
 from paperlab.shared.cli import StopSignal, check_finite, run_command
 from paperlab.shared.config import add_config_args, config_from_args, parse_args
@@ -48,6 +48,7 @@ def get_batch(stream: np.ndarray, batch_size: int, block: int, gen: torch.Genera
 def perplexity(model, stream: np.ndarray, block: int, max_windows: int = 200) -> float:
     """exp(mean token NLL) over consecutive non-overlapping windows of the held-out stream."""
     model.eval()
+    dev = next(model.parameters()).device
     n = min(max_windows, (len(stream) - 1) // block)
     x = torch.from_numpy(stream[: n * block + 1])
     nll = 0.0
@@ -55,8 +56,8 @@ def perplexity(model, stream: np.ndarray, block: int, max_windows: int = 200) ->
         rows = range(i, min(n, i + 32))
         inp = torch.stack([x[r * block : (r + 1) * block] for r in rows])
         tgt = torch.stack([x[r * block + 1 : (r + 1) * block + 1] for r in rows])
-        logits = model(input_ids=inp).logits
-        nll += torch.nn.functional.cross_entropy(logits.flatten(0, 1), tgt.flatten(), reduction="sum").item()
+        logits = model(input_ids=inp.to(dev)).logits
+        nll += torch.nn.functional.cross_entropy(logits.flatten(0, 1), tgt.to(dev).flatten(), reduction="sum").item()
     return math.exp(nll / (n * block))
 
 
@@ -71,7 +72,7 @@ def train_sft(cfg: Config, resume: bool = False, stop_after_steps: int | None = 
         model = load_causal_lm(cfg.model, tok)
         model.save_pretrained(out)
         tok.save_pretrained(out)
-        summary = {"steps": 0, "finished": True, "seed": cfg.seed, "device": "cpu", "model": cfg.model,
+        summary = {"steps": 0, "finished": True, "seed": cfg.seed, "device": cfg.device, "model": cfg.model,
                    "n_params": n_params(model), "wall_time_s": 0.0}  # fmt: skip
         atomic_write_text(run_dir / "summary.json", json.dumps(summary, indent=2) + "\n")
         return summary
@@ -81,7 +82,8 @@ def train_sft(cfg: Config, resume: bool = False, stop_after_steps: int | None = 
     train_docs, val_docs = speeches(train_text), speeches(val_text)
     tok = train_tokenizer(train_docs, cfg.vocab_size)
     train_stream, val_stream = token_stream(tok, train_docs), token_stream(tok, val_docs)
-    model = build_gpt2(tok, cfg.n_layer, cfg.n_head, cfg.n_embd, cfg.block_size, cfg.seed)
+    dev = pick_device(cfg.device)
+    model = build_gpt2(tok, cfg.n_layer, cfg.n_head, cfg.n_embd, cfg.block_size, cfg.seed).to(dev)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.sft_lr, weight_decay=0.1, betas=(0.9, 0.95))
     warmup = max(1, cfg.sft_steps // 20)
     lr_at = lambda s: cfg.sft_lr * min(1.0, (s + 1) / warmup) * 0.5 * (1 + math.cos(math.pi * s / cfg.sft_steps))
@@ -103,7 +105,7 @@ def train_sft(cfg: Config, resume: bool = False, stop_after_steps: int | None = 
             model.train()
             for g in opt.param_groups:
                 g["lr"] = lr_at(step)
-            x, y = get_batch(train_stream, cfg.sft_batch_size, cfg.block_size, gen)
+            x, y = (t.to(dev) for t in get_batch(train_stream, cfg.sft_batch_size, cfg.block_size, gen))
             loss = torch.nn.functional.cross_entropy(model(input_ids=x).logits.flatten(0, 1), y.flatten())
             check_finite(step + 1, loss=loss.item())
             opt.zero_grad(set_to_none=True)
@@ -122,7 +124,7 @@ def train_sft(cfg: Config, resume: bool = False, stop_after_steps: int | None = 
     if step < end:  # stopped by a signal
         save()
     summary = {"steps": step, "wall_time_s": round(elapsed + time.time() - t0, 1), "finished": step >= cfg.sft_steps,
-               "seed": cfg.seed, "device": "cpu", "model": "gpt2-tiny (GPT2Config)", "n_params": n_params(model),
+               "seed": cfg.seed, "device": str(dev), "model": "gpt2-tiny (GPT2Config)", "n_params": n_params(model),
                "vocab_size": len(tok), "train_tokens": int(len(train_stream)), "val_tokens": int(len(val_stream)),
                "tokens_seen": step * cfg.sft_batch_size * cfg.block_size}  # fmt: skip
     if step >= cfg.sft_steps:

@@ -10,7 +10,7 @@ import torch
 
 from paperlab.rlhf.config import Config
 from paperlab.rlhf.data import make_prompts, read_shakespeare, speeches, split_text
-from paperlab.rlhf.model import decode_responses, left_pad, load_causal_lm, load_tokenizer, sample
+from paperlab.rlhf.model import decode_responses, left_pad, load_causal_lm, load_tokenizer, pick_device, sample
 
 EVAL_PROMPT_SEED = 1234  # the held-out prompts are the same for every seed and method
 
@@ -26,7 +26,7 @@ def load_base(cfg: Config):
     """(tokenizer, causal LM in eval mode) of the base (SFT) model."""
     path = str(base_dir(cfg))
     tok = load_tokenizer(path)
-    lm = load_causal_lm(path, tok)
+    lm = load_causal_lm(path, tok).to(pick_device(cfg.device))
     lm.eval()
     return tok, lm
 
@@ -52,7 +52,7 @@ def sample_batched(lm, tok, prompts: list[list[int]], max_new_tokens: int, gen: 
     """(response ids, response masks, response texts) for every prompt, in batches of left-padded prompts."""
     ids, masks, texts = [], [], []
     for i in range(0, len(prompts), batch_size):
-        p_ids, p_mask = left_pad(prompts[i : i + batch_size], tok.pad_token_id)
+        p_ids, p_mask = (t.to(lm.device) for t in left_pad(prompts[i : i + batch_size], tok.pad_token_id))
         r_ids, r_mask = sample(lm, p_ids, p_mask, max_new_tokens, tok.eos_token_id, tok.pad_token_id,
                                greedy=greedy, generator=gen)  # fmt: skip
         ids.append(r_ids)
