@@ -45,14 +45,14 @@ class Config:
 
     # --- model ---
     model: str = "cnn"  # cnn (VGG-style) | crnn (conv + BiGRU + attention pooling) | svm
-    channels: list[int] = field(default_factory=lambda: [16, 32, 64, 128])
+    channels: list[int] = field(default_factory=lambda: [8, 16, 32, 64])
     rnn_hidden: int = 64
     dropout: float = 0.3
     svm_c: float = 10.0
 
     # --- training ---
-    crop_seconds: float = 3.0  # training crops; evaluation averages windows of this length over the clip
-    epochs: int = 40
+    crop_seconds: float = 2.0  # training crops; evaluation averages windows of this length over the clip
+    epochs: int = 12
     batch_size: int = 32
     lr: float = 2e-3
     weight_decay: float = 1e-4

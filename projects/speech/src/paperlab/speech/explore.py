@@ -184,16 +184,18 @@ def _main(argv=None) -> None:
     parser.add_argument("--results", default="projects/speech/results")
     parser.add_argument("--aesdd", default="data/aesdd")
     parser.add_argument("--ravdess", default="data/ravdess16k")
+    parser.add_argument("--misclassified-only", action="store_true", help="only the misclassified-clip figures")
     args = parser.parse_args(argv)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     wrong = {}
     for dataset, root in (("aesdd", args.aesdd), ("ravdess", args.ravdess)):
         cfg = load_config(Config, f"configs/speech/{dataset}.yaml", [f"data_dir={root}"])
-        s = analyse(dataset, root, out)
-        example_spectrograms(dataset, root, out, cfg)
+        if not args.misclassified_only:
+            s = analyse(dataset, root, out)
+            example_spectrograms(dataset, root, out, cfg)
+            print(f"{dataset}: {s['clips']} clips, {len(s['speakers'])} speakers -> {out}")
         wrong[dataset] = misclassified(dataset, root, out, Path(args.results), cfg)
-        print(f"{dataset}: {s['clips']} clips, {len(s['speakers'])} speakers -> {out}")
     (out / "misclassified.json").write_text(json.dumps(wrong, indent=1))
 
 

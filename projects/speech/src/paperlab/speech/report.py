@@ -23,7 +23,7 @@ from paperlab.speech.metrics import scores
 GROUP_ORDER = ("models", "augment", "mels", "cross")
 AUG_ROWS = [
     ("none", "none (models/aesdd-cnn)"),
-    ("specaug", "SpecAugment F=8, T=20, 2+2 masks"),
+    ("specaug", "SpecAugment F=8, T=10, 2+2 masks"),
     ("noise", "white noise, SNR 5-20 dB, p=0.5"),
     ("pitch", "pitch warp +-2 semitones"),
     ("stretch", "time stretch 0.85-1.15"),
@@ -33,7 +33,6 @@ AUG_ROWS = [
 MEL_ROWS = [
     ("mels32", "32 mels"),
     ("", "64 mels, n_fft 512 (32 ms), hop 320 (20 ms), 50-8000 Hz (default)"),
-    ("mels128", "128 mels"),
     ("fft1024", "n_fft 1024 (64 ms)"),
     ("hop640", "hop 640 (40 ms)"),
     ("fmax4000", "fmax 4000 Hz"),
