@@ -86,7 +86,7 @@ class Config:
     # --- Anthropic HH-RLHF harmless reward model ---
     hh_data_dir: str = "data/hh-rlhf-harmless-test"
     hh_test_frac: float = 0.2
-    hh_max_length: int = 128  # tokens kept from the end of each transcript
+    hh_max_length: int = 64  # tokens kept from the end of each transcript (at most the model's positions)
     hh_epochs: float = 2.0
     hh_lr: float = 5e-4
 

@@ -49,6 +49,11 @@ def train_hh(cfg: Config, resume: bool = False) -> dict:
     train_rows, test_rows = split_rows(rows, cfg.hh_test_frac, cfg.seed)
     init = str(base_dir(cfg))
     tok = load_tokenizer(init)
+    from transformers import AutoConfig
+
+    positions = getattr(AutoConfig.from_pretrained(init), "n_positions", None) or 10**9
+    if cfg.hh_max_length > positions:
+        raise ValueError(f"hh_max_length={cfg.hh_max_length} exceeds the base model's {positions} positions")
     eos = tok.eos_token
 
     def encode(part: list[dict]) -> list[dict]:

@@ -73,8 +73,9 @@ def _run(s: Path) -> str:
 
 
 def _seeds(results: Path) -> list[Path]:
-    return sorted((p for exp in results.iterdir() if exp.is_dir() and exp.name != "figures"
-                   for p in exp.glob("seed*")), key=lambda p: (p.parent.name, int(p.name[4:])))  # fmt: skip
+    exps = [e for e in results.iterdir() if e.is_dir() and e.name != "figures"]
+    runs = [p for e in exps for p in e.glob("seed*") if p.is_dir()]
+    return sorted(runs, key=lambda p: (p.parent.name, int(p.name[4:])))
 
 
 def table_sft(seeds) -> str:
@@ -141,7 +142,7 @@ def table_overopt(seeds) -> str:
 
 
 def table_timing(seeds) -> str:
-    lines = ["| stage | run | steps | wall time (s) | tokens/s |", "|---|---|---|---|---|"]
+    lines = ["| stage | run | device | steps | wall time (s) | tokens/s |", "|---|---|---|---|---|---|"]
     for s in seeds:
         for stage in ("sft", "ppo", "rloo", "grpo"):
             m = _load(s / stage / "summary.json")
@@ -153,7 +154,10 @@ def table_timing(seeds) -> str:
         for stage in ("rm", "hh"):
             m = _load(s / stage / "eval.json")
             if m:
-                lines.append(f"| {stage} (RewardTrainer) | {_run(s)} | {m['steps']} | {_f(m['wall_time_s'], 0)} | – |")
+                lines.append(
+                    f"| {stage} (RewardTrainer) | {_run(s)} | {m.get('device', '?')} | {m['steps']} | "
+                    f"{_f(m['wall_time_s'], 0)} | – |"
+                )
     return "\n".join(lines)
 
 
@@ -180,20 +184,24 @@ def figures(seeds, out: Path) -> list[str]:
     made = []
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
     for s in seeds:
+        e = _load(s / "eval" / "eval.json")
+        p0 = e["base"]["proxy"] if e else 0.0  # a BT reward is defined up to a constant: plot the gain over the base
         for method in METHODS:
             rows = _load(s / "eval" / f"curve-{method}.jsonl")
             if rows:
                 x = [math.sqrt(max(r["kl"], 0.0)) for r in rows]
                 lab = method.upper() if s == seeds[0] else None
-                axes[0].plot(x, [r["proxy"] for r in rows], "o-", color=COLORS[method], label=lab, alpha=0.8, ms=3)
-                axes[1].plot(x, [r["gold"] for r in rows], "o-", color=COLORS[method], label=lab, alpha=0.8, ms=3)
+                axes[0].plot(x, [r["proxy"] - p0 for r in rows], "o-", color=COLORS[method], label=lab, alpha=0.7, ms=3)
+                axes[1].plot(x, [r["gold"] for r in rows], "o-", color=COLORS[method], label=lab, alpha=0.7, ms=3)
         bon = _load(s / "eval" / "bon.json")
         if bon:
             x = [math.sqrt(r["kl"]) for r in bon]
             lab = "best-of-n" if s == seeds[0] else None
-            axes[0].plot(x, [r["proxy"] for r in bon], "s--", color=COLORS["bon"], label=lab, alpha=0.8, ms=3)
+            axes[0].plot(x, [r["proxy"] - bon[0]["proxy"] for r in bon], "s--", color=COLORS["bon"], label=lab, ms=3)
             axes[1].plot(x, [r["gold"] for r in bon], "s--", color=COLORS["bon"], label=lab, alpha=0.8, ms=3)
-    for ax, t in zip(axes, ("proxy reward model score (trained on)", "gold score: VADER (hidden)")):
+    for ax, t in zip(
+        axes, ("proxy RM score minus the base model's (optimised)", "gold score: VADER compound (hidden)")
+    ):
         ax.set_xlabel("sqrt(KL(pi || base)) [sqrt nats]")
         ax.set_title(t)
         ax.grid(alpha=0.3)
