@@ -136,7 +136,7 @@ def _to_reply(entry: Any, call_id: str) -> Reply:
     return Reply(content=entry.get("thought", ""), tool_calls=[ToolCall(call_id, entry["tool"], args)])
 
 
-class BackendError(RuntimeError):
+class BackendError(Exception):
     """The model endpoint failed after all retries (or answered something that is not a chat completion)."""
 
 
