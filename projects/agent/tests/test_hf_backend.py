@@ -17,13 +17,23 @@ def tiny_model_dir(tmp_path_factory):
     vocab = {w: i for i, w in enumerate(dict.fromkeys(words))}
     tok = Tokenizer(models.WordLevel(vocab, unk_token="[UNK]"))
     tok.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
-    fast = transformers.PreTrainedTokenizerFast(tokenizer_object=tok, unk_token="[UNK]", eos_token="<eos>",
-                                                pad_token="<eos>")
-    fast.chat_template = ("{% for m in messages %}{{ m['role'] }} : {{ m['content'] }} <eos> {% endfor %}"
-                          "{% if add_generation_prompt %}assistant : {% endif %}")
+    fast = transformers.PreTrainedTokenizerFast(
+        tokenizer_object=tok, unk_token="[UNK]", eos_token="<eos>", pad_token="<eos>"
+    )
+    fast.chat_template = (
+        "{% for m in messages %}{{ m['role'] }} : {{ m['content'] }} <eos> {% endfor %}"
+        "{% if add_generation_prompt %}assistant : {% endif %}"
+    )
     torch.manual_seed(0)
-    cfg = transformers.GPT2Config(vocab_size=len(vocab), n_positions=4096, n_embd=16, n_layer=1, n_head=2,
-                                  eos_token_id=vocab["<eos>"], bos_token_id=vocab["<eos>"])
+    cfg = transformers.GPT2Config(
+        vocab_size=len(vocab),
+        n_positions=4096,
+        n_embd=16,
+        n_layer=1,
+        n_head=2,
+        eos_token_id=vocab["<eos>"],
+        bos_token_id=vocab["<eos>"],
+    )
     path = tmp_path_factory.mktemp("tiny-gpt2")
     transformers.GPT2LMHeadModel(cfg).save_pretrained(path)
     fast.save_pretrained(path)
@@ -37,8 +47,9 @@ def test_hf_backend_runs_the_loop_with_a_random_model(tiny_model_dir):
     assert reply.prompt_tokens > 0 and 0 < reply.completion_tokens <= 8
     # a random model produces neither an action nor a final answer: the loop turns that into format-error
     # observations and stops on its step budget, without crashing
-    res = Agent(model, ToolRegistry([CalculatorTool()]), settings=AgentSettings(max_steps=2, plan=False,
-                                                                                reflection=False)).run("1 + 2")
+    res = Agent(
+        model, ToolRegistry([CalculatorTool()]), settings=AgentSettings(max_steps=2, plan=False, reflection=False)
+    ).run("1 + 2")
     assert res.stop_reason == "step_budget" and res.steps == 2
 
 
