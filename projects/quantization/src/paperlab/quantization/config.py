@@ -66,7 +66,9 @@ class Config:
     ppl_window: int = 256  # non-overlapping windows of this many tokens
     prefill_len: int = 128  # prompt tokens for the prefill timing
     decode_tokens: int = 64  # new tokens for the decode timing (greedy, KV cache)
-    repeats: int = 5  # timed repeats; the table shows the median
+    repeats: int = 7  # timed repeats; the table shows the median
+    bench_threads: int = 1  # torch threads in `make quantize`: on a shared machine 2 OpenMP threads spin-wait
+    #                         whenever another process takes a core, which made single timings 10-40x slower
     sample_tokens: int = 60  # new tokens per generated sample
     prompts: list[str] = field(default_factory=lambda: ["ROMEO:\n", "First Citizen:\nWe are", "KING HENRY:\nWhat"])
 

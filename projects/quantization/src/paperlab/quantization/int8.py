@@ -266,11 +266,12 @@ def tensor_bytes(t: torch.Tensor) -> int:
 def weight_bytes(model: nn.Module) -> int:
     """Bytes of every parameter and buffer of ``model`` (each shared tensor once), int8 at 1 byte each;
     torch.ao dynamically quantized Linear layers are counted from their packed int8 weights."""
-    seen, total = set(), 0
+    seen, alive, total = set(), [], 0  # `alive` keeps unpacked torch.ao weights from recycling their id()
     for module in model.modules():
         tensors = list(module.parameters(recurse=False)) + [b for b in module.buffers(recurse=False) if b is not None]
         if "quantized" in type(module).__module__ and hasattr(module, "weight") and callable(module.weight):
             tensors += [module.weight()] + ([module.bias()] if module.bias() is not None else [])
+        alive += tensors
         for t in tensors:
             if id(t) not in seen:
                 seen.add(id(t))

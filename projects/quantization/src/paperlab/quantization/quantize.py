@@ -96,6 +96,7 @@ def time_prefill_decode(model, ids: torch.Tensor, decode_tokens: int, repeats: i
 def worker(cfg: Config, method: str, out_dir: Path) -> dict:
     """Load, quantize, evaluate and time one method in this process; write ``<out_dir>/<method>.json``."""
     torch.manual_seed(cfg.seed)
+    torch.set_num_threads(cfg.bench_threads)
     before = rss_mb()
     path = model_dir(cfg)
     tokenizer = load_tokenizer(path)
@@ -128,6 +129,7 @@ def worker(cfg: Config, method: str, out_dir: Path) -> dict:
         "method": method,
         "model": str(path),
         "weight_bytes": weight_bytes(model),
+        "block_bytes": weight_bytes(model.model.layers),  # the decoder blocks: what the methods quantize
         "rss_before_load_mb": before["rss_mb"],
         "rss_after_load_mb": after_load["rss_mb"],
         "peak_rss_mb": rss_mb()["peak_rss_mb"],

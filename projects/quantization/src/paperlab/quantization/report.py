@@ -70,9 +70,9 @@ def train_block(summary: dict) -> str:
 def quantize_block(q: dict) -> str:
     fp = q["methods"]["fp32"]
     rows = [
-        "| method | weight bytes | vs fp32 | peak RSS (MiB) | prefill tok/s | decode tok/s | perplexity | "
-        "Δ ppl vs fp32 | top-1 agreement |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| method | weight bytes | vs fp32 | blocks only vs fp32 | peak RSS (MiB) | prefill tok/s | decode tok/s | "
+        "perplexity | Δ ppl vs fp32 | top-1 agreement |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for m in ORDER:
         if m in q["methods"]:
@@ -80,12 +80,13 @@ def quantize_block(q: dict) -> str:
             name = f"**{m}** (here)" if m in WRITTEN_HERE else m
             rows.append(
                 f"| {name} | {r['weight_bytes'] / 2**20:.2f} MiB | {r['weight_bytes'] / fp['weight_bytes']:.2f}x | "
-                f"{r['peak_rss_mb']:.0f} | {r['prefill_tokens_per_s']:.0f} | {r['decode_tokens_per_s']:.1f} | "
+                f"{r['block_bytes'] / fp['block_bytes']:.2f}x | {r['peak_rss_mb']:.0f} | "
+                f"{r['prefill_tokens_per_s']:.0f} | {r['decode_tokens_per_s']:.1f} | "
                 f"{r['perplexity']:.3f} | {100 * (r['perplexity'] / fp['perplexity'] - 1):+.2f}% | "
                 f"{r['top1_agreement']:.4f} |"
             )
         elif m in q.get("failed", {}):
-            rows.append(f"| {m} | failed: `{q['failed'][m]}` | | | | | | | |")
+            rows.append(f"| {m} | failed: `{q['failed'][m]}` | | | | | | | | |")
     rows.append("")
     rows.append(
         f"CPU: {q['cpu_model']} (torch CPU capability {q['torch_cpu_capability']}; flags: "
