@@ -173,6 +173,8 @@ def test_long_term_memory_ranks_the_relevant_lesson_first(tmp_path):
     mem.close()
     reopened = LongTermMemory(tmp_path / "m.sqlite", HashingEmbedder(512))  # persisted on disk
     assert len(reopened) == 204 and reopened.forget_scope("s0") == 2 and len(reopened) == 202
+    other = LongTermMemory(tmp_path / "m.sqlite", HashingEmbedder(256))  # vectors of another embedder stay hidden
+    assert other.search("compute the five year CAGR of a stock") == []
 
 
 def test_hashing_embedding_is_normalised_and_deterministic():

@@ -56,3 +56,15 @@ def test_hf_backend_runs_the_loop_with_a_random_model(tiny_model_dir):
 def test_hf_backend_without_a_directory_is_one_clear_error(tmp_path):
     with pytest.raises(FileNotFoundError, match="local Hugging Face model directory"):
         HFModel(str(tmp_path / "missing"))
+
+
+def test_hf_embedder_plugs_into_long_term_memory(tiny_model_dir):
+    from paperlab.agent.memory import HFEmbedder, LongTermMemory
+
+    emb = HFEmbedder(str(tiny_model_dir))
+    vecs = emb.embed(["the 1 + 2", "a calculator"])
+    assert vecs.shape == (2, 16) and abs(float((vecs**2).sum(1)[0]) - 1) < 1e-5
+    mem = LongTermMemory(embedder=emb)
+    mem.add("the 1 + 2")
+    mem.add("a calculator")
+    assert mem.search("the 1 + 2", k=1, min_score=-1)[0][1] == "the 1 + 2"  # identical text: cosine 1

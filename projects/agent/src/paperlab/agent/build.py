@@ -8,6 +8,7 @@ from paperlab.agent.agent import AgentSettings
 from paperlab.agent.build_data import DB_PATH
 from paperlab.agent.config import Config
 from paperlab.agent.llm import HFModel, Model, OpenAIChatModel
+from paperlab.agent.memory import HashingEmbedder, HFEmbedder
 from paperlab.agent.sandbox import SandboxLimits
 from paperlab.agent.search import LocalBM25, WebSearch
 from paperlab.agent.tools import CalculatorTool, PythonTool, SearchTool, SQLTool, ToolRegistry
@@ -36,6 +37,14 @@ def settings(cfg: Config, reflection: bool | None = None) -> AgentSettings:
         short_term_tokens=cfg.short_term_tokens,
         memory_k=cfg.memory_k,
     )
+
+
+def make_embedder(cfg: Config):
+    if cfg.embed_model_dir:
+        if not os.path.isdir(cfg.embed_model_dir):
+            raise FileNotFoundError(f"embed_model_dir={cfg.embed_model_dir!r} is not a local model directory")
+        return HFEmbedder(cfg.embed_model_dir)
+    return HashingEmbedder(cfg.embed_dim)
 
 
 def api_key(cfg: Config) -> str:

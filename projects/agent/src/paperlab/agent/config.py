@@ -30,7 +30,8 @@ class Config:
     reflection: bool = True
     short_term_tokens: int = 3000
     memory_k: int = 3
-    embed_dim: int = 1024
+    embed_dim: int = 1024  # hashing embedder
+    embed_model_dir: str = ""  # a local Hugging Face encoder directory: replaces the hashing embedder
     # --- tools
     search_backend: str = "local"
     search_url: str = ""

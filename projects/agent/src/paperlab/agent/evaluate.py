@@ -18,9 +18,9 @@ import time
 from pathlib import Path
 
 from paperlab.agent.agent import Agent
-from paperlab.agent.build import api_key, make_model, make_tools, settings
+from paperlab.agent.build import api_key, make_embedder, make_model, make_tools, settings
 from paperlab.agent.config import Config
-from paperlab.agent.memory import HashingEmbedder, LongTermMemory
+from paperlab.agent.memory import LongTermMemory
 from paperlab.agent.sandbox import isolation
 from paperlab.agent.tasks import Task, select
 from paperlab.agent.trace import Redactor, Tracer
@@ -146,7 +146,7 @@ def _main(argv=None) -> None:
     save_config(cfg, run_dir / "config.yaml")
     done = {(r["task"], r["condition"]) for r in rows}
     tools = make_tools(cfg)
-    memory = LongTermMemory(run_dir / "memory.sqlite", HashingEmbedder(cfg.embed_dim))
+    memory = LongTermMemory(run_dir / "memory.sqlite", make_embedder(cfg))
     if cfg.backend == "scripted":
 
         def model_factory(task):

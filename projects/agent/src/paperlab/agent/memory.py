@@ -80,6 +80,7 @@ class HashingEmbedder:
 
     def __init__(self, dim: int = 1024):
         self.dim = dim
+        self.name = f"hashing-{dim}"
 
     def _features(self, text: str) -> list[str]:
         words = re.findall(r"[a-z0-9]+", text.lower())
@@ -95,23 +96,50 @@ class HashingEmbedder:
         return out / np.maximum(norms, 1e-12)
 
 
+class HFEmbedder:
+    """Mean-pooled last hidden states of a local Hugging Face encoder (e.g. a sentence-transformers model
+    directory), L2-normalised. Loaded from ``model_dir`` only; nothing is downloaded."""
+
+    def __init__(self, model_dir: str, max_length: int = 256):
+        import torch
+        from transformers import AutoModel, AutoTokenizer
+
+        self.torch = torch
+        self.tokenizer = AutoTokenizer.from_pretrained(model_dir, local_files_only=True)
+        if self.tokenizer.pad_token is None:
+            self.tokenizer.pad_token = self.tokenizer.eos_token
+        self.model = AutoModel.from_pretrained(model_dir, local_files_only=True).eval()
+        self.dim, self.max_length = int(self.model.config.hidden_size), max_length
+        self.name = f"hf:{model_dir}"
+
+    def embed(self, texts: list[str]) -> np.ndarray:
+        batch = self.tokenizer(texts, padding=True, truncation=True, max_length=self.max_length, return_tensors="pt")
+        with self.torch.no_grad():
+            hidden = self.model(**batch).last_hidden_state  # B x L x D
+        mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)  # B x L x 1
+        pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1)
+        return self.torch.nn.functional.normalize(pooled, dim=-1).numpy().astype(np.float32)
+
+
 class LongTermMemory:
     def __init__(self, path: str | Path = ":memory:", embedder=None):
         self.embedder = embedder or HashingEmbedder()
         self.con = sqlite3.connect(str(path))
         self.con.execute(
             "CREATE TABLE IF NOT EXISTS memories (id INTEGER PRIMARY KEY, kind TEXT, scope TEXT, "
-            "text TEXT, created REAL, dim INTEGER, vector BLOB)"
+            "text TEXT, created REAL, embedder TEXT, vector BLOB)"
         )
         self.con.execute("CREATE INDEX IF NOT EXISTS memories_scope ON memories (scope)")
         self.con.commit()
         self._cache: tuple[np.ndarray, np.ndarray] | None = None
+        # rows embedded by another embedder are invisible to this one (their vectors are not comparable)
+        self.embedder_name = getattr(self.embedder, "name", f"{type(self.embedder).__name__}-{self.embedder.dim}")
 
     def add(self, text: str, kind: str = "lesson", scope: str = "") -> int:
         vec = self.embedder.embed([text])[0].astype(np.float32)
         cur = self.con.execute(
-            "INSERT INTO memories (kind, scope, text, created, dim, vector) VALUES (?,?,?,?,?,?)",
-            (kind, scope, text, time.time(), vec.size, vec.tobytes()),
+            "INSERT INTO memories (kind, scope, text, created, embedder, vector) VALUES (?,?,?,?,?,?)",
+            (kind, scope, text, time.time(), self.embedder_name, vec.tobytes()),
         )
         self.con.commit()
         self._cache = None
@@ -128,7 +156,9 @@ class LongTermMemory:
 
     def _matrix(self) -> tuple[np.ndarray, np.ndarray]:
         if self._cache is None:
-            rows = self.con.execute("SELECT id, vector FROM memories WHERE dim = ?", (self.embedder.dim,)).fetchall()
+            rows = self.con.execute(
+                "SELECT id, vector FROM memories WHERE embedder = ?", (self.embedder_name,)
+            ).fetchall()
             ids = np.array([r[0] for r in rows], dtype=np.int64)
             mat = (
                 np.frombuffer(b"".join(r[1] for r in rows), dtype=np.float32).reshape(len(rows), -1)
@@ -162,4 +192,4 @@ class LongTermMemory:
         self.con.close()
 
 
-__all__ = ["ShortTermMemory", "LongTermMemory", "HashingEmbedder", "extractive_summary", "count_tokens"]
+__all__ = ["ShortTermMemory", "LongTermMemory", "HashingEmbedder", "HFEmbedder", "extractive_summary", "count_tokens"]

@@ -13,9 +13,9 @@ import time
 from pathlib import Path
 
 from paperlab.agent.agent import Agent
-from paperlab.agent.build import api_key, make_model, make_tools, settings
+from paperlab.agent.build import api_key, make_embedder, make_model, make_tools, settings
 from paperlab.agent.config import Config
-from paperlab.agent.memory import HashingEmbedder, LongTermMemory
+from paperlab.agent.memory import LongTermMemory
 from paperlab.agent.trace import Redactor, Tracer
 from paperlab.shared.cli import run_command
 from paperlab.shared.config import add_config_args, config_from_args, parse_args, save_config
@@ -32,7 +32,7 @@ def _main(argv=None) -> None:
     run_dir = Path(cfg.run_dir if cfg.run_dir != default_dir else f"runs/agent/runs/{time.strftime('%Y%m%d-%H%M%S')}")
     run_dir.mkdir(parents=True, exist_ok=True)
     save_config(cfg, run_dir / "config.yaml")
-    memory = LongTermMemory(Path("runs/agent/memory.sqlite"), HashingEmbedder(cfg.embed_dim))
+    memory = LongTermMemory(Path("runs/agent/memory.sqlite"), make_embedder(cfg))
     tracer = Tracer(run_dir / "trace", Redactor(extra=(api_key(cfg),)), title=cfg.task[:80])
     result = Agent(model, make_tools(cfg), memory, settings(cfg)).run(cfg.task, tracer)
     tracer.close()
