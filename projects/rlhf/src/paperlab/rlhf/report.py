@@ -141,22 +141,34 @@ def table_overopt(seeds) -> str:
     return "\n".join(lines)
 
 
+TOKENS_COUNTED = {"sft": "training tokens", "ppo": "generated tokens", "rloo": "prompt + completion tokens",
+                  "grpo": "prompt + completion tokens"}  # fmt: skip
+
+
 def table_timing(seeds) -> str:
-    lines = ["| stage | run | device | steps | wall time (s) | tokens/s |", "|---|---|---|---|---|---|"]
+    lines = ["| stage | run | device | steps | wall time (s) | tokens/s | tokens counted |",
+             "|---|---|---|---|---|---|---|"]  # fmt: skip
+    first = {}  # the first seed of each experiment: the seeds of one experiment ran side by side on one machine
     for s in seeds:
+        first.setdefault(s.parent.name, s)
+    for s in first.values():
         for stage in ("sft", "ppo", "rloo", "grpo"):
             m = _load(s / stage / "summary.json")
             if m:
                 lines.append(
-                    f"| {stage} | {_run(s)} | {m['steps']} | {_f(m['wall_time_s'], 0)} | "
-                    f"{_f(m.get('tokens_per_s'), 0)} |"
+                    f"| {stage} | {_run(s)} | {m.get('device', '?')} | {m['steps']} | "
+                    f"{_f(m['wall_time_s'], 0)} | {_f(m.get('tokens_per_s'), 0)} | {TOKENS_COUNTED[stage]} |"
                 )
+        for stage in ("pairs", "eval"):
+            m = _load(s / stage / ("summary.json" if stage == "pairs" else "eval.json"))
+            if m and "wall_time_s" in m:
+                lines.append(f"| {stage} | {_run(s)} | – | – | {_f(m['wall_time_s'], 0)} | – | – |")
         for stage in ("rm", "hh"):
             m = _load(s / stage / "eval.json")
             if m:
                 lines.append(
                     f"| {stage} (RewardTrainer) | {_run(s)} | {m.get('device', '?')} | {m['steps']} | "
-                    f"{_f(m['wall_time_s'], 0)} | – |"
+                    f"{_f(m['wall_time_s'], 0)} | – | – |"
                 )
     return "\n".join(lines)
 
