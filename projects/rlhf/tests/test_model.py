@@ -82,3 +82,26 @@ def test_vocab_mismatch_and_unknown_model_are_refused(tiny, tmp_path):
         load_causal_lm(str(tmp_path / "no-such-model"))
     with pytest.raises(ValueError, match="cannot load model 'surely-not/a-model-id-here'"):
         load_causal_lm("surely-not/a-model-id-here")
+
+
+def test_a_real_checkpoint_by_directory_becomes_the_base_model(tiny, tmp_path):
+    """model=<dir> (a GPT-2-like checkpoint whose tokenizer has no pad token): loaded, pad added, saved."""
+    from transformers import PreTrainedTokenizerFast
+
+    from paperlab.rlhf.config import Config
+    from paperlab.rlhf.sft import train_sft
+
+    tok, _ = tiny
+    no_pad = PreTrainedTokenizerFast(tokenizer_object=tok.backend_tokenizer, eos_token="<|endoftext|>")
+    lm = build_gpt2(tok, n_layer=1, n_head=2, n_embd=16, block_size=64, seed=0)
+    lm.resize_token_embeddings(len(tok) - 1)  # as GPT-2: the vocabulary without a pad token
+    lm.save_pretrained(tmp_path / "real")
+    no_pad.save_pretrained(tmp_path / "real")
+    summary = train_sft(Config(model=str(tmp_path / "real"), out_dir=str(tmp_path / "run"), device="cpu"))
+    assert summary["finished"] and summary["steps"] == 0
+    from paperlab.rlhf.model import load_tokenizer
+
+    saved = tmp_path / "run" / "sft" / "model"
+    tok2, lm2 = load_tokenizer(str(saved)), load_causal_lm(str(saved))
+    check_vocab(tok2, lm2)
+    assert tok2.pad_token_id == lm2.config.pad_token_id and tok2.pad_token_id != tok2.eos_token_id

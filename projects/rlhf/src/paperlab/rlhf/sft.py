@@ -23,7 +23,16 @@ import torch
 from paperlab.rlhf.checkpoint import resume_training, save_training
 from paperlab.rlhf.config import Config
 from paperlab.rlhf.data import read_shakespeare, speeches, split_text
-from paperlab.rlhf.model import build_gpt2, load_causal_lm, load_tokenizer, n_params, pick_device, train_tokenizer
+from paperlab.rlhf.model import (
+    PAD,
+    build_gpt2,
+    check_vocab,
+    load_causal_lm,
+    load_tokenizer,
+    n_params,
+    pick_device,
+    train_tokenizer,
+)
 from paperlab.shared.checkpoint import LAST, atomic_write_text, guard_run_dir
 from paperlab.shared.cli import StopSignal, check_finite, run_command
 from paperlab.shared.config import add_config_args, config_from_args, parse_args
@@ -69,7 +78,11 @@ def train_sft(cfg: Config, resume: bool = False, stop_after_steps: int | None = 
     out = run_dir / "model"
     if cfg.model:  # a real checkpoint by name or directory: the base model is that model
         tok = load_tokenizer(cfg.model)
-        model = load_causal_lm(cfg.model, tok)
+        model = load_causal_lm(cfg.model)
+        if len(tok) == model.get_input_embeddings().num_embeddings + 1 and tok.pad_token == PAD:
+            model.resize_token_embeddings(len(tok))  # the pad token load_tokenizer added (GPT-2 has none)
+        check_vocab(tok, model, cfg.model)
+        model.config.pad_token_id = tok.pad_token_id  # the reward model's head reads the last non-pad token
         model.save_pretrained(out)
         tok.save_pretrained(out)
         summary = {"steps": 0, "finished": True, "seed": cfg.seed, "device": cfg.device, "model": cfg.model,
