@@ -101,3 +101,23 @@ def test_run_refuses_missing_backends(capsys, monkeypatch):
         with pytest.raises(SystemExit) as e:
             run.main(argv)
         assert e.value.code == 2 and message in capsys.readouterr().err
+
+
+def test_run_one_task_writes_a_trace_and_a_self_check_lesson(tmp_path, monkeypatch, capsys):
+    from paperlab.agent import run
+    from paperlab.agent.llm import ScriptedModel
+    from paperlab.agent.memory import LongTermMemory
+
+    script = {
+        "plan": ["1. calculator\n2. answer"],
+        "act": [{"tool": "calculator", "arguments": {"expression": "14 * 3/8"}}, {"answer": "21/4 cups"}],
+        "reflect": ["The answer is exact and came from the calculator; keep using it for fractions."],
+    }
+    monkeypatch.setattr(run, "make_model", lambda cfg: ScriptedModel(script))
+    monkeypatch.chdir(tmp_path)
+    run.main(["task=How many cups for 14 batches of 3/8 cup?", f"run_dir={tmp_path / 'r'}"])
+    assert capsys.readouterr().out.startswith("21/4 cups")
+    md = (tmp_path / "r" / "trace.md").read_text()
+    assert "### Reflection (finished task)" in md and "21/4 (≈ 5.25)" in md
+    memory = LongTermMemory(tmp_path / "runs" / "agent" / "memory.sqlite")  # persists across runs
+    assert "keep using it for fractions" in memory.search("cups of a fraction", k=1)[0][1]

@@ -46,7 +46,7 @@ STEP_REFLECT_PROMPT = (
 )
 EPISODE_REFLECT_PROMPT = (
     "Task: {task}\nYour attempt (abridged):\n{transcript}\nYour final answer: {answer}\n"
-    "Verdict of the checker: {feedback}\nWrite one or two sentences: the concrete mistake and "
+    "Feedback: {feedback}\nWrite one or two sentences: the concrete mistake and "
     "what to do differently next time. It will be shown to you on the next attempt."
 )
 
@@ -265,7 +265,13 @@ class Agent:
         tracer.event("reflection", trigger="failed step", text=reply.content)
 
     def reflect_on_episode(
-        self, task: str, res: EpisodeResult, feedback: str, tracer: Tracer | None = None, scope: str = ""
+        self,
+        task: str,
+        res: EpisodeResult,
+        feedback: str,
+        tracer: Tracer | None = None,
+        scope: str = "",
+        trigger: str = "failed episode",
     ) -> str:
         """Reflexion (Shinn et al. 2023): turn a failed attempt and the evaluator's verdict into a lesson."""
         tracer = tracer or Tracer(None)
@@ -278,7 +284,7 @@ class Agent:
         lesson = reply.content.strip()
         if lesson and self.memory is not None:
             self.memory.add(f"Lesson for a task like '{task[:80]}': {lesson}", kind="lesson", scope=scope)
-        tracer.event("reflection", trigger="failed episode", text=lesson)
+        tracer.event("reflection", trigger=trigger, text=lesson)
         return lesson
 
 

@@ -124,6 +124,8 @@ class HFEmbedder:
 class LongTermMemory:
     def __init__(self, path: str | Path = ":memory:", embedder=None):
         self.embedder = embedder or HashingEmbedder()
+        if str(path) != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
         self.con = sqlite3.connect(str(path))
         self.con.execute(
             "CREATE TABLE IF NOT EXISTS memories (id INTEGER PRIMARY KEY, kind TEXT, scope TEXT, "

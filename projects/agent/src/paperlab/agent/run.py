@@ -20,6 +20,11 @@ from paperlab.agent.trace import Redactor, Tracer
 from paperlab.shared.cli import run_command
 from paperlab.shared.config import add_config_args, config_from_args, parse_args, save_config
 
+SELF_CHECK = (
+    "none (no checker for this task): judge yourself whether the answer is complete and supported by the "
+    "observations, and what to do better on a similar task"
+)
+
 
 def _main(argv=None) -> None:
     parser = argparse.ArgumentParser(description="Run the agent on one task with a real model backend.")
@@ -34,7 +39,10 @@ def _main(argv=None) -> None:
     save_config(cfg, run_dir / "config.yaml")
     memory = LongTermMemory(Path("runs/agent/memory.sqlite"), make_embedder(cfg))
     tracer = Tracer(run_dir / "trace", Redactor(extra=(api_key(cfg),)), title=cfg.task[:80])
-    result = Agent(model, make_tools(cfg), memory, settings(cfg)).run(cfg.task, tracer)
+    agent = Agent(model, make_tools(cfg), memory, settings(cfg))
+    result = agent.run(cfg.task, tracer)
+    if cfg.reflection:  # no checker here: the model judges its own finished attempt (Self-Refine-style feedback)
+        agent.reflect_on_episode(cfg.task, result, SELF_CHECK, tracer, trigger="finished task")
     tracer.close()
     print(result.answer if result.answer is not None else f"(no answer: stopped on {result.stop_reason})")
     print(
