@@ -39,7 +39,7 @@ def test_zeropoint_round_trip_and_uses_the_whole_grid_for_one_signed_data():
 
 
 def test_int8_matmul_is_exact_integer_arithmetic_for_odd_shapes():
-    for m, k, n in [(1, 5, 3), (17, 33, 7), (3, 64, 129)]:
+    for m, k, n in [(1, 5, 3), (17, 33, 7), (3, 64, 129), (17, 1, 64), (1, 1, 2)]:  # K = 1: a torch CPU bug
         a = torch.randint(-127, 128, (m, k), dtype=torch.int8)
         b = torch.randint(-127, 128, (n, k), dtype=torch.int8)
         out = int8_matmul(a, b.t())
@@ -82,3 +82,15 @@ def test_decomposition_is_exact_on_outlier_columns():
     y_all, n_all = llm_int8_matmul(x, w_int8, c_w, threshold=1e-9)
     assert n_all == 40
     torch.testing.assert_close(y_all, x @ w_hat.t(), rtol=1e-5, atol=1e-5)
+
+
+def test_decomposition_with_a_single_int8_column_left():
+    """Almost every column above the threshold: the int8 part is a K = 1 product (once wrong in torch's CPU kernel)."""
+    torch.manual_seed(2)
+    x, w = torch.randn(32, 16) * 3, torch.randn(24, 16)
+    x[:, 7] = 0.01  # the only column below the threshold
+    w_int8, c_w = quantize_weight(w)
+    y, n = llm_int8_matmul(x, w_int8.t().contiguous().t(), c_w, threshold=0.5)
+    assert n == 15
+    w_hat = w_int8.float() * c_w[:, None] / 127
+    torch.testing.assert_close(y, x @ w_hat.t(), rtol=1e-3, atol=1e-3)

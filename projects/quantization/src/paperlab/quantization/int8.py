@@ -64,6 +64,8 @@ def int8_matmul(a: torch.Tensor, b_t: torch.Tensor) -> torch.Tensor:
     """
     if a.dtype != torch.int8 or b_t.dtype != torch.int8:
         raise TypeError(f"int8_matmul needs int8 inputs, got {a.dtype} and {b_t.dtype}")
+    if a.shape[1] == 1:  # torch 2.13 CPU _int_mm is wrong for K = 1 with a transposed B (strides (1, 1))
+        return a.int() @ b_t.int()
     if a.device.type == "cpu":
         return torch._int_mm(a, b_t)
     m, k = a.shape  # CUDA: pad to the kernel's constraints, then cut the result back
