@@ -1,6 +1,6 @@
 # RLHF targets, included by the top-level Makefile (run them from the repository root).
 .PHONY: train-rlhf train-rlhf-sft pairs-rlhf train-rlhf-rm train-rlhf-ppo train-rlhf-rloo train-rlhf-grpo \
-        train-rlhf-hh eval-rlhf report-rlhf
+        train-rlhf-hh eval-rlhf report-rlhf bench-rlhf
 
 $(VENV)/.stamp-rlhf: constraints.txt shared/pyproject.toml projects/rlhf/pyproject.toml | $(PY)
 	$(PIP) -e ./shared -e ./projects/rlhf
@@ -46,6 +46,9 @@ train-rlhf-hh: $(VENV)/.stamp-rlhf ## reward model on Anthropic HH-RLHF harmless
 
 eval-rlhf: $(VENV)/.stamp-rlhf ## over-optimisation curves (gold/proxy vs sqrt KL), best-of-n, base vs RLHF samples
 	$(PY) -m paperlab.rlhf.evaluate $(RLHF_CFG)
+
+bench-rlhf: $(VENV)/.stamp-rlhf ## steps/s and tokens/s of pre-training, PPO, RLOO, GRPO on this machine -> runs/rlhf/bench.json
+	$(PY) -m paperlab.rlhf.bench $(RLHF_CFG) --out runs/rlhf/bench.json
 
 report-rlhf: $(VENV)/.stamp-rlhf ## README/REPORT tables and figures from projects/rlhf/results (COLLECT=1 copies runs/rlhf first)
 	$(PY) -m paperlab.rlhf.report $(if $(COLLECT),--collect runs/rlhf/$(RLHF_PRESET),) --results projects/rlhf/results \

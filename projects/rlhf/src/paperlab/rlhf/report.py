@@ -18,7 +18,7 @@ from pathlib import Path
 
 from paperlab.shared.cli import run_command
 from paperlab.shared.report import update_markdown, write_headline
-from paperlab.shared.runlog import cpu_model, read_metrics
+from paperlab.shared.runlog import read_metrics
 
 STAGE_FILES = {
     "sft": ("summary.json", "metrics.jsonl", "config.yaml"),
@@ -173,6 +173,22 @@ def table_timing(seeds) -> str:
     return "\n".join(lines)
 
 
+def table_bench(results: Path) -> str:
+    """``results/bench-*.json`` written by ``make bench-rlhf`` (then copied into results/)."""
+    lines = []
+    for path in sorted(results.glob("bench-*.json")):
+        b = json.loads(path.read_text())
+        lines += [f"\n`{path.name}`: {b['cpu']}, device {b['device']}, {b['threads']} thread(s), load "
+                  f"{b['load_before']} before / {b['load_after']} after (torch {b['torch']}, transformers "
+                  f"{b['transformers']}, trl {b['trl']}); default model size, a stand-in reward for the RL stages:\n",
+                  "| stage | steps | s/step | tokens/s | tokens counted |", "|---|---|---|---|---|"]  # fmt: skip
+        for stage, v in b["stages"].items():
+            lines.append(
+                f"| {stage} | {v['steps']} | {v['s_per_step']:.2f} | {v['tokens_per_s']:.0f} | {v['tokens']} |"
+            )
+    return "\n".join(lines)
+
+
 def table_samples(seeds, n: int = 12) -> str:
     rows = _load(seeds[0] / "eval" / "samples.jsonl") if seeds else None
     if not rows:
@@ -315,7 +331,7 @@ def _main(argv=None) -> None:
     seeds = _seeds(results)
     made = figures(seeds, results / "figures") if seeds else []
     blocks = {"sft": table_sft(seeds), "rm": table_rm(seeds), "overopt": table_overopt(seeds),
-              "timing": table_timing(seeds) + f"\n\nMachine: {cpu_model()}, one thread per run (shared 2-core box).",
+              "timing": table_timing(seeds) + "\n" + table_bench(results),
               "samples": table_samples(seeds)}  # fmt: skip
     update_markdown(args.readme, blocks)
     if args.index and seeds:
