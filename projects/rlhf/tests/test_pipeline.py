@@ -95,3 +95,21 @@ def test_base_model_was_saved_with_its_tokenizer(base_run):
     assert (base_run / "sft" / "model" / "tokenizer.json").is_file()
     rows = read_metrics(base_run / "sft" / "metrics.jsonl")
     assert rows[-1]["loss"] < rows[0]["loss"]
+
+
+def test_base_model_resume_equals_an_uninterrupted_run(corpus, tmp_path):
+    from safetensors.torch import load_file
+
+    from paperlab.rlhf.sft import train_sft
+
+    cfg_a = Config(**{**TINY, "sft_steps": 12, "out_dir": str(tmp_path / "a")})
+    cfg_b = Config(**{**TINY, "sft_steps": 12, "out_dir": str(tmp_path / "b")})
+    train_sft(cfg_a, text=corpus)
+    assert not train_sft(cfg_b, text=corpus, stop_after_steps=5)["finished"]
+    train_sft(cfg_b, resume=True, text=corpus)
+    wa = load_file(tmp_path / "a" / "sft" / "model" / "model.safetensors")
+    wb = load_file(tmp_path / "b" / "sft" / "model" / "model.safetensors")
+    assert all(torch.equal(wa[k], wb[k]) for k in wa)
+    la = [r["loss"] for r in read_metrics(tmp_path / "a" / "sft" / "metrics.jsonl")]
+    lb = [r["loss"] for r in read_metrics(tmp_path / "b" / "sft" / "metrics.jsonl")]
+    assert la == lb and len(la) == 12
