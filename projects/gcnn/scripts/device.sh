@@ -8,7 +8,7 @@
 # (python -m paperlab.gcnn.prepare eurosat-jpeg data/eurosat .gcnn-carry/eurosat --quality 85),
 # .gcnn-carry/mnist/*.gz (the four MNIST IDX files), and .whl/ (omegaconf, e2cnn wheels, for a machine
 # whose python lacks them; skipped when they import). Results: $OUT (default runs/gcnn/device):
-# bench-<grid>.json, grid-<grid>.jsonl, grid-<grid>.log.
+# bench-<grid>.json, grid-<grid>.jsonl (the log goes to stdout).
 set -u
 what=$1
 seconds=$2
@@ -21,7 +21,7 @@ if ! $PYTHON -c "import omegaconf, e2cnn" 2>/dev/null; then
   export PYTHONPATH=/tmp/site
 fi
 export PYTHONPATH=${PYTHONPATH:+$PYTHONPATH:}$PWD/shared/src:$PWD/projects/gcnn/src PYTHONUNBUFFERED=1
-nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv > "$OUT/nvidia-smi-$what.csv" 2>&1 || true
+nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv 2>&1 || true
 data=/tmp/gcnn-data
 carry=${CARRY:-.gcnn-carry}  # holds eurosat/eurosat-jpeg.npz and mnist/*.gz
 case $what in
@@ -37,4 +37,4 @@ esac
 start=$((seconds * 70 / 100))
 $PYTHON -m paperlab.gcnn.grid "$what" --data-dir $data --work /tmp/gcnn-work --out "$OUT/grid-$what.jsonl" \
   --workers "${WORKERS:-12}" --start-deadline-s "$start" --deadline-s "$seconds" ${epochs:+--epochs $epochs} \
-  ${TINY:+--tiny} 2>&1 | tee "$OUT/grid-$what.log"
+  ${TINY:+--tiny} 2>&1

@@ -104,20 +104,10 @@ def test_cli_errors_are_one_line(tmp_path, capsys):
 
 
 def test_short_run_beats_chance(tmp_path):
-    summary = train(
-        _cfg(
-            tmp_path,
-            shapes_train=512,
-            base_width=3,
-            width_mults=[1, 2, 2],
-            pool_after=[1, 2],
-            epochs=4,
-            batch_size=32,
-            lr=3e-3,
-        )
-    )
+    kw = dict(shapes_train=640, shapes_size=24, base_width=6, width_mults=[1, 2, 2], pool_after=[1, 2])
+    summary = train(_cfg(tmp_path, **kw, kernel_size=5, epochs=6, batch_size=16, lr=3e-3, weight_decay=0.0))
     chance = 1 / 7
-    assert summary["test_acc"]["0.0"] > chance + 0.15, summary["test_acc"]
+    assert summary["test_acc"]["0.0"] > chance + 0.3, summary["test_acc"]
     assert summary["test_acc"]["90.0"] == summary["test_acc"]["0.0"]  # C4: exactly invariant to 90 degrees
     ev = json.loads((tmp_path / "run" / "eval.json").read_text())
     assert max(ev["equivariance"]["90.0"]) < 1e-10

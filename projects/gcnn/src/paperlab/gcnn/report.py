@@ -1,0 +1,338 @@
+"""README/REPORT tables and figures from the committed results (never from runs/ directly).
+
+    python -m paperlab.gcnn.report --results projects/gcnn/results \
+        --readme projects/gcnn/README.md projects/gcnn/REPORT.md [--collect-cpu runs/gcnn/cpu]
+
+Reads ``results/<dataset>/grid.jsonl`` (one line per run: job, overrides, summary, eval; written by
+:mod:`paperlab.gcnn.grid`), ``results/<dataset>/bench.json`` and writes the blocks
+``<!-- report:gcnn-* -->`` and ``results/*.png``. Means are over the seeds that finished; the number
+of seeds is in every row.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import re
+from collections import defaultdict
+from pathlib import Path
+
+from paperlab.shared.cli import run_command
+from paperlab.shared.report import update_markdown
+
+ORDER = ["cnn", "c4", "c8", "c16", "so2", "e2c4", "e2c8"]
+NAMES = {
+    "cnn": "plain CNN",
+    "c4": "C4 G-CNN",
+    "c8": "C8 G-CNN",
+    "c16": "C16 G-CNN",
+    "so2": "steerable SO(2)",
+    "e2c4": "e2cnn C4 (peer)",
+    "e2c8": "e2cnn C8 (peer)",
+}
+
+
+def read_grid(path: Path, finished: bool = True) -> list[dict]:
+    """The finished runs of a grid file (``finished=False``: the ones stopped before their last step)."""
+    if not path.is_file():
+        return []
+    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    done = [r for r in rows if r.get("eval") and (r.get("summary") or {}).get("finished")]
+    return done if finished else [r for r in rows if r not in done]
+
+
+def unfinished_table(paths: list[Path]) -> str:
+    lines = ["| grid | run | steps done / planned | epoch wall times (s, shared GPU) | exit |", "|---|---|---|---|---|"]
+    for p in paths:
+        for r in read_grid(p, finished=False):
+            s = r.get("summary") or {}
+            steps = f"{s.get('steps', 0)} / {s.get('total_steps', '?')}" if s else "none (still building the model)"
+            times = ", ".join(f"{t:.0f}" for t in s.get("epoch_times_s", [])) or "-"
+            lines.append(f"| {p.parent.name} | {r['job']} | {steps} | {times} | {r['rc']} |")
+    return "\n".join(lines)
+
+
+def setting(job: str) -> str:
+    """'c4-frac0.05-seed2' -> 'frac0.05'; 'c8-seed1' -> 'main'."""
+    parts = re.sub(r"-seed\d+$", "", job).split("-", 1)
+    return parts[1] if len(parts) > 1 else "main"
+
+
+def mean_std(values: list[float]) -> tuple[float, float]:
+    m = sum(values) / len(values)
+    s = math.sqrt(sum((v - m) ** 2 for v in values) / (len(values) - 1)) if len(values) > 1 else 0.0
+    return m, s
+
+
+def fmt(values: list[float], scale: float = 100.0, digits: int = 2) -> str:
+    if not values:
+        return "-"
+    m, s = mean_std([scale * v for v in values])
+    return f"{m:.{digits}f} ± {s:.{digits}f}" if len(values) > 1 else f"{m:.{digits}f}"
+
+
+def grouped(rows: list[dict]) -> dict[tuple[str, str], list[dict]]:
+    out: dict[tuple[str, str], list[dict]] = defaultdict(list)
+    for r in rows:
+        out[(r["eval"]["model"], setting(r["job"]))].append(r)
+    return out
+
+
+def _device(rows: list[dict]) -> str:
+    devs = sorted({(r["summary"].get("device") or "?").replace("cuda (", "").rstrip(")") for r in rows})
+    return ", ".join(devs)
+
+
+def accuracy_table(rows: list[dict], key: str, arbitrary: list[str], error: bool = False) -> str:
+    """One row per model of setting ``key``: accuracy (or error) upright, at 90 degrees, and the mean over
+    the ``arbitrary`` angles."""
+    g = grouped(rows)
+    head = "error %" if error else "accuracy %"
+    arb_names = "/".join(a.split(".")[0] for a in arbitrary)
+    lines = [
+        f"| model | params | seeds | test {head} | rotated 90° | rotated {arb_names}° "
+        "(mean) | epochs | s/epoch (shared GPU) | device |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for m in ORDER:
+        runs = g.get((m, key), [])
+        if not runs:
+            continue
+
+        def acc(angle, runs=runs):
+            return [r["eval"]["accuracy"][angle] for r in runs if angle in r["eval"]["accuracy"]]
+
+        arb = [sum(r["eval"]["accuracy"][a] for a in arbitrary) / len(arbitrary) for r in runs]
+        conv = (lambda v: [1 - x for x in v]) if error else (lambda v: v)
+        epoch_s = [t for r in runs for t in r["summary"].get("epoch_times_s", [])[1:]] or [
+            t for r in runs for t in r["summary"].get("epoch_times_s", [])
+        ]
+        lines.append(
+            f"| {NAMES[m]} | {runs[0]['eval']['n_params']:,} | {len(runs)} | {fmt(conv(acc('0.0')))} | "
+            f"{fmt(conv(acc('90.0')))} | {fmt(conv(arb))} | {runs[0]['summary']['epochs']} | "
+            f"{(sum(epoch_s) / len(epoch_s)) if epoch_s else float('nan'):.1f} | {_device(runs)} |"
+        )
+    return "\n".join(lines)
+
+
+def angle_table(rows: list[dict], angles: list[str]) -> str:
+    g = grouped(rows)
+    lines = ["| model | " + " | ".join(f"{a.split('.')[0]}°" for a in angles) + " |", "|---|" + "---|" * len(angles)]
+    for m in ORDER:
+        runs = g.get((m, "main"), [])
+        if runs:
+            cells = [
+                fmt([r["eval"]["accuracy"][a] for r in runs if a in r["eval"]["accuracy"]], digits=1) for a in angles
+            ]
+            lines.append(f"| {NAMES[m]} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def equivariance_table(rows: list[dict]) -> str:
+    """Per-layer relative equivariance error of seed 1 of every model (trained weights)."""
+    g = grouped(rows)
+    lines = ["| model | angle | layer 1 | 2 | 3 | 4 | 5 | 6 |", "|---|---|---|---|---|---|---|---|"]
+    for m in ORDER:
+        runs = sorted(g.get((m, "main"), []), key=lambda r: r["eval"]["seed"])
+        if not runs or not runs[0]["eval"].get("equivariance"):
+            continue
+        for angle, errs in runs[0]["eval"]["equivariance"].items():
+            lines.append(
+                f"| {NAMES[m]} | {angle.rstrip('0').rstrip('.')}° | " + " | ".join(f"{e:.1e}" for e in errs) + " |"
+            )
+    return "\n".join(lines)
+
+
+def invariance_table(rows: list[dict], angles=("15.0", "30.0", "45.0", "90.0", "135.0", "180.0")) -> str:
+    g = grouped(rows)
+    lines = ["| model | " + " | ".join(f"{a.split('.')[0]}°" for a in angles) + " |", "|---|" + "---|" * len(angles)]
+    for m in ORDER:
+        runs = g.get((m, "main"), [])
+        if runs:
+            cells = []
+            for a in angles:
+                v = [r["eval"]["invariance"][a]["logit_rel_err"] for r in runs if a in r["eval"]["invariance"]]
+                p = [r["eval"]["invariance"][a]["same_prediction"] for r in runs if a in r["eval"]["invariance"]]
+                cells.append(f"{sum(v) / len(v):.3f} ({100 * sum(p) / len(p):.0f}%)" if v else "-")
+            lines.append(f"| {NAMES[m]} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def efficiency_table(rows: list[dict]) -> str:
+    g = grouped(rows)
+    fracs = sorted({k[1] for k in g if k[1].startswith("frac")}, key=lambda s: float(s[4:]))
+    if not fracs:
+        return "(no data-efficiency runs finished)"
+    lines = [
+        "| model | " + " | ".join(f"{100 * float(f[4:]):g}% of train" for f in fracs) + " | 100% |",
+        "|---|" + "---|" * (len(fracs) + 1),
+    ]
+    for m in ORDER:
+        cells = [fmt([r["eval"]["accuracy"]["0.0"] for r in g.get((m, f), [])], digits=1) for f in [*fracs, "main"]]
+        if any(c != "-" for c in cells[:-1]):
+            n = sorted({len(g.get((m, f), [])) for f in fracs})
+            lines.append(f"| {NAMES[m]} (seeds {'/'.join(map(str, n))}) | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def width_table(rows: list[dict]) -> str:
+    g = grouped(rows)
+    lines = ["| model | params | seeds | test accuracy % | rotated 90° |", "|---|---|---|---|---|"]
+    for m, key in (("cnn", "main"), ("c4", "main"), ("c4", "width")):
+        runs = g.get((m, key), [])
+        if runs:
+            label = NAMES[m] + (" at the CNN's width (4x params)" if key == "width" else " (matched params)")
+            lines.append(
+                f"| {label} | {runs[0]['eval']['n_params']:,} | {len(runs)} | "
+                f"{fmt([r['eval']['accuracy']['0.0'] for r in runs])} | "
+                f"{fmt([r['eval']['accuracy']['90.0'] for r in runs])} |"
+            )
+    return "\n".join(lines)
+
+
+def bench_table(paths: list[Path]) -> str:
+    lines = [
+        "| device | input | model | params | ms/step | images/s | filter expansion ms (forward) |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for p in paths:
+        if not p.is_file():
+            continue
+        b = json.loads(p.read_text())
+        dev = b["device"] if b["device"] != "cpu" else f"CPU ({b['cpu']}, {b['threads']} thread, load {b['load'][0]})"
+        for r in b["rows"]:
+            lines.append(
+                f"| {dev} | {'x'.join(map(str, b['input']))} | {NAMES[r['model']]} | {r['n_params']:,} | "
+                f"{r['ms_per_step']:.1f} | {r['images_per_s']:.0f} | {r['filter_expansion_ms_forward']:.2f} |"
+            )
+    return "\n".join(lines)
+
+
+def plot_invariance(rows: list[dict], path: Path, title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    g = grouped(rows)
+    fig, ax = plt.subplots(figsize=(6.5, 3.6))
+    for m in ORDER:
+        runs = g.get((m, "main"), [])
+        if not runs:
+            continue
+        angles = sorted(runs[0]["eval"]["invariance"], key=float)
+        vals = [sum(r["eval"]["invariance"][a]["logit_rel_err"] for r in runs) / len(runs) for a in angles]
+        ax.plot([float(a) for a in angles], vals, marker="o", ms=3, label=NAMES[m])
+    ax.set_xlabel("rotation of the (disc-masked) input, degrees")
+    ax.set_ylabel("relative change of the logits")
+    ax.set_yscale("symlog", linthresh=1e-3)
+    ax.set_xticks(range(0, 361, 45))
+    ax.set_title(title, fontsize=10)
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def plot_accuracy_vs_angle(rows: list[dict], path: Path, title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    g = grouped(rows)
+    fig, ax = plt.subplots(figsize=(6.5, 3.6))
+    for m in ORDER:
+        runs = g.get((m, "main"), [])
+        if not runs:
+            continue
+        angles = sorted(runs[0]["eval"]["accuracy"], key=float)
+        vals = [100 * sum(r["eval"]["accuracy"][a] for r in runs) / len(runs) for a in angles]
+        ax.plot([float(a) for a in angles], vals, marker="o", ms=4, label=NAMES[m])
+    ax.set_xlabel("rotation of the test images, degrees")
+    ax.set_ylabel("test accuracy %")
+    ax.set_title(title, fontsize=10)
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def build_blocks(results: Path) -> dict[str, str]:
+    blocks: dict[str, str] = {}
+    es = read_grid(results / "eurosat" / "grid.jsonl")
+    mn = read_grid(results / "mnist_rot" / "grid.jsonl")
+    cpu = read_grid(results / "cpu" / "grid.jsonl")
+    if es:
+        arb = ["15.0", "30.0", "45.0", "60.0"]
+        blocks["gcnn-eurosat"] = accuracy_table(es, "main", arb)
+        blocks["gcnn-eurosat-angles"] = angle_table(es, sorted(es[0]["eval"]["accuracy"], key=float))
+        settings = {setting(r["job"]) for r in es}
+        if "width" in settings:  # blocks of runs that a short lease may not have reached
+            blocks["gcnn-eurosat-width"] = width_table(es)
+        if any(s.startswith("frac") for s in settings):
+            blocks["gcnn-efficiency"] = efficiency_table(es)
+        blocks["gcnn-equivariance"] = equivariance_table(es)
+        blocks["gcnn-invariance"] = invariance_table(es)
+        plot_invariance(
+            es, results / "invariance-eurosat.png", "EuroSAT: invariance of the trained nets (seeds averaged)"
+        )
+        plot_accuracy_vs_angle(es, results / "accuracy-vs-angle-eurosat.png", "EuroSAT test accuracy vs rotation")
+    if mn:
+        blocks["gcnn-mnist"] = accuracy_table(mn, "main", ["45.0"], error=True)
+        if any(setting(r["job"]) == "upright" for r in mn):
+            blocks["gcnn-mnist-upright"] = accuracy_table(mn, "upright", ["45.0"], error=True)
+    if cpu:
+        blocks["gcnn-cpu"] = accuracy_table(cpu, "main", ["45.0"], error=True)
+        blocks["gcnn-cpu-equivariance"] = equivariance_table(cpu)
+        blocks["gcnn-cpu-invariance"] = invariance_table(cpu)
+    blocks["gcnn-unfinished"] = unfinished_table(
+        [results / "eurosat" / "grid.jsonl", results / "mnist_rot" / "grid.jsonl"]
+    )
+    blocks["gcnn-bench"] = bench_table(sorted(results.glob("*/bench.json")) + sorted(results.glob("bench*.json")))
+    return blocks
+
+
+def collect_runs(root: Path, out: Path) -> None:
+    """Bundle every finished run under ``root`` (summary.json + eval.json + epoch rows) into ``out``."""
+    from paperlab.gcnn.grid import collect
+
+    rows = []
+    for summary in sorted(root.glob("*/*/summary.json")):
+        run_dir = summary.parent
+        row = collect(run_dir, f"{run_dir.name}", [], 0)
+        if row["eval"] and row["summary"].get("finished"):
+            rows.append(row)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    print(f"collected {len(rows)} runs into {out}")
+
+
+def _main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--results", default="projects/gcnn/results")
+    parser.add_argument("--readme", nargs="+", default=["projects/gcnn/README.md", "projects/gcnn/REPORT.md"])
+    parser.add_argument(
+        "--collect-cpu", default=None, help="publish: bundle runs/gcnn/cpu/<grid>/<run>/ into results/cpu"
+    )
+    args = parser.parse_args(argv)
+    results = Path(args.results)
+    if args.collect_cpu:
+        collect_runs(Path(args.collect_cpu), results / "cpu" / "grid.jsonl")
+    if not results.is_dir():
+        raise FileNotFoundError(f"no results folder {results}")
+    blocks = build_blocks(results)
+    written = update_markdown(args.readme, blocks)
+    for path, names in written.items():
+        print(f"{path}: {', '.join(names) or 'no blocks'}")
+
+
+def main(argv=None) -> None:
+    run_command(_main, argv)
+
+
+if __name__ == "__main__":
+    main()
