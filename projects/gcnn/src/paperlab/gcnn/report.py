@@ -261,8 +261,64 @@ def plot_accuracy_vs_angle(rows: list[dict], path: Path, title: str) -> None:
     plt.close(fig)
 
 
+def layer_study(path: Path, fig: Path) -> str:
+    """Tables (and a figure) of ``study.py``'s error-vs-angle of untrained layers on smooth inputs."""
+    r = json.loads(path.read_text())
+    angles = ["22.5", "45", "67.5", "90"]
+    lines = [
+        "| group | filters | layers | " + " | ".join(f"{a}°" for a in angles) + " |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for g, kinds in r["cn"].items():
+        for kind, layers in kinds.items():
+            for name, errs in layers.items():
+                cells = [f"{errs[a]:.3f}" if a in errs else "·" for a in angles]
+                lines.append(f"| {g} | {kind} | {name} | " + " | ".join(cells) + " |")
+    so2_angles = ["7.5", "15", "22.5", "30", "45", "60", "90"]
+    lines += [
+        "",
+        "| steerable SO(2) | " + " | ".join(f"{a}°" for a in so2_angles) + " |",
+        "|---|" + "---|" * len(so2_angles),
+    ]
+    for name, errs in r["so2"].items():
+        lines.append(f"| {name} | " + " | ".join(f"{errs[a]:.3f}" for a in so2_angles) + " |")
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    f, ax = plt.subplots(figsize=(6.5, 3.4))
+    for name, errs in r["so2"].items():
+        ax.plot([float(a) for a in errs], list(errs.values()), marker="o", ms=3, label=f"steerable SO(2), {name}")
+    for g, marker in (("C8", "s"), ("C16", "^")):
+        for kind, ls in (("white-noise filters", "none"), ("blurred filters", "none")):
+            errs = r["cn"][g][kind]["lifting+group"]
+            ax.plot(
+                [float(a) for a in errs],
+                list(errs.values()),
+                marker=marker,
+                ls=ls,
+                fillstyle="none" if kind.startswith("white") else "full",
+                label=f"{g} lifting+group, {kind}",
+            )
+    ax.set_xlabel("rotation angle, degrees")
+    ax.set_ylabel("relative equivariance error")
+    ax.set_title("Untrained layers on smooth inputs (study.py)", fontsize=10)
+    ax.set_xticks(range(0, 91, 15))
+    ax.legend(fontsize=7)
+    ax.grid(alpha=0.3)
+    f.tight_layout()
+    f.savefig(fig, dpi=110)
+    plt.close(f)
+    return "\n".join(lines)
+
+
 def build_blocks(results: Path) -> dict[str, str]:
     blocks: dict[str, str] = {}
+    if (results / "layer-equivariance.json").is_file():
+        blocks["gcnn-layer-study"] = layer_study(
+            results / "layer-equivariance.json", results / "layer-equivariance.png"
+        )
     es = read_grid(results / "eurosat" / "grid.jsonl")
     mn = read_grid(results / "mnist_rot" / "grid.jsonl")
     cpu = read_grid(results / "cpu" / "grid.jsonl")
