@@ -53,8 +53,11 @@ def plan(name: str, tiny: bool, epochs: int | None = None) -> list[tuple[str, li
             jobs += [(f"{m}-seed{seed}", [f"model={m}", f"seed={seed}"]) for m in (*MODELS, "e2c8")]
         for seed in SEEDS:
             jobs += [(f"{m}-upright-seed{seed}", [f"model={m}", f"seed={seed}", "train_upright=true"]) for m in MODELS]
+    elif name == "mnist_rot_cpu":  # the CPU-scale comparison: every model once, most informative first
+        small = ["seed=1", "base_width=8", "train_fraction=0.5", "max_test=5000"]
+        jobs = [(f"{m}-seed1", [f"model={m}", *small]) for m in ("cnn", "c4", "so2", "c8", "c16", "e2c8")]
     else:
-        raise ValueError(f"unknown grid {name!r}; valid: eurosat, mnist_rot")
+        raise ValueError(f"unknown grid {name!r}; valid: eurosat, mnist_rot, mnist_rot_cpu")
     if epochs:
         jobs = [(j, [f"epochs={epochs}", *o]) for j, o in jobs]  # a job's own epochs= (later) wins
     if tiny:
@@ -98,7 +101,7 @@ def run_grid(
     extra: list[str] | None = None,
     epochs: int | None = None,
 ) -> list[dict]:
-    preset = preset or f"configs/gcnn/{name}.yaml"
+    preset = preset or f"configs/gcnn/{name.removesuffix('_cpu')}.yaml"
     jobs = plan(name, tiny, epochs)
     out.parent.mkdir(parents=True, exist_ok=True)
     t0 = time.time()
@@ -162,7 +165,7 @@ def run_grid(
 
 def _main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("grid", choices=("eurosat", "mnist_rot"))
+    parser.add_argument("grid", choices=("eurosat", "mnist_rot", "mnist_rot_cpu"))
     parser.add_argument("--data-dir", required=True)
     parser.add_argument("--work", default="runs/gcnn/grid")
     parser.add_argument("--out", required=True)
