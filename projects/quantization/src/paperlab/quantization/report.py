@@ -67,6 +67,10 @@ def train_block(summary: dict) -> str:
     )
 
 
+def _ratio(r: dict, fp: dict, key: str) -> str:
+    return f"{r[key] / fp[key]:.2f}x" if key in r and key in fp else "-"
+
+
 def quantize_block(q: dict) -> str:
     fp = q["methods"]["fp32"]
     rows = [
@@ -80,7 +84,7 @@ def quantize_block(q: dict) -> str:
             name = f"**{m}** (here)" if m in WRITTEN_HERE else m
             rows.append(
                 f"| {name} | {r['weight_bytes'] / 2**20:.2f} MiB | {r['weight_bytes'] / fp['weight_bytes']:.2f}x | "
-                f"{r['block_bytes'] / fp['block_bytes']:.2f}x | {r['peak_rss_mb']:.0f} | "
+                f"{_ratio(r, fp, 'block_bytes')} | {r['peak_rss_mb']:.0f} | "
                 f"{r['prefill_tokens_per_s']:.0f} | {r['decode_tokens_per_s']:.1f} | "
                 f"{r['perplexity']:.3f} | {100 * (r['perplexity'] / fp['perplexity'] - 1):+.2f}% | "
                 f"{r['top1_agreement']:.4f} |"
