@@ -180,3 +180,52 @@ def test_scripted_model_replays_and_switches():
     assert m.complete([{"role": "system", "content": "LESSON here"}], [], "act").content == "b"
     with pytest.raises(IndexError, match="no scripted reply #2"):
         m.complete([], [], "act")
+
+
+def _call(name, args, i):
+    return _completion(
+        {
+            "role": "assistant",
+            "content": None,
+            "tool_calls": [
+                {"id": f"call_{i}", "type": "function", "function": {"name": name, "arguments": json.dumps(args)}}
+            ],
+        }
+    )
+
+
+def test_harness_against_an_openai_compatible_server(stub, tmp_path, monkeypatch):
+    """The whole path: harness -> agent -> HTTP -> tool calls -> checker, with a stub server as the 'model'."""
+    from paperlab.agent import evaluate
+
+    s = stub(
+        [
+            (200, _completion({"role": "assistant", "content": "1. search\n2. calculator\n3. answer"}), {}),
+            (200, _call("search", {"query": "Harbor Bridge opened"}, 1), {}),
+            (200, _call("calculator", {"expression": "2025 - 1932"}, 2), {}),
+            (200, _completion({"role": "assistant", "content": "It opened in 1932, 93 years before 2025."}), {}),
+        ]
+    )
+    monkeypatch.setenv("TEST_AGENT_KEY", "sk-stub-0123456789abcdef")
+    run = tmp_path / "run"
+    evaluate.main(
+        [
+            f"run_dir={run}",
+            "backend=openai",
+            f"base_url={s.url}/v1",
+            "model=stub",
+            "attempts=1",
+            "tasks=[bridge_years]",
+            "conditions=[no_reflection]",
+            "api_key_env=TEST_AGENT_KEY",
+        ]
+    )
+    row = json.loads((run / "results.jsonl").read_text())
+    assert row["success"] and row["steps"] == 3 and row["tokens"] == 4 * (11 + 7)  # the server's usage numbers
+    last = s.requests[-1]["body"]["messages"]
+    assert [m["role"] for m in last] == ["system", "user", "assistant", "tool", "assistant", "tool"]
+    assert last[3]["tool_call_id"] == "call_1" and "1932" in last[3]["content"]
+    assert last[5]["tool_call_id"] == "call_2" and "93" in last[5]["content"]
+    assert all(r["headers"]["Authorization"] == "Bearer sk-stub-0123456789abcdef" for r in s.requests)
+    for trace in (run / "traces").iterdir():
+        assert "sk-stub-0123456789abcdef" not in trace.read_text()
