@@ -11,6 +11,7 @@ $(VENV)/.stamp-agent: constraints.txt shared/pyproject.toml projects/agent/pypro
 AGENT_PRESET ?= scripted
 AGENT_RUN     = runs/agent/eval/$(AGENT_PRESET)
 TASK         ?=
+AGENT_INDEX   = $(if $(shell grep -s -l '<!-- headline:agent -->' README.md),--index README.md,)
 
 agent: $(VENV)/.stamp-agent ## one task with a real model (TASK="..." AGENT_PRESET=openai|hf ARGS="model=... base_url=...")
 	$(PY) -m paperlab.agent.run --config configs/agent/$(if $(filter scripted,$(AGENT_PRESET)),openai,$(AGENT_PRESET)).yaml \
@@ -25,4 +26,4 @@ data-agent: $(VENV)/.stamp-agent ## rebuild the bundled SQLite database of the t
 
 report-agent: $(VENV)/.stamp-agent ## README/REPORT tables from projects/agent/results (COLLECT=1 copies runs/agent/eval first)
 	$(PY) -m paperlab.agent.report $(if $(COLLECT),--collect runs/agent/eval,) --results projects/agent/results \
-	  --readme projects/agent/README.md projects/agent/REPORT.md
+	  --readme projects/agent/README.md projects/agent/REPORT.md $(AGENT_INDEX)

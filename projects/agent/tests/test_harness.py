@@ -121,3 +121,34 @@ def test_run_one_task_writes_a_trace_and_a_self_check_lesson(tmp_path, monkeypat
     assert "### Reflection (finished task)" in md and "21/4 (≈ 5.25)" in md
     memory = LongTermMemory(tmp_path / "runs" / "agent" / "memory.sqlite")  # persists across runs
     assert "keep using it for fractions" in memory.search("cups of a fraction", k=1)[0][1]
+
+
+def test_report_writes_tables_and_headline_from_results(tmp_path):
+    from paperlab.agent import report
+
+    run = tmp_path / "runs" / "scripted"
+    evaluate.main([f"run_dir={run}", "tasks=[bridge_years,revenue_growth]", "attempts=1"])
+    readme = tmp_path / "README.md"
+    readme.write_text(
+        "<!-- report:agent-summary -->\n<!-- /report:agent-summary -->\n<!-- report:agent-tasks -->\n"
+        "<!-- /report:agent-tasks -->\n<!-- report:agent-machine -->\n<!-- /report:agent-machine -->\n"
+    )
+    index = tmp_path / "INDEX.md"
+    index.write_text("| [agent](projects/agent) | <!-- headline:agent --> old |\n")
+    report.main(
+        [
+            "--collect",
+            str(tmp_path / "runs"),
+            "--results",
+            str(tmp_path / "results"),
+            "--readme",
+            str(readme),
+            "--index",
+            str(index),
+        ]
+    )
+    text = readme.read_text()
+    assert "| scripted (scripted) | reflection | 2 | 50% (k=1) | 50% |" in text
+    assert "| `revenue_growth` |" in text and "✗ (answer)" in text and "sandbox isolation:" in text
+    assert (tmp_path / "results" / "scripted" / "traces" / "bridge_years-reflection-a1.md").is_file()
+    assert "success 50% without / 50% with reflection" in index.read_text()

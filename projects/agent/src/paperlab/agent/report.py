@@ -15,7 +15,7 @@ import shutil
 from pathlib import Path
 
 from paperlab.shared.cli import run_command
-from paperlab.shared.report import update_markdown
+from paperlab.shared.report import update_markdown, write_headline
 
 FILES = ("config.yaml", "results.jsonl", "eval.json", "summary.json")
 
@@ -94,6 +94,7 @@ def _main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--collect", default=None, help="copy finished runs from this folder first")
     parser.add_argument("--results", default="projects/agent/results")
+    parser.add_argument("--index", default=None, help="top-level README whose <!-- headline:agent --> cell to set")
     parser.add_argument("--readme", nargs="+", default=["projects/agent/README.md", "projects/agent/REPORT.md"])
     args = parser.parse_args(argv)
     results = Path(args.results)
@@ -110,6 +111,19 @@ def _main(argv=None) -> None:
     }
     for path, names in update_markdown(args.readme, blocks).items():
         print(f"{path}: {', '.join(names) or 'no blocks'}")
+    if args.index:
+        write_headline(args.index, "agent", headline(results))
+
+
+def headline(results: Path) -> str:
+    ev = json.loads((results / "scripted" / "eval.json").read_text())
+    c = ev["conditions"]
+    n = c["no_reflection"]["tasks"]
+    return (
+        f"scripted-model harness, {n} tasks, k={ev['attempts']}: success {_pct(c['no_reflection']['success_rate'])} "
+        f"without / {_pct(c['reflection']['success_rate'])} with reflection (gap by construction: tests the loop, "
+        "sandbox and harness; no real LLM was run, no model success rate claimed)"
+    )
 
 
 def main(argv=None):
