@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 PKG = Path(__file__).resolve().parents[1] / "src" / "paperlab" / "rlhf"
-TRAINING = ("sft", "reward", "ppo", "baselines", "hh")  # everything that fits a model's weights
+TRAINING = ("sft", "reward", "ppo", "baselines", "hh", "bench")  # everything that fits a model's weights
 GOLD = "paperlab.rlhf.gold"
 
 
