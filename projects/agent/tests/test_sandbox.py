@@ -109,3 +109,8 @@ def test_output_is_truncated():
 def test_an_exception_becomes_a_readable_observation():
     r = run_python("1 / 0", FAST)
     assert not r.ok and r.observation().endswith("ZeroDivisionError: division by zero")
+
+
+def test_default_limits_offer_numpy_and_the_preloaded_stdlib():
+    r = run_python("import numpy as np, statistics, fractions\nprint(np.arange(4).sum(), statistics.mean([1, 2]))")
+    assert r.ok and r.stdout.split() == ["6", "1.5"], r.stderr
