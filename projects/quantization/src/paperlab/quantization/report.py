@@ -94,7 +94,8 @@ def quantize_block(q: dict) -> str:
     rows.append("")
     rows.append(
         f"CPU: {q['cpu_model']} (torch CPU capability {q['torch_cpu_capability']}; flags: "
-        f"{' '.join(q['cpu_flags'])}); {fp['threads']} threads; load average {q['machine_load_start']} at the start, "
+        f"{' '.join(q['cpu_flags'])}); {fp['threads']} torch thread(s); "
+        f"load average {q['machine_load_start']} at the start, "
         f"{q['machine_load_end']} at the end. Prefill: one forward of {fp['prefill_len']} tokens; decode: "
         f"{fp['decode_tokens']} greedy tokens on the KV cache; median of {fp['repeats']} repeats after a warm-up. "
         f"Perplexity and agreement on {fp['ppl_tokens']} held-out tokens. Versions: "
@@ -150,7 +151,7 @@ def _sweep_table(sweep: list[dict]) -> list[str]:
     fp = sweep[0]["perplexity"]
     for r in sweep:
         t = {"fp32": "-", "int8-weight-only": "- (activations not quantized)", "int8-vectorwise": "none (all int8)"}
-        t = t.get(r["method"], f"{r['threshold']:g}")
+        t = t[r["method"]] if r["method"] in t else f"{r['threshold']:g}"
         share = {"fp32": "all (fp32 weights)", "int8-weight-only": "all (int8 weights)"}
         share = share.get(r["method"], f"{100 * r['fp_columns']:.1f}%")
         rows.append(
