@@ -115,7 +115,16 @@ def profile_block(q: dict) -> str:
 
 
 def samples_block(q: dict) -> str:
-    out = []
+    fp = q["methods"]["fp32"]["samples"]
+    same = {m: sum(r["samples"][p]["greedy"] == fp[p]["greedy"] for p in fp) for m, r in q["methods"].items()}
+    out = [
+        "Greedy continuations identical to fp32's, of "
+        + str(len(fp))
+        + " prompts: "
+        + ", ".join(f"{m} {same[m]}" for m in ORDER if m in same and m != "fp32")
+        + " (one different token changes everything after it).",
+        "",
+    ]
     first = next(iter(q["methods"]["fp32"]["samples"]))
     for m in ORDER:
         if m in q["methods"]:
