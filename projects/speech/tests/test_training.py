@@ -116,7 +116,15 @@ def test_svm_baseline_and_cli_errors(tmp_path, capsys):
     for argv, msg in (
         (["nonsense_key=1"], "unknown config key 'nonsense_key'"),
         (["dataset=aesdd"], "needs data_dir"),
-        (["dataset=aesdd", f"data_dir={tmp_path / 'none'}", f"run_dir={tmp_path / 'x'}"], "no aesdd folder"),
+        (
+            [
+                f"data_dir={tmp_path / 'none'}",
+                f"run_dir={tmp_path / 'x'}",
+                f"cache_dir={tmp_path / 'c'}",
+                "dataset=aesdd",
+            ],
+            "no aesdd folder",
+        ),
     ):
         with pytest.raises(SystemExit) as e:
             train_mod.main(argv)

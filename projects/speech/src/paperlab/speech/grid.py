@@ -44,7 +44,7 @@ def group_jobs(group: str) -> list[tuple[str, str, list[str], tuple[int, ...]]]:
             ("ravdess-cnn", RAVDESS, ["model=cnn"], one),
         ]
     if group == "augment":
-        augs = {"specaug": SPECAUG, "noise": NOISE, "pitch": PITCH, "stretch": STRETCH, "mixup": MIXUP, "all": ALL_AUG}
+        augs = {"specaug": SPECAUG, "all": ALL_AUG, "noise": NOISE, "pitch": PITCH, "stretch": STRETCH, "mixup": MIXUP}
         return [(f"aesdd-cnn-{a}", AESDD, o, three if a == "specaug" else one) for a, o in augs.items()]
     if group == "cross":
         return [
@@ -84,6 +84,8 @@ def run_job(run_dir: str, preset: str, overrides: list[str]) -> tuple[str, str]:
     summary = Path(run_dir) / "summary.json"
     if summary.is_file() and json.loads(summary.read_text()).get("finished"):
         return run_dir, "done before"
+    if not _claim(Path(run_dir)):
+        return run_dir, "running in another grid process"
     try:
         cfg = load_config(Config, preset, overrides)
         resume = (Path(run_dir) / "checkpoints" / "last.pt").is_file()
@@ -97,6 +99,29 @@ def run_job(run_dir: str, preset: str, overrides: list[str]) -> tuple[str, str]:
         (Path(run_dir)).mkdir(parents=True, exist_ok=True)
         (Path(run_dir) / "error.txt").write_text(traceback.format_exc())
         return run_dir, f"FAILED {type(e).__name__}: {e}"
+    finally:
+        (Path(run_dir) / ".claim").unlink(missing_ok=True)
+
+
+def _claim(run_dir: Path) -> bool:
+    """Take ``run_dir`` for this process (so that two grid processes can share one job list); a claim
+    left by a process that no longer exists is taken over."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    claim = run_dir / ".claim"
+    for _ in range(2):
+        try:
+            fd = os.open(claim, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+        except FileExistsError:
+            try:
+                os.kill(int(claim.read_text() or "0"), 0)
+                return False  # its owner is alive
+            except (ProcessLookupError, ValueError):
+                claim.unlink(missing_ok=True)
+                continue
+        os.write(fd, str(os.getpid()).encode())
+        os.close(fd)
+        return True
+    return False
 
 
 def pack(root: Path, out: Path) -> None:
