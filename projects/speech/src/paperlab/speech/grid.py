@@ -90,6 +90,8 @@ def run_job(run_dir: str, preset: str, overrides: list[str]) -> tuple[str, str]:
         cfg = load_config(Config, preset, overrides)
         resume = (Path(run_dir) / "checkpoints" / "last.pt").is_file()
         s = train(cfg, resume=resume)
+        if not s["finished"]:
+            return run_dir, "STOPPED (a signal; run the grid again to continue)"
         return (
             run_dir,
             f"acc {s.get('accuracy_mean', float('nan')):.3f} uar {s.get('uar_mean', float('nan')):.3f} "
