@@ -211,7 +211,7 @@ def timing_table(runs, results: Path) -> str:
             if evs and evs[0]["summary"].get("epoch_time_s"):
                 s = evs[0]["summary"]
                 rows.append(
-                    f"| {m} | {d} | {s['device']} (grid: ~14 runs sharing one GPU) | "
+                    f"| {m} | {d} | {s['device']} (grid run, one core of a shared machine) | "
                     f"{np.median([e['summary']['epoch_time_s'] for e in evs]):.2f} | "
                     f"{round(s['n_train_clips'] * 5 / 6)} |"
                 )
