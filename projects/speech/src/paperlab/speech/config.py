@@ -1,6 +1,6 @@
 """The typed hyperparameters of one speaker-independent cross-validation run. Presets: ``configs/speech/*.yaml``.
 
-Pure dataclass (no heavy imports), so that the GPU grid can build configs without the rest of the stack.
+Pure dataclass (no heavy imports): --help and config errors are instant.
 """
 
 from __future__ import annotations

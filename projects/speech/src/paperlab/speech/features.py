@@ -235,7 +235,7 @@ def corpus_features(dataset: str, data_dir: str, cfg: Config) -> Features:
             waves, [params["sample_rate"]] * len(waves), labels, speakers, names, emotions_of("synthetic"), params
         )
     path = Path(cfg.cache_dir) / f"{dataset}-{cache_key(dataset, params)}.npz"
-    if path.is_file() and not Path(data_dir).is_dir():  # e.g. a GPU machine that got the cache, not the audio
+    if path.is_file() and not Path(data_dir).is_dir():  # e.g. a machine that got the cache, not the audio
         log(f"features: {data_dir} is absent; using the cached features {path}")
         return load_features(path)
     clips = list_clips(dataset, data_dir)
