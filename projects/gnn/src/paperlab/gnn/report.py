@@ -224,7 +224,8 @@ def plots(runs: dict, results: Path) -> None:
 
 
 def headline(runs: dict) -> str:
-    parts = [f"{NAMES[m].split(' ')[0]} {_ms([r['summary']['test_mae'] for r in rs])}" for m, rs in runs.items()]
+    short = {"gt": "GT", "gtn": "GTN"}
+    parts = [f"{short.get(m, NAMES[m])} {_ms([r['summary']['test_mae'] for r in rs])}" for m, rs in runs.items()]
     counts = sorted({len(rs) for rs in runs.values()})
     seeds = f"{counts[0]}" if len(counts) == 1 else f"{counts[0]}-{counts[-1]}"
     ep = max(rs[0]["summary"]["epochs"] for rs in runs.values())
