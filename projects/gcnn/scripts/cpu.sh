@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The CPU-scale rotated-MNIST comparison of the README (every model once, one core, ~14 minutes):
-#   /work/notes/heavy bash projects/gcnn/scripts/cpu.sh      (or plain `bash ...` on your own machine)
+#   bash projects/gcnn/scripts/cpu.sh
 # needs runs/gcnn/data/mnist-rot-seed0.npz (make prepare-gcnn). Then:
 #   make report-gcnn ARGS=... / python -m paperlab.gcnn.report (reads results/cpu/grid.jsonl)
 set -u

@@ -5,7 +5,7 @@
 Each method runs in a fresh subprocess (``--worker METHOD``) so that its peak RSS is its own. The fp32
 worker runs first and leaves its greedy next-token choices for the others' top-1 agreement. Results:
 ``<run_dir>/quantize/<method>.json`` and ``<run_dir>/quantize/quantize.json`` (all methods + machine).
-Run it with both cores for the timings: ``HEAVY_LANES=2 /work/notes/heavy make quantize`` here.
+Time it on an otherwise idle machine (``make quantize``); the threads it uses are ``bench_threads``.
 """
 
 from __future__ import annotations
