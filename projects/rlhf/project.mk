@@ -1,5 +1,5 @@
 # RLHF targets, included by the top-level Makefile (run them from the repository root).
-.PHONY: train-rlhf train-rlhf-sft pairs-rlhf train-rlhf-rm train-rlhf-ppo train-rlhf-rloo train-rlhf-grpo \
+.PHONY: train-rlhf train-rlhf-goodhart train-rlhf-sft pairs-rlhf train-rlhf-rm train-rlhf-ppo train-rlhf-rloo train-rlhf-grpo \
         train-rlhf-hh eval-rlhf report-rlhf bench-rlhf
 
 $(VENV)/.stamp-rlhf: constraints.txt shared/pyproject.toml projects/rlhf/pyproject.toml | $(PY)
@@ -9,19 +9,14 @@ $(VENV)/.stamp-rlhf: constraints.txt shared/pyproject.toml projects/rlhf/pyproje
 # RLHF_PRESET picks configs/rlhf/<preset>.yaml; every stage of one seed lives in runs/rlhf/<experiment>/seed<SEED>/.
 RLHF_PRESET ?= shakespeare
 RLHF_CFG     = --config configs/rlhf/$(RLHF_PRESET).yaml seed=$(SEED) $(ARGS)
-RLHF_OUT     = runs/rlhf/$(RLHF_PRESET)/seed$(SEED)
-# RESUME=1 in the whole pipeline: a stage resumes where it has a checkpoint and starts fresh where it never began
-rlhf_resume  = $(if $(RESUME),$(if $(wildcard $(RLHF_OUT)/$(1)/checkpoints/last.pt $(RLHF_OUT)/$(1)/trainer/checkpoint-*),--resume,),)
 RLHF_INDEX   = $(if $(shell grep -s -l '<!-- headline:rlhf -->' README.md),--index README.md,)
 
-train-rlhf: $(VENV)/.stamp-rlhf ## the whole RLHF pipeline: base LM, pairs, reward model, PPO, RLOO, GRPO, evaluation (SEED ARGS RESUME=1)
-	$(PY) -m paperlab.rlhf.sft $(RLHF_CFG) $(if $(RESUME_ARG),$(call rlhf_resume,sft),)
-	$(PY) -m paperlab.rlhf.preferences $(RLHF_CFG)
-	$(PY) -m paperlab.rlhf.reward $(RLHF_CFG) $(call rlhf_resume,rm)
-	$(PY) -m paperlab.rlhf.ppo $(RLHF_CFG) $(call rlhf_resume,ppo)
-	$(PY) -m paperlab.rlhf.baselines rloo $(RLHF_CFG) $(call rlhf_resume,rloo)
-	$(PY) -m paperlab.rlhf.baselines grpo $(RLHF_CFG) $(call rlhf_resume,grpo)
-	$(PY) -m paperlab.rlhf.evaluate $(RLHF_CFG)
+train-rlhf: $(VENV)/.stamp-rlhf ## the whole RLHF pipeline, each stage timed (runs/.../timing.json): base LM, pairs, reward model, PPO, RLOO, GRPO, evaluation (SEED ARGS RESUME=1)
+	$(PY) -m paperlab.rlhf.pipeline $(RLHF_CFG) $(RESUME_ARG)
+
+train-rlhf-goodhart: $(VENV)/.stamp-rlhf ## over-optimisation ablation on the base model of train-rlhf seed 1: PPO without KL penalty against a weak and a strong proxy (SEED RESUME=1)
+	$(PY) -m paperlab.rlhf.pipeline --stages pairs,rm,ppo,eval --config configs/rlhf/goodhart-weak.yaml seed=$(SEED) $(ARGS) $(RESUME_ARG)
+	$(PY) -m paperlab.rlhf.pipeline --stages ppo,eval --config configs/rlhf/goodhart-strong.yaml seed=$(SEED) $(ARGS) $(RESUME_ARG)
 
 train-rlhf-sft: $(VENV)/.stamp-rlhf ## stage 1: tokenizer + tiny GPT-2 pre-trained on tiny-shakespeare (ARGS="model=gpt2" for a real one) (RESUME=1)
 	$(PY) -m paperlab.rlhf.sft $(RLHF_CFG) $(RESUME_ARG)
@@ -50,6 +45,6 @@ eval-rlhf: $(VENV)/.stamp-rlhf ## over-optimisation curves (gold/proxy vs sqrt K
 bench-rlhf: $(VENV)/.stamp-rlhf ## steps/s and tokens/s of pre-training, PPO, RLOO, GRPO on this machine -> runs/rlhf/bench.json
 	$(PY) -m paperlab.rlhf.bench $(RLHF_CFG) --out runs/rlhf/bench.json
 
-report-rlhf: $(VENV)/.stamp-rlhf ## README/REPORT tables and figures from projects/rlhf/results (COLLECT=1 copies runs/rlhf first)
-	$(PY) -m paperlab.rlhf.report $(if $(COLLECT),--collect runs/rlhf/$(RLHF_PRESET),) --results projects/rlhf/results \
-	  --readme projects/rlhf/README.md projects/rlhf/REPORT.md $(RLHF_INDEX)
+report-rlhf: $(VENV)/.stamp-rlhf ## README/REPORT tables and figures from projects/rlhf/results (COLLECT=1 copies runs/rlhf/<preset> into results/<RLHF_AS> first)
+	$(PY) -m paperlab.rlhf.report $(if $(COLLECT),--collect runs/rlhf/$(RLHF_PRESET) $(if $(RLHF_AS),--collect-as $(RLHF_AS),),) \
+	  --results projects/rlhf/results --readme projects/rlhf/README.md projects/rlhf/REPORT.md $(RLHF_INDEX)

@@ -55,7 +55,8 @@ def test_ppo_on_a_saved_reward_model_then_evaluate_and_report(rm_run, corpus, tm
         shutil.copytree(rm_run / stage, seed_dir / stage, ignore=shutil.ignore_patterns("model", "snapshots", "*.pt"))
     readme = tmp_path / "README.md"
     readme.write_text("".join(f"<!-- report:{n} -->\nSTALE-BLOCK\n<!-- /report:{n} -->\n"
-                              for n in ("sft", "rm", "overopt", "timing", "samples")))  # fmt: skip
+                              for n in ("sft", "rm", "overopt", "timing", "samples", "pipeline", "matched-kl",
+                                        "goodhart")))  # fmt: skip
     report.main(["--results", str(results), "--readme", str(readme)])
     text = readme.read_text()
     assert "| PPO | tiny/seed1 | 2 |" in text and "best-of-4" in text and "STALE-BLOCK" not in text
@@ -82,3 +83,15 @@ def test_trl_reward_model_and_grpo_on_a_tiny_model(base_run, corpus, tmp_path):
     assert summary["finished"] and (out / "grpo" / "snapshots" / "step-00002" / "config.json").is_file()
     with pytest.raises(ValueError, match="already holds a run"):
         train_baseline("grpo", cfg, text=corpus)
+
+
+def test_gold_at_matched_kl_reads_the_first_crossing():
+    from paperlab.rlhf.report import gold_at_kl
+
+    rows = [{"kl": 0.0, "gold": 0.0, "proxy": 0.0}, {"kl": 4.0, "gold": 0.4, "proxy": 1.0},
+            {"kl": 16.0, "gold": 0.8, "proxy": 2.0}, {"kl": 1.0, "gold": 0.9, "proxy": 2.5},
+            {"kl": 36.0, "gold": 0.5, "proxy": 3.0}]  # fmt: skip
+    gold, proxy, from_base = gold_at_kl(rows, 3.0)  # sqrt KL 2 -> 4: halfway, on the way up (not the later dip)
+    assert gold == pytest.approx(0.6) and proxy == pytest.approx(1.5) and not from_base
+    assert gold_at_kl(rows, 1.0)[2] and gold_at_kl(rows, 1.0)[0] == pytest.approx(0.2)  # base -> first snapshot
+    assert gold_at_kl(rows, 7.0) is None  # never reached

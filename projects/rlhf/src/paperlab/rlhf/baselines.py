@@ -79,7 +79,7 @@ def train_baseline(method: str, cfg: Config, resume: bool = False, text: str | N
                            np.random.default_rng([cfg.seed, 7]))  # fmt: skip
     data = Dataset.from_list([{"prompt": p} for p in decode_prompts(tok, prompts)])
     if reward_fn is None:
-        reward_fn = proxy_reward_fn(RewardScorer(Path(cfg.stage_dir("rm")) / "model", device=cfg.device))
+        reward_fn = proxy_reward_fn(RewardScorer(Path(cfg.input_dir("rm")) / "model", device=cfg.device))
     dev = pick_device(cfg.device)
     on_cpu = dev.type == "cpu"
     common = dict(

@@ -28,6 +28,9 @@ class Config:
     threads: int = 1  # torch CPU threads (tiny models on a shared machine: 1)
     device: str = "auto"  # auto (CUDA when present) | cpu | cuda | cuda:N
     data_dir: str = "data/tinyshakespeare"  # folder with input.txt
+    # --- reading the stages of another run (ablations that share one base model / one reward model) ---
+    sft_dir: str = ""  # "": out_dir/sft; else the sft/ folder of another run (its model/ is the base)
+    rm_dir: str = ""  # "": out_dir/rm; else the rm/ folder of another run (its model/ is the proxy RM)
     # --- base model (the SFT stage: causal-LM pre-training on the corpus) ---
     model: str = ""  # "": train the tiny GPT-2 below here; else a Hugging Face id or a local directory
     vocab_size: int = 2048  # byte-level BPE trained on the training split
@@ -132,4 +135,10 @@ class Config:
             raise ValueError(f"bon_max_n must be a power of two, got {self.bon_max_n}")
 
     def stage_dir(self, stage: str) -> str:
+        """Where a stage of this run writes."""
         return f"{self.out_dir}/{stage}"
+
+    def input_dir(self, stage: str) -> str:
+        """Where later stages read the base model ("sft") or the proxy reward model ("rm") from."""
+        override = {"sft": self.sft_dir, "rm": self.rm_dir}.get(stage, "")
+        return override or self.stage_dir(stage)

@@ -110,7 +110,7 @@ def evaluate(cfg: Config, text: str | None = None) -> dict:
     t0 = time.time()
     out = Path(cfg.stage_dir("eval"))
     tok, ref = load_base(cfg)
-    scorer = RewardScorer(Path(cfg.stage_dir("rm")) / "model", device=cfg.device)
+    scorer = RewardScorer(Path(cfg.input_dir("rm")) / "model", device=cfg.device)
     dev = pick_device(cfg.device)
     sets = prompt_sets(cfg, tok, text=text)
     prompts = sets.eval[: cfg.eval_prompts]

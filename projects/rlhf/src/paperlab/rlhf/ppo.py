@@ -147,7 +147,7 @@ def train_ppo(cfg: Config, resume: bool = False, stop_after_steps: int | None = 
     policy = PolicyWithValue(lm).to(dev)
     optimizer = torch.optim.Adam(policy.parameters(), lr=cfg.ppo_lr, eps=1e-5)
     if reward_fn is None:
-        reward_fn = text_reward_fn(RewardScorer(Path(cfg.stage_dir("rm")) / "model", device=cfg.device), tok)
+        reward_fn = text_reward_fn(RewardScorer(Path(cfg.input_dir("rm")) / "model", device=cfg.device), tok)
     train_docs = prompt_sets(cfg, tok, n_eval=1, text=text).train_docs
     draw = lambda s, n: make_prompts(train_docs, n, cfg.prompt_min_tokens, cfg.prompt_tokens,
                                      np.random.default_rng([cfg.seed, s + 1]))  # fmt: skip

@@ -30,6 +30,8 @@ STAGE_FILES = {
     "eval": ("eval.json", "bon.json", "samples.jsonl", "curve-ppo.jsonl", "curve-rloo.jsonl", "curve-grpo.jsonl"),
     "hh": ("eval.json", "metrics.jsonl"),
 }
+ABLATION = "goodhart-"  # results/goodhart-<proxy>/: the over-optimisation ablation, reported on its own
+MAIN = "shakespeare-h200"  # the 5-seed experiment of the figures' default names and of the index headline
 METHODS = ("ppo", "rloo", "grpo")
 COLORS = {"ppo": "C0", "rloo": "C1", "grpo": "C2", "bon": "C3"}
 # published reward-model accuracies on the same HH-RLHF harmless-base test pairs, quoted as theirs
@@ -40,20 +42,26 @@ HH_PUBLISHED = [
 ]  # fmt: skip
 
 
-def collect(src: Path, results: Path) -> list[str]:
-    copied = []
+def collect(src: Path, results: Path, name: str | None = None) -> list[str]:
+    """Copy the small files of ``src/seed*`` into ``results/<name or src.name>/seed*``."""
+    copied, name = [], name or src.name
     for run in sorted(p for p in src.glob("seed*") if p.is_dir()):
+        if (run / "timing.json").is_file():
+            dst = results / name / run.name / "timing.json"
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(run / "timing.json", dst)
+            copied.append(str(dst))
         for stage, names in STAGE_FILES.items():
-            for name in names:
-                f = run / stage / name
+            for fname in names:
+                f = run / stage / fname
                 if f.is_file():
-                    dst = results / src.name / run.name / stage / name
+                    dst = results / name / run.name / stage / fname
                     dst.parent.mkdir(parents=True, exist_ok=True)
                     shutil.copyfile(f, dst)
                     copied.append(str(dst))
         pairs = run / "pairs" / "pairs.jsonl"
         if pairs.is_file():
-            dst = results / src.name / run.name / "pairs" / "examples.jsonl"
+            dst = results / name / run.name / "pairs" / "examples.jsonl"
             dst.write_text("".join(pairs.read_text().splitlines(keepends=True)[:20]))
     return copied
 
@@ -72,8 +80,10 @@ def _run(s: Path) -> str:
     return f"{s.parent.name}/{s.name}"
 
 
-def _seeds(results: Path) -> list[Path]:
-    exps = [e for e in results.iterdir() if e.is_dir() and e.name != "figures"]
+def _seeds(results: Path, ablation: bool = False) -> list[Path]:
+    """The seed folders of the main experiments (or, ``ablation=True``, of the goodhart-* ablation)."""
+    exps = [e for e in results.iterdir()
+            if e.is_dir() and e.name != "figures" and e.name.startswith(ABLATION) == ablation]  # fmt: skip
     runs = [p for e in exps for p in e.glob("seed*") if p.is_dir()]
     return sorted(runs, key=lambda p: (p.parent.name, int(p.name[4:])))
 
@@ -189,6 +199,160 @@ def table_bench(results: Path) -> str:
     return "\n".join(lines)
 
 
+def table_pipeline(seeds) -> str:
+    """``timing.json`` of ``paperlab.rlhf.pipeline`` (``make train-rlhf``): wall time of every stage process."""
+    out = []
+    for s in seeds:
+        t = _load(s / "timing.json")
+        if not t:
+            continue
+        steps = {st: (_load(s / st / "summary.json") or _load(s / st / "eval.json") or {}).get("steps")
+                 for st in ("sft", "rm", "ppo", "rloo", "grpo")}  # fmt: skip
+        out += [f"`{_run(s)}/timing.json`: {t['cpu']} ({t['cores']} cores on the machine), torch threads "
+                f"{t['threads']}, OMP_NUM_THREADS={t['omp_num_threads'] or 'unset'}, device {t['device']}; "
+                f"whole pipeline finished: {t['finished']}.\n",
+                "| stage | steps | wall time (s) | wall time (min) | load (1-min average) before → after |",
+                "|---|---|---|---|---|"]  # fmt: skip
+        for stage, r in t["stages"].items():
+            load = f"{r['load_before'][0]:.2f} → {r['load_after'][0]:.2f}" if "load_before" in r else "–"
+            step = steps.get(stage)
+            out.append(f"| {stage} | {step if step is not None else '–'} | {r['wall_s']:.0f} | "
+                       f"{r['wall_s'] / 60:.1f} | {load} |")  # fmt: skip
+        out.append(f"| **total** | | **{t['total_s']:.0f}** | **{t['total_s'] / 60:.1f}** | |")
+    return "\n".join(out) or "(no timing.json yet: run make train-rlhf, then make report-rlhf COLLECT=1)"
+
+
+def gold_at_kl(rows: list[dict], sqrt_kl: float) -> tuple[float, float, bool] | None:
+    """(gold, proxy, from_base) where a run first reaches sqrt(KL) = ``sqrt_kl``: linear in sqrt(KL) between the
+    two snapshots around the first crossing (rows in step order, the base model first); ``from_base``: that
+    segment starts at the base model (a straight-line guess below the first snapshot); None if never reached."""
+    xs = [math.sqrt(max(r["kl"], 0.0)) for r in rows]
+    for i in range(1, len(rows)):
+        lo, hi = xs[i - 1], xs[i]
+        if lo <= sqrt_kl <= hi and hi > lo:
+            w = (sqrt_kl - lo) / (hi - lo)
+            gold, proxy = ((1 - w) * rows[i - 1][k] + w * rows[i][k] for k in ("gold", "proxy"))
+            return gold, proxy, i == 1
+    return None
+
+
+MATCHED_SQRT_KL = (1.0, 1.5, 2.0, 3.0, 4.0, 5.0)
+
+
+def matched_kl(seeds) -> dict:
+    """{experiment: {method: {sqrt_kl: [(gold, from_base) of each seed that reached it]}}} from the curves."""
+    out: dict = {}
+    for s in seeds:
+        curves = {m: _load(s / "eval" / f"curve-{m}.jsonl") for m in METHODS}
+        bon = _load(s / "eval" / "bon.json")
+        if bon:  # best-of-n: n = 1 is the base model, KL grows with n
+            curves["best-of-n"] = [{"kl": r["kl"], "gold": r["gold"], "proxy": r["proxy"]} for r in bon]
+        for method, rows in curves.items():
+            if not rows:
+                continue
+            for x in MATCHED_SQRT_KL:
+                hit = gold_at_kl(rows, x)
+                if hit is not None:
+                    from_base = hit[2] and method != "best-of-n"
+                    out.setdefault(s.parent.name, {}).setdefault(method, {}).setdefault(x, []).append(
+                        (hit[0], from_base)
+                    )
+    return out
+
+
+def table_matched_kl(seeds) -> str:
+    data = matched_kl(seeds)
+    head = "| experiment | method | " + " | ".join(f"√KL = {x:g} (KL {x * x:g})" for x in MATCHED_SQRT_KL) + " |"
+    lines = [head, "|---|---|" + "---|" * len(MATCHED_SQRT_KL)]
+    for exp, methods in data.items():
+        for method in ("best-of-n", *METHODS):
+            cells = []
+            for x in MATCHED_SQRT_KL:
+                hits = methods.get(method, {}).get(x, [])
+                g, star = [h[0] for h in hits], "*" if any(h[1] for h in hits) else ""
+                if not g:
+                    cells.append("–")
+                elif len(g) == 1:
+                    cells.append(f"{g[0]:.2f}{star}")
+                else:
+                    se = (sum((v - sum(g) / len(g)) ** 2 for v in g) / (len(g) - 1)) ** 0.5 / math.sqrt(len(g))
+                    cells.append(f"{sum(g) / len(g):.2f} ± {se:.2f} ({len(g)}){star}")
+            if method in methods:
+                lines.append(f"| {exp} | {method.upper() if method in METHODS else method} | " + " | ".join(cells)
+                             + " |")  # fmt: skip
+    return "\n".join(lines) + (
+        "\n\n\\* at least one seed's value lies between the base model and its first "
+        "snapshot: a straight line through unmeasured KL, not a measurement."
+    )
+
+
+def table_goodhart(results: Path) -> str:
+    """The ablation: PPO without KL penalty against a weak and a strong proxy, read against the gold scorer."""
+    lines = ["| proxy | run | RM train / test pairs | RM test accuracy (gold ceiling) | base gold | peak gold "
+             "(step, KL) | final gold (step, KL) | peak − final gold | final proxy gain |",
+             "|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
+    for s in _seeds(results, ablation=True):
+        e, curve = _load(s / "eval" / "eval.json"), _load(s / "eval" / "curve-ppo.jsonl")
+        if not e or not curve:
+            continue
+        rm = _load(s / "rm" / "eval.json")
+        cfg_rm = "own" if rm else "the CPU default run's"
+        if rm is None:  # the strong proxy is the RM of the CPU default run (rm_dir)
+            rm = _load(results / "shakespeare-cpu" / "seed1" / "rm" / "eval.json")
+        acc = (f"{rm['train_pairs']} / {rm['test_pairs']} ({cfg_rm}) | {_f(rm['test']['accuracy'])} "
+               f"({_f(rm['test'].get('gold_accuracy'))})") if rm else "– | –"  # fmt: skip
+        peak = max(curve, key=lambda r: r["gold"])
+        last = curve[-1]
+        lines.append(
+            f"| {s.parent.name[len(ABLATION) :]} | {_run(s)} | {acc} | {_f(curve[0]['gold'])} | "
+            f"{_f(peak['gold'])} ({peak['step']}, {_f(peak['kl'], 1)}) | {_f(last['gold'])} ± {_f(last['gold_se'])} "
+            f"({last['step']}, {_f(last['kl'], 1)}) | {_f(peak['gold'] - last['gold'])} | "
+            f"{_f(last['proxy'] - curve[0]['proxy'])} |"
+        )
+    return "\n".join(lines)
+
+
+def figure_goodhart(results: Path, out: Path) -> list[str]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    seeds = _seeds(results, ablation=True)
+    if not seeds:
+        return []
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
+    colors, styles, labelled = {"weak": "C3", "strong": "C0"}, {1: "o-", 2: "s--", 3: "^:"}, set()
+    for s in seeds:
+        proxy_name = s.parent.name[len(ABLATION) :]
+        rows = _load(s / "eval" / "curve-ppo.jsonl")
+        if not rows:
+            continue
+        x = [math.sqrt(max(r["kl"], 0.0)) for r in rows]
+        lab = None if proxy_name in labelled else f"PPO, {proxy_name} proxy (kl_coef 0)"
+        labelled.add(proxy_name)
+        st = styles.get(int(s.name[4:]), "o-")
+        axes[0].plot(x, [r["proxy"] - rows[0]["proxy"] for r in rows], st, color=colors.get(proxy_name, "C7"),
+                     label=lab, ms=3, alpha=0.8)  # fmt: skip
+        axes[1].plot(x, [r["gold"] for r in rows], st, color=colors.get(proxy_name, "C7"), label=lab, ms=3,
+                     alpha=0.8)  # fmt: skip
+        bon = _load(s / "eval" / "bon.json")
+        if bon:
+            bx = [math.sqrt(r["kl"]) for r in bon]
+            axes[1].plot(bx, [r["gold"] for r in bon], ":", color=colors.get(proxy_name, "C7"), alpha=0.6, lw=1)
+    for ax, t in zip(axes, ("proxy RM score minus the base model's (optimised)", "gold score: VADER (hidden)")):
+        ax.set_xlabel("sqrt(KL(pi || base)) [sqrt nats]")
+        ax.set_title(t)
+        ax.grid(alpha=0.3)
+    axes[0].legend(fontsize=8)
+    fig.suptitle("Goodhart ablation: weak vs strong proxy, PPO without KL penalty (seed 1 solid, seed 2 dashed; "
+                 "dotted: best-of-n)", fontsize=10)  # fmt: skip
+    fig.tight_layout()
+    fig.savefig(out / "goodhart.png", dpi=110)
+    plt.close(fig)
+    return ["goodhart.png"]
+
+
 def table_samples(seeds, n: int = 12) -> str:
     rows = _load(seeds[0] / "eval" / "samples.jsonl") if seeds else None
     if not rows:
@@ -202,7 +366,8 @@ def table_samples(seeds, n: int = 12) -> str:
     return f"({seeds[0].name}; one sample per model at temperature 1, same seed)\n\n" + "\n".join(lines)
 
 
-def figures(seeds, out: Path) -> list[str]:
+def figures(seeds, out: Path, suffix: str = "") -> list[str]:
+    """The over-optimisation curves, PPO curves and reward-model plots of one experiment's seeds."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -234,11 +399,12 @@ def figures(seeds, out: Path) -> list[str]:
         ax.set_title(t)
         ax.grid(alpha=0.3)
     axes[0].legend()
-    fig.suptitle(f"Reward over-optimisation at toy scale ({len(seeds)} seed(s); one line per seed and method)")
+    fig.suptitle(f"Reward over-optimisation at toy scale, {seeds[0].parent.name} ({len(seeds)} seed(s); one line "
+                 "per seed and method)")  # fmt: skip
     fig.tight_layout()
-    fig.savefig(out / "overoptimisation.png", dpi=110)
+    fig.savefig(out / f"overoptimisation{suffix}.png", dpi=110)
     plt.close(fig)
-    made.append("overoptimisation.png")
+    made.append(f"overoptimisation{suffix}.png")
 
     keys = [("proxy_score", "proxy score (raw RM)"), ("kl_k1", "KL to reference (k1 / k3, nats)"),
             ("entropy", "entropy per token (nats)"), ("response_len", "response length (tokens)")]  # fmt: skip
@@ -258,9 +424,9 @@ def figures(seeds, out: Path) -> list[str]:
     if axes[0].get_legend_handles_labels()[0]:
         axes[0].legend(fontsize=7)
     fig.tight_layout()
-    fig.savefig(out / "ppo_curves.png", dpi=110)
+    fig.savefig(out / f"ppo_curves{suffix}.png", dpi=110)
     plt.close(fig)
-    made.append("ppo_curves.png")
+    made.append(f"ppo_curves{suffix}.png")
 
     fig, axes = plt.subplots(1, 3, figsize=(14, 3.8))
     for ax, key, title in ((axes[0], "rm", "proxy RM: held-out rewards"), (axes[1], "hh", "HH RM: held-out rewards")):
@@ -283,9 +449,9 @@ def figures(seeds, out: Path) -> list[str]:
     if axes[2].get_legend_handles_labels()[0]:
         axes[2].legend()
     fig.tight_layout()
-    fig.savefig(out / "reward_models.png", dpi=110)
+    fig.savefig(out / f"reward_models{suffix}.png", dpi=110)
     plt.close(fig)
-    made.append("reward_models.png")
+    made.append(f"reward_models{suffix}.png")
     return made
 
 
@@ -323,6 +489,12 @@ def headline(seeds) -> str:
 def _main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--collect", default=None, help="copy the small files of runs/rlhf/<experiment>/seed* first")
+    parser.add_argument(
+        "--collect-as",
+        default=None,
+        help="results/<name>/ for the collected runs (default: "
+        "the run folder's name, e.g. shakespeare-cpu for runs/rlhf/shakespeare)",
+    )
     parser.add_argument("--results", default="projects/rlhf/results")
     parser.add_argument("--readme", nargs="+", default=["projects/rlhf/README.md"])
     parser.add_argument("--index", default=None, help="top-level README whose headline:rlhf cell is updated")
@@ -332,17 +504,23 @@ def _main(argv=None) -> None:
         src = Path(args.collect)
         if not src.is_dir():
             raise FileNotFoundError(f"no runs to collect in {src} (run make train-rlhf first)")
-        print(f"collected {len(collect(src, results))} files from {src}")
+        print(f"collected {len(collect(src, results, args.collect_as))} files from {src}")
     if not results.is_dir():
         raise FileNotFoundError(f"no results folder {results}")
     seeds = _seeds(results)
-    made = figures(seeds, results / "figures") if seeds else []
+    made = []
+    for exp in sorted({s.parent.name for s in seeds}):
+        made += figures([s for s in seeds if s.parent.name == exp], results / "figures",
+                        "" if exp == MAIN else f"-{exp}")  # fmt: skip
+    made += figure_goodhart(results, results / "figures")
+    main_seeds = [s for s in seeds if s.parent.name == MAIN] or seeds
     blocks = {"sft": table_sft(seeds), "rm": table_rm(seeds), "overopt": table_overopt(seeds),
-              "timing": table_timing(seeds) + "\n" + table_bench(results),
-              "samples": table_samples(seeds)}  # fmt: skip
+              "timing": table_timing(seeds) + "\n" + table_bench(results), "pipeline": table_pipeline(seeds),
+              "matched-kl": table_matched_kl(seeds), "goodhart": table_goodhart(results),
+              "samples": table_samples(main_seeds)}  # fmt: skip
     update_markdown(args.readme, blocks)
-    if args.index and seeds:
-        write_headline(args.index, "rlhf", headline(seeds))
+    if args.index and main_seeds:
+        write_headline(args.index, "rlhf", headline(main_seeds))
     print(f"wrote {', '.join(blocks)} and figures {', '.join(made)}")
 
 

@@ -16,7 +16,7 @@ EVAL_PROMPT_SEED = 1234  # the held-out prompts are the same for every seed and 
 
 
 def base_dir(cfg: Config) -> Path:
-    path = Path(cfg.stage_dir("sft")) / "model"
+    path = Path(cfg.input_dir("sft")) / "model"
     if not (path / "config.json").is_file():
         raise FileNotFoundError(f"no base model at {path}: train it first (make train-rlhf-sft)")
     return path
