@@ -23,7 +23,7 @@ bench-attention: $(VENV)/.stamp-quantization ## tiled online-softmax attention v
 	$(PY) -m paperlab.quantization.attention_bench --out runs/quantization/attention.json
 
 report-quantization: $(VENV)/.stamp-quantization ## README/REPORT tables and plots from projects/quantization/results (COLLECT=1 copies the runs first)
-	$(PY) -m paperlab.quantization.report $(if $(COLLECT),--collect runs/quantization/$(QUANT_PRESET)-seed$(SEED),) \
+	$(PY) -m paperlab.quantization.report $(if $(COLLECT),--collect runs/quantization/$(QUANT_PRESET)-seed$(SEED) --preset $(QUANT_PRESET),) \
 	  --results projects/quantization/results --readme projects/quantization/README.md projects/quantization/REPORT.md
 
 bench-int8-gpu: $(VENV)/.stamp-quantization ## on a CUDA GPU: int8 vs fp16 matmul timings and attention memory (naive, tiled, SDPA)

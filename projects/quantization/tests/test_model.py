@@ -44,11 +44,35 @@ def test_int8_model_agrees_with_fp32(trained_run, corpus_dir, mode):
     assert abs(out["perplexity"] / ref["perplexity"] - 1) < 0.02
 
 
+@pytest.mark.parametrize("method", ["int8-weight-only-whole", "llm-int8-whole"])
+def test_whole_model_int8_agrees_with_fp32(trained_run, corpus_dir, method):
+    """Blocks, lm_head and the embedding table in int8: logits still agree, at under 0.3x the fp32 bytes."""
+    from paperlab.quantization.int8 import Int8Embedding, weight_bytes
+
+    val = _val_windows(trained_run, corpus_dir)
+    fp32 = load_llama(trained_run / "model")
+    ref = perplexity(fp32, val, return_top1=True)
+    model = load_method(method, str(trained_run / "model"))
+    assert isinstance(model.model.embed_tokens, Int8Embedding) and model.lm_head.weight_int8.dtype == torch.int8
+    out = perplexity(model, val, return_top1=True)
+    assert top1_agreement(out["top1"], ref["top1"]) >= 0.95
+    assert abs(out["perplexity"] / ref["perplexity"] - 1) < 0.02
+    blocks_only = load_method(method.removesuffix("-whole"), str(trained_run / "model"))
+    assert weight_bytes(model) < weight_bytes(blocks_only) < weight_bytes(fp32)
+
+
 def test_bitsandbytes_int8_agrees_with_fp32(trained_run, corpus_dir):
     val = _val_windows(trained_run, corpus_dir)
     ref = perplexity(load_llama(trained_run / "model"), val, return_top1=True)
     out = perplexity(load_method("bnb-int8", str(trained_run / "model")), val, return_top1=True)
     assert top1_agreement(out["top1"], ref["top1"]) >= 0.95
+
+
+def test_bf16_autocast_training_learns_and_saves_an_fp32_model(corpus_dir, tmp_path):
+    train_mod.main(tiny_args(corpus_dir, tmp_path / "bf16", autocast_bf16="true"))
+    summary = json.loads((tmp_path / "bf16" / "summary.json").read_text())
+    assert summary["autocast_bf16"] and summary["val_perplexity"] < summary["unigram_perplexity"]
+    assert all(p.dtype == torch.float32 for p in load_llama(tmp_path / "bf16" / "model").parameters())
 
 
 def test_resume_equals_an_uninterrupted_run(corpus_dir, tmp_path):

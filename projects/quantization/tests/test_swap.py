@@ -6,7 +6,14 @@ import pytest
 import torch
 from torch import nn
 
-from paperlab.quantization.int8 import Int8Linear, check_not_quantized, swap_linear, weight_bytes
+from paperlab.quantization.int8 import (
+    Int8Embedding,
+    Int8Linear,
+    check_not_quantized,
+    swap_linear,
+    swap_whole_model,
+    weight_bytes,
+)
 
 
 def tiny_llama():
@@ -86,3 +93,47 @@ def test_threshold_must_be_positive(threshold):
         swap_linear(tiny_llama(), threshold=threshold)
     with pytest.raises(ValueError, match="threshold must be > 0"):
         Int8Linear(4, 4, bias=False, threshold=threshold)
+
+
+def test_int8_embedding_round_trip_within_the_row_absmax_bound():
+    torch.manual_seed(1)
+    emb = nn.Embedding(50, 24)
+    emb.weight.data[7] *= 40  # one large row: row-wise scales keep the other rows' error small
+    q = Int8Embedding.from_embedding(emb)
+    ids = torch.randint(0, 50, (3, 11))
+    ids[0, 0] = 7
+    out, ref = q(ids), emb(ids)
+    row_amax = emb.weight.abs().amax(dim=1)[ids].unsqueeze(-1)
+    assert out.shape == ref.shape and out.dtype == torch.float32
+    assert ((out - ref).abs() <= row_amax / 254 * (1 + 1e-5)).all()  # half a step of each row's max / 127
+    assert weight_bytes(q) == 50 * 24 * 1 + 50 * 4  # int8 rows + one fp32 absmax per row
+
+
+@pytest.mark.parametrize("tied", [False, True])
+def test_whole_model_swap_quantizes_head_and_embeddings_below_0_3x(tied):
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    torch.manual_seed(0)
+    model = LlamaForCausalLM(
+        LlamaConfig(
+            vocab_size=200,
+            hidden_size=64,
+            intermediate_size=128,
+            num_hidden_layers=2,
+            num_attention_heads=4,
+            num_key_value_heads=2,
+            tie_word_embeddings=tied,
+        )
+    ).eval()
+    ids = torch.randint(0, 200, (2, 16))
+    ref, fp_bytes = model(ids).logits, weight_bytes(model)
+    swapped = swap_whole_model(model, mode="vectorwise")
+    assert set(swapped) == {n for n, m in model.named_modules() if isinstance(m, (Int8Linear, Int8Embedding))}
+    assert "lm_head" in swapped and "model.embed_tokens" in swapped and len(swapped) == 2 * 7 + 2
+    assert not any(isinstance(m, (nn.Linear, nn.Embedding)) for m in model.modules())
+    if tied:  # one copy of the int8 rows, read by both (fp32 shared one tensor too)
+        assert model.model.embed_tokens.weight_int8 is model.lm_head.weight_int8
+    assert weight_bytes(model) <= 0.3 * fp_bytes
+    out = model(ids).logits
+    assert (out.argmax(-1) == ref.argmax(-1)).float().mean() >= 0.95
+    assert (out - ref).abs().max() < 0.05 * ref.abs().max()

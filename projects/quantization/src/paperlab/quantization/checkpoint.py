@@ -41,12 +41,15 @@ FIXED_ON_RESUME = (
 )
 
 
-def save_training(path: Path, cfg: Config, step: int, model, optimizer, rng: np.random.Generator) -> None:
+def save_training(
+    path: Path, cfg: Config, step: int, model, optimizer, rng: np.random.Generator, train_time_s: float = 0.0
+) -> None:
     atomic_save(
         {
             "kind": "quantization-llama",
             "config": to_dict(cfg),
             "step": step,
+            "train_time_s": train_time_s,  # wall time of every session so far (a chunked run adds them up)
             "model": model.state_dict(),
             "optimizer": optimizer.state_dict(),
             "rng": rng_state(rng),
@@ -55,14 +58,15 @@ def save_training(path: Path, cfg: Config, step: int, model, optimizer, rng: np.
     )
 
 
-def resume_training(path: Path, cfg: Config, model, optimizer, rng: np.random.Generator) -> int:
-    """Load ``path`` into ``model``/``optimizer``/``rng`` (and the global RNGs); return the step it reached."""
+def resume_training(path: Path, cfg: Config, model, optimizer, rng: np.random.Generator) -> tuple[int, float]:
+    """Load ``path`` into ``model``/``optimizer``/``rng`` (and the global RNGs); return the step it reached and
+    the training wall time spent before it."""
     state = load_checkpoint(path, required=("config", "step", "model", "optimizer", "rng"), kind="quantization")
     check_resumable(state["config"], cfg, FIXED_ON_RESUME)
     model.load_state_dict(state["model"])
     optimizer.load_state_dict(state["optimizer"])
     restore_rng_state(state["rng"], rng)
-    return int(state["step"])
+    return int(state["step"]), float(state.get("train_time_s", 0.0))
 
 
 def lr_at(step: int, cfg: Config) -> float:

@@ -16,6 +16,8 @@ METHODS = (
     "int8-weight-only",  # written here: per-output-row absmax int8 weights, dequantised to fp32 for the matmul
     "int8-vectorwise",  # written here: LLM.int8 without the decomposition (threshold = infinity)
     "llm-int8",  # written here: vector-wise int8 + mixed-precision decomposition at `threshold`
+    "int8-weight-only-whole",  # int8-weight-only on the whole model: the blocks, lm_head and the embedding table
+    "llm-int8-whole",  # llm-int8 on the whole model: the blocks, lm_head (decomposed too) and the embedding table
     "bnb-int8",  # bitsandbytes Linear8bitLt through transformers' BitsAndBytesConfig(load_in_8bit=True)
     "bnb-nf4",  # bitsandbytes Linear4bit, NF4 (see the no_grad note in the README)
     "torchao-int8-weight-only",  # torchao Int8WeightOnlyConfig
@@ -57,6 +59,8 @@ class Config:
     eval_every: int = 120  # steps between held-out losses (on eval_tokens tokens)
     eval_tokens: int = 16384
     checkpoint_every: int = 40
+    autocast_bf16: bool = False  # forward under torch.autocast(bfloat16) (fp32 master weights, fp32 loss): ~2x
+    #                              faster steps on a CPU with AVX512-BF16/AMX; the saved model is fp32
 
     # --- quantization and the benchmark (make quantize) ---
     model_path: str = ""  # a local LlamaForCausalLM directory; empty: <run_dir>/model (trained here)

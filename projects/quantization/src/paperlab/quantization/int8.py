@@ -171,9 +171,45 @@ class Int8Linear(nn.Module):
         return f"in_features={self.in_features}, out_features={self.out_features}, mode={self.mode}{t}"
 
 
+class Int8Embedding(nn.Module):
+    """A drop-in ``nn.Embedding`` with int8 rows (1 byte each) and one fp32 absmax per row (per token).
+
+    A lookup has no matmul, so this is weight-only by nature: the gathered rows are dequantized to fp32,
+    ``E[i] ~ weight_int8[i] * weight_absmax[i] / 127``; the error is at most ``max_k |E[i, k]| / 254``.
+    """
+
+    def __init__(self, num_embeddings: int, embedding_dim: int, padding_idx: int | None = None):
+        super().__init__()
+        self.num_embeddings, self.embedding_dim, self.padding_idx = num_embeddings, embedding_dim, padding_idx
+        self.register_buffer("weight_int8", torch.zeros(num_embeddings, embedding_dim, dtype=torch.int8))
+        self.register_buffer("weight_absmax", torch.ones(num_embeddings))
+
+    @classmethod
+    def from_embedding(cls, emb: nn.Embedding) -> Int8Embedding:
+        m = cls(emb.num_embeddings, emb.embedding_dim, emb.padding_idx)
+        m.weight_int8, m.weight_absmax = quantize_weight(emb.weight.detach())  # row-wise absmax
+        return m
+
+    @classmethod
+    def sharing(cls, head: Int8Linear, padding_idx: int | None = None) -> Int8Embedding:
+        """An embedding that reads the int8 rows of a tied output head (one copy in memory, as in fp32):
+        the head's per-output-row absmax is the embedding's per-token absmax."""
+        m = cls(head.out_features, head.in_features, padding_idx)
+        m.weight_int8, m.weight_absmax = head.weight_int8, head.weight_absmax  # the same tensors, not copies
+        return m
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        rows = nn.functional.embedding(ids, self.weight_int8).float()
+        return rows * (self.weight_absmax[ids] / Q).unsqueeze(-1)
+
+    def extra_repr(self) -> str:
+        return f"{self.num_embeddings}, {self.embedding_dim}, int8 rows"
+
+
 # ----------------------------------------------------------------------------------- the swap
 QUANTIZED_TYPES = (
     "Int8Linear",
+    "Int8Embedding",
     "Linear8bitLt",
     "Linear4bit",
     "Int8Params",
@@ -203,10 +239,17 @@ def check_not_quantized(model: nn.Module) -> None:
 
 
 def swap_linear(
-    model: nn.Module, mode: str = "llm-int8", threshold: float = 6.0, skip: tuple[str, ...] = ("lm_head",)
+    model: nn.Module,
+    mode: str = "llm-int8",
+    threshold: float = 6.0,
+    skip: tuple[str, ...] = ("lm_head",),
+    embeddings: bool = False,
 ) -> list[str]:
     """Replace every ``nn.Linear`` of ``model`` (in place) by :class:`Int8Linear`, except modules named in
-    ``skip`` (the output head stays in floating point, as in bitsandbytes). Returns the swapped names.
+    ``skip`` (by default the output head stays in floating point, as in bitsandbytes). With ``embeddings``
+    every ``nn.Embedding`` becomes an :class:`Int8Embedding` too (row-wise absmax); pass ``skip=()`` as well
+    to quantize the whole model (:func:`swap_whole_model`). An embedding tied to a swapped head shares its
+    int8 rows. Returns the swapped names.
 
     Refused with a message naming the module: a model already quantized, and a module that holds
     weights but is neither ``nn.Linear`` nor one of the layers kept in floating point (e.g. GPT-2's
@@ -230,11 +273,28 @@ def swap_linear(
         for n, m in model.named_modules()
         if isinstance(m, nn.Linear) and n.split(".")[-1] not in skip and n not in skip
     ]
+    by_weight = {}  # id of a swapped Linear's fp weight -> its Int8Linear (to find tied embeddings)
     for name, linear in targets:
-        parent_name, _, child = name.rpartition(".")
-        parent = model.get_submodule(parent_name) if parent_name else model
-        setattr(parent, child, Int8Linear.from_linear(linear, mode, threshold))
-    return [n for n, _ in targets]
+        by_weight[id(linear.weight)] = _replace(model, name, Int8Linear.from_linear(linear, mode, threshold))
+    swapped = [n for n, _ in targets]
+    if embeddings:
+        for name, emb in [(n, m) for n, m in model.named_modules() if isinstance(m, nn.Embedding)]:
+            head = by_weight.get(id(emb.weight))
+            new = Int8Embedding.sharing(head, emb.padding_idx) if head else Int8Embedding.from_embedding(emb)
+            _replace(model, name, new)
+            swapped.append(name)
+    return swapped
+
+
+def swap_whole_model(model: nn.Module, mode: str = "llm-int8", threshold: float = 6.0) -> list[str]:
+    """Int8 everywhere a weight matrix is: the blocks' Linears, the output head and the embedding table."""
+    return swap_linear(model, mode, threshold, skip=(), embeddings=True)
+
+
+def _replace(model: nn.Module, name: str, new: nn.Module) -> nn.Module:
+    parent_name, _, child = name.rpartition(".")
+    setattr(model.get_submodule(parent_name) if parent_name else model, child, new)
+    return new
 
 
 # ----------------------------------------------------------------------------------- memory accounting

@@ -2,7 +2,8 @@
 
 Every method leaves the embeddings, the norms and the output head (``lm_head``) in floating point and
 quantizes the ``nn.Linear`` layers of the blocks (q, k, v, o, gate, up, down), which is what
-bitsandbytes does by default; so the weight bytes compare like for like.
+bitsandbytes does by default; so the weight bytes compare like for like. The ``-whole`` variants of ours
+quantize the output head and the embedding table as well (int8 rows, row-wise absmax).
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import logging
 import torch
 
 from paperlab.quantization.config import METHODS
-from paperlab.quantization.int8 import swap_linear
+from paperlab.quantization.int8 import swap_linear, swap_whole_model
 from paperlab.quantization.model import load_llama
 
 HEAD = "lm_head"
@@ -33,6 +34,10 @@ def load_method(method: str, model_dir: str, threshold: float = 6.0) -> torch.nn
     if method in ("int8-weight-only", "int8-vectorwise", "llm-int8"):
         model = load_llama(model_dir)
         swap_linear(model, mode=method.removeprefix("int8-"), threshold=threshold, skip=(HEAD,))
+        return model
+    if method.endswith("-whole"):
+        model = load_llama(model_dir)
+        swap_whole_model(model, mode=method.removesuffix("-whole").removeprefix("int8-"), threshold=threshold)
         return model
     if method.startswith("bnb-"):
         from transformers import BitsAndBytesConfig

@@ -1,10 +1,12 @@
 """README/REPORT tables and figures from the committed results in ``projects/quantization/results``.
 
-    python -m paperlab.quantization.report [--collect runs/quantization/shakespeare-seed1] \
+    python -m paperlab.quantization.report [--collect runs/quantization/shakespeare-seed1 --preset shakespeare] \
         --results projects/quantization/results --readme projects/quantization/README.md projects/quantization/REPORT.md
 
 ``--collect RUN`` first copies the run's small files (config, metrics, summary, quantize.json,
-outliers.json and ``runs/quantization/attention.json``) into ``results/``: the documented publish step.
+outliers.json and ``runs/quantization/attention.json``) into ``results/`` (the ``shakespeare`` preset) or
+``results/large/`` (``shakespeare-large``): the documented publish step. Every model's files give its own
+blocks: ``quantize`` for the small model, ``quantize-large`` for the large one, and so on.
 """
 
 from __future__ import annotations
@@ -14,7 +16,9 @@ import json
 import shutil
 from pathlib import Path
 
+from paperlab.quantization.config import Config
 from paperlab.shared.cli import run_command
+from paperlab.shared.config import load_config
 from paperlab.shared.report import update_markdown
 
 FILES = {  # results/<name> <- <run>/<path>
@@ -24,19 +28,31 @@ FILES = {  # results/<name> <- <run>/<path>
     "quantize.json": "quantize/quantize.json",
     "outliers.json": "outliers/outliers.json",
 }
+MODELS = {"": "shakespeare", "large": "shakespeare-large"}  # results/<subdir> -> the preset it comes from
 ORDER = (
     "fp32",
     "bf16",
     "int8-weight-only",
     "int8-vectorwise",
     "llm-int8",
+    "int8-weight-only-whole",
+    "llm-int8-whole",
     "bnb-int8",
     "bnb-nf4",
     "torchao-int8-weight-only",
     "torchao-int8-dynamic",
     "torch-ao-dynamic",
 )
-WRITTEN_HERE = {"int8-weight-only", "int8-vectorwise", "llm-int8"}
+WRITTEN_HERE = {"int8-weight-only", "int8-vectorwise", "llm-int8", "int8-weight-only-whole", "llm-int8-whole"}
+
+
+def int8_parts(method: str) -> str:
+    """Which weights a method stores in 8 (or 4) bits."""
+    if method == "fp32":
+        return "none"
+    if method == "bf16":
+        return "all in bf16"
+    return "blocks, head, embeddings" if method.endswith("-whole") else "blocks"
 
 
 def collect(run: Path, results: Path) -> None:
@@ -53,18 +69,28 @@ def _load(path: Path):
     return json.loads(path.read_text()) if path.is_file() else None
 
 
-def train_block(summary: dict) -> str:
-    s = summary
-    return "\n".join(
-        [
-            "| model | parameters (non-embedding) | vocab | train tokens seen | held-out perplexity "
-            "| unigram perplexity |",
-            "|---|---|---|---|---|---|",
-            f"| LlamaForCausalLM | {s['n_params'] / 1e6:.2f}M ({s['n_params_non_embedding'] / 1e6:.2f}M) | "
-            f"{s['vocab_size']} BPE | {s['tokens_seen'] / 1e6:.2f}M ({s['steps']} steps) | "
-            f"**{s['val_perplexity']:.1f}** | {s['unigram_perplexity']:.1f} |",
-        ]
-    )
+def train_block(summaries: dict[str, dict], configs: dict[str, dict]) -> str:
+    """One row per trained model (``summaries``: preset -> summary.json, ``configs``: preset -> config)."""
+    rows = [
+        "| preset | parameters (non-embedding) | layers x d (heads q/kv, SwiGLU) | train tokens seen | forward "
+        "| train time, 1 core | held-out perplexity | unigram perplexity |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for preset, s in summaries.items():
+        c = configs.get(preset, {})
+        shape = (
+            f"{c['num_layers']} x {c['hidden_size']} ({c['num_heads']}/{c['num_kv_heads']}, {c['intermediate_size']})"
+            if c
+            else "-"
+        )
+        secs = s.get("train_time_s", s.get("wall_time_s"))
+        rows.append(
+            f"| `{preset}` | {s['n_params'] / 1e6:.2f}M ({s['n_params_non_embedding'] / 1e6:.2f}M) | {shape} | "
+            f"{s['tokens_seen'] / 1e6:.2f}M ({s['steps']} steps) | "
+            f"{'bf16 autocast' if s.get('autocast_bf16') else 'fp32'} | {secs / 60:.0f} min | "
+            f"**{s['val_perplexity']:.1f}** | {s['unigram_perplexity']:.1f} |"
+        )
+    return "\n".join(rows)
 
 
 def _ratio(r: dict, fp: dict, key: str) -> str:
@@ -74,23 +100,24 @@ def _ratio(r: dict, fp: dict, key: str) -> str:
 def quantize_block(q: dict) -> str:
     fp = q["methods"]["fp32"]
     rows = [
-        "| method | weight bytes | vs fp32 | blocks only vs fp32 | peak RSS (MiB) | prefill tok/s | decode tok/s | "
-        "perplexity | Δ ppl vs fp32 | top-1 agreement |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| method | int8 (or 4-bit) parts | weight bytes | whole model vs fp32 | blocks only vs fp32 | "
+        "peak RSS (MiB) | prefill tok/s | decode tok/s | perplexity | Δ ppl vs fp32 | top-1 agreement |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for m in ORDER:
         if m in q["methods"]:
             r = q["methods"][m]
             name = f"**{m}** (here)" if m in WRITTEN_HERE else m
             rows.append(
-                f"| {name} | {r['weight_bytes'] / 2**20:.2f} MiB | {r['weight_bytes'] / fp['weight_bytes']:.2f}x | "
+                f"| {name} | {int8_parts(m)} | {r['weight_bytes'] / 2**20:.2f} MiB | "
+                f"{r['weight_bytes'] / fp['weight_bytes']:.2f}x | "
                 f"{_ratio(r, fp, 'block_bytes')} | {r['peak_rss_mb']:.0f} | "
                 f"{r['prefill_tokens_per_s']:.0f} | {r['decode_tokens_per_s']:.1f} | "
                 f"{r['perplexity']:.3f} | {100 * (r['perplexity'] / fp['perplexity'] - 1):+.2f}% | "
                 f"{r['top1_agreement']:.4f} |"
             )
         elif m in q.get("failed", {}):
-            rows.append(f"| {m} | failed: `{q['failed'][m]}` | | | | | | | | |")
+            rows.append(f"| {m} | failed: `{q['failed'][m]}` | | | | | | | | | |")
     rows.append("")
     rows.append(
         f"CPU: {q['cpu_model']} (torch CPU capability {q['torch_cpu_capability']}; flags: "
@@ -259,7 +286,9 @@ def gpu_block(g: dict) -> str:
     return "\n".join(rows)
 
 
-def figures(results: Path, o: dict | None, a: dict | None, metrics: list[dict] | None) -> None:
+def figures(results: Path, o: dict | None, a: dict | None, metrics: dict[str, list[dict]] | None) -> None:
+    """``outliers.png`` (into ``results``, from ``o``), ``attention_memory.png`` (from ``a``) and
+    ``train_loss.png`` (every preset's curves in ``metrics``: preset -> metrics.jsonl rows)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -320,10 +349,11 @@ def figures(results: Path, o: dict | None, a: dict | None, metrics: list[dict] |
         plt.close(fig)
     if metrics:
         fig, ax = plt.subplots(figsize=(5.5, 4))
-        tr = [(r["step"], r["loss"]) for r in metrics if r.get("loss") is not None]
-        va = [(r["step"], r["val_loss"]) for r in metrics if r.get("val_loss") is not None]
-        ax.plot(*zip(*tr), label="train loss")
-        ax.plot(*zip(*va), "o-", label="held-out loss")
+        for preset, rows in metrics.items():
+            tr = [(r["step"], r["loss"]) for r in rows if r.get("loss") is not None]
+            va = [(r["step"], r["val_loss"]) for r in rows if r.get("val_loss") is not None]
+            line = ax.plot(*zip(*tr), label=f"{preset}: train loss")
+            ax.plot(*zip(*va), "o--", color=line[0].get_color(), label=f"{preset}: held-out loss")
         ax.set_xlabel("step")
         ax.set_ylabel("cross-entropy (nats/token)")
         ax.legend()
@@ -335,6 +365,9 @@ def figures(results: Path, o: dict | None, a: dict | None, metrics: list[dict] |
 def _main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--collect", default=None, help="a run directory to copy results from first")
+    parser.add_argument(
+        "--preset", default="shakespeare", choices=sorted(MODELS.values()), help="the preset whose run --collect copies"
+    )
     parser.add_argument("--results", default="projects/quantization/results")
     parser.add_argument(
         "--readme", nargs="+", default=["projects/quantization/README.md", "projects/quantization/REPORT.md"]
@@ -345,28 +378,36 @@ def _main(argv=None):
     if args.collect:
         if not Path(args.collect).is_dir():
             raise FileNotFoundError(f"no run directory {args.collect} to collect (train and quantize first)")
-        collect(Path(args.collect), results)
-    summary, q = _load(results / "train/summary.json"), _load(results / "quantize.json")
-    o, a = _load(results / "outliers.json"), _load(results / "attention.json")
-    g = _load(results / "gpu.json")
-    metrics_path = results / "train/metrics.jsonl"
-    metrics = (
-        [json.loads(x) for x in metrics_path.read_text().splitlines() if x.strip()] if metrics_path.is_file() else None
-    )
-    blocks = {}
-    if summary:
-        blocks["train"] = train_block(summary)
-    if q:
-        blocks.update(quantize=quantize_block(q), profile=profile_block(q), samples=samples_block(q))
-    if o:
-        blocks.update(outliers=outliers_block(o), injected=injected_block(o))
+        sub = next(k for k, v in MODELS.items() if v == args.preset)
+        collect(Path(args.collect), results / sub)
+    blocks, summaries, configs, metrics = {}, {}, {}, {}
+    for sub, preset in MODELS.items():
+        d, suffix = results / sub, f"-{sub}" if sub else ""
+        summary, q, o = _load(d / "train/summary.json"), _load(d / "quantize.json"), _load(d / "outliers.json")
+        if summary:
+            summaries[preset] = summary
+            if (d / "train/config.yaml").is_file():
+                configs[preset] = vars(load_config(Config, d / "train/config.yaml"))
+        if (d / "train/metrics.jsonl").is_file():
+            lines = (d / "train/metrics.jsonl").read_text().splitlines()
+            metrics[preset] = [json.loads(x) for x in lines if x.strip()]
+        if q:
+            blocks[f"quantize{suffix}"] = quantize_block(q)
+            blocks[f"profile{suffix}"] = profile_block(q)
+            blocks[f"samples{suffix}"] = samples_block(q)
+        if o:
+            blocks.update({f"outliers{suffix}": outliers_block(o), f"injected{suffix}": injected_block(o)})
+            figures(d, o, None, None)
+    if summaries:
+        blocks["train"] = train_block(summaries, configs)
+    a, g = _load(results / "attention.json"), _load(results / "gpu.json")
     if a:
         blocks["attention"] = attention_block(a)
     if g:
         blocks["gpu"] = gpu_block(g)
     if not blocks:
         raise FileNotFoundError(f"no results in {results}: run the commands, then this with --collect RUN")
-    figures(results, o, a, metrics)
+    figures(results, None, a, metrics)
     written = update_markdown(args.readme, blocks)
     print(f"updated {written}")
 

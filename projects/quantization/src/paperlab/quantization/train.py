@@ -35,7 +35,7 @@ from paperlab.quantization.model import build_llama, n_params
 from paperlab.shared.checkpoint import LAST, atomic_write_text, guard_run_dir
 from paperlab.shared.cli import StopSignal, check_finite, run_command
 from paperlab.shared.config import add_config_args, config_from_args, parse_args
-from paperlab.shared.runlog import RunLogger
+from paperlab.shared.runlog import RunLogger, machine_load
 from paperlab.shared.seeding import seed_everything
 
 RESUME_HINT = "--resume (make train-quantization-base RESUME=1)"
@@ -65,7 +65,7 @@ def train(cfg: Config, resume: bool = False) -> dict:
         lr=cfg.lr,
         betas=(0.9, 0.95),
     )
-    step = resume_training(ckpt, cfg, model, optimizer, rng) if ckpt is not None else 0
+    step, before_s = resume_training(ckpt, cfg, model, optimizer, rng) if ckpt is not None else (0, 0.0)
     unigram = unigram_perplexity(train_tokens, val_tokens, len(tokenizer))
     print(
         f"llama {n_params(model) / 1e6:.2f}M params, vocab {len(tokenizer)}, train {len(train_tokens)} tokens, "
@@ -80,8 +80,9 @@ def train(cfg: Config, resume: bool = False) -> dict:
             lr = lr_at(step, cfg)
             set_lr(optimizer, lr)
             batch = random_batch(train_tokens, cfg.batch_size, cfg.context, rng)
-            logits = model(batch[:, :-1]).logits
-            loss = torch.nn.functional.cross_entropy(logits.flatten(0, 1), batch[:, 1:].flatten())
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.autocast_bf16):
+                logits = model(batch[:, :-1]).logits
+            loss = torch.nn.functional.cross_entropy(logits.float().flatten(0, 1), batch[:, 1:].flatten())
             check_finite(step, loss=loss.item())
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
@@ -91,7 +92,7 @@ def train(cfg: Config, resume: bool = False) -> dict:
             bar.update(1)
             row = {}
             if step % cfg.log_every == 0:
-                row = {"loss": loss.item(), "lr": lr, "grad_norm": float(grad_norm)}
+                row = {"loss": loss.item(), "lr": lr, "grad_norm": float(grad_norm), "load1": machine_load()[0]}
             if step % cfg.eval_every == 0 or step == cfg.total_steps:
                 model.eval()
                 row["val_loss"] = math.log(perplexity(model, val_windows)["perplexity"])
@@ -100,7 +101,7 @@ def train(cfg: Config, resume: bool = False) -> dict:
                 log.log(step, **row)
                 bar.set_postfix(loss=f"{loss.item():.3f}")
             if step % cfg.checkpoint_every == 0 or step == cfg.total_steps or stop.requested:
-                save_training(run_dir / LAST, cfg, step, model, optimizer, rng)
+                save_training(run_dir / LAST, cfg, step, model, optimizer, rng, before_s + time.time() - start)
         bar.close()
     if step < cfg.total_steps:
         return {"steps": step, "finished": False}
@@ -115,6 +116,10 @@ def train(cfg: Config, resume: bool = False) -> dict:
         "seed": cfg.seed,
         "device": "cpu",
         "wall_time_s": round(time.time() - start, 1),  # of the last session (a resumed run: since the resume)
+        "train_time_s": round(before_s + time.time() - start, 1),  # every session together
+        "machine_load_end": machine_load(),
+        "autocast_bf16": cfg.autocast_bf16,
+        "threads": cfg.threads,
         "n_params": n_params(model),
         "n_params_non_embedding": n_params(model) - 2 * len(tokenizer) * cfg.hidden_size,
         "vocab_size": len(tokenizer),
