@@ -1,5 +1,5 @@
 # LLM.int8 / quantization targets, included by the top-level Makefile (run them from the repository root).
-.PHONY: train-quantization-base quantize outliers bench-attention bench-int8-gpu report-quantization
+.PHONY: train-quantization-base quantize outliers bench-attention bench-train-step bench-int8-gpu report-quantization
 
 $(VENV)/.stamp-quantization: constraints.txt shared/pyproject.toml projects/quantization/pyproject.toml | $(PY)
 	$(PIP) -e ./shared -e ./projects/quantization
@@ -21,6 +21,10 @@ outliers: $(VENV)/.stamp-quantization ## outlier-feature statistics per layer an
 
 bench-attention: $(VENV)/.stamp-quantization ## tiled online-softmax attention vs naive vs SDPA: error and peak memory vs length
 	$(PY) -m paperlab.quantization.attention_bench --out runs/quantization/attention.json
+
+bench-train-step: $(VENV)/.stamp-quantization ## seconds per pre-training step of both presets, fp32 vs bf16 autocast (what sized the large model)
+	$(PY) -m paperlab.quantization.step_bench --configs configs/quantization/shakespeare.yaml \
+	  configs/quantization/shakespeare-large.yaml --out runs/quantization/step_time.json
 
 report-quantization: $(VENV)/.stamp-quantization ## README/REPORT tables and plots from projects/quantization/results (COLLECT=1 copies the runs first)
 	$(PY) -m paperlab.quantization.report $(if $(COLLECT),--collect runs/quantization/$(QUANT_PRESET)-seed$(SEED) --preset $(QUANT_PRESET),) \

@@ -181,10 +181,16 @@ def test_quantize_table_and_report_end_to_end(trained_run, corpus_dir, tmp_path)
     assert int8["top1_agreement"] >= 0.95 and fp["top1_agreement"] == 1.0
     assert int8["weight_bytes"] < fp["weight_bytes"] and int8["peak_rss_mb"] > 0
     assert any("_int_mm" in p["op"] for p in int8["profile"])  # the int8 kernel really ran
+    quantize_mod.main([*args, "methods=[llm-int8-whole]", "keep_previous=true"])  # one more row, same table
+    q2 = json.loads((trained_run / "quantize" / "quantize.json").read_text())
+    assert set(q2["methods"]) == {"fp32", "llm-int8", "llm-int8-whole"} and set(q2["added_later"]) == {"llm-int8-whole"}
+    assert q2["methods"]["llm-int8"] == int8 and q2["methods"]["llm-int8-whole"]["top1_agreement"] >= 0.95
+    assert q2["methods"]["llm-int8-whole"]["weight_bytes"] < int8["weight_bytes"]
     readme = tmp_path / "README.md"
     readme.write_text(
         "".join(f"<!-- report:{b} -->\n<!-- /report:{b} -->\n" for b in ("train", "quantize", "profile", "samples"))
     )
     report.main(["--collect", str(trained_run), "--results", str(tmp_path / "results"), "--readme", str(readme)])
     text = readme.read_text()
-    assert "**llm-int8** (here)" in text and "unigram" in text and (tmp_path / "results" / "train_loss.png").is_file()
+    assert "**llm-int8** (here)" in text and "**llm-int8-whole** (here)" in text and "added by a later run" in text
+    assert "unigram" in text and (tmp_path / "results" / "train_loss.png").is_file()

@@ -73,6 +73,8 @@ class Config:
     repeats: int = 7  # timed repeats; the table shows the median
     bench_threads: int = 1  # torch threads in `make quantize`: on a shared machine 2 OpenMP threads spin-wait
     #                         whenever another process takes a core, which made single timings 10-40x slower
+    keep_previous: bool = False  # add `methods` to the run's existing quantize.json (its fp32 reference kept)
+    #                              instead of starting a new table; the note under the table says which rows
     sample_tokens: int = 60  # new tokens per generated sample
     prompts: list[str] = field(default_factory=lambda: ["ROMEO:\n", "First Citizen:\nWe are", "KING HENRY:\nWhat"])
 

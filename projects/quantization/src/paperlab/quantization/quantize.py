@@ -155,8 +155,13 @@ def orchestrate(cfg: Config, argv: list[str]) -> dict:
     out_dir = Path(cfg.run_dir) / "quantize"
     out_dir.mkdir(parents=True, exist_ok=True)
     methods = ["fp32"] + [m for m in cfg.methods if m != "fp32"]  # fp32 first: the agreement reference
-    results, failed = {}, {}
+    results, failed, previous = {}, {}, None
     load_start = machine_load()
+    if cfg.keep_previous:
+        if not (out_dir / "quantize.json").is_file() or not (out_dir / "fp32_top1.pt").is_file():
+            raise FileNotFoundError(f"keep_previous=true needs a finished table in {out_dir}: run without it first")
+        previous = json.loads((out_dir / "quantize.json").read_text())
+        methods = [m for m in methods if m != "fp32"]
     for method in methods:
         print(f"[{method}] ...", flush=True)
         proc = subprocess.run(
@@ -176,16 +181,23 @@ def orchestrate(cfg: Config, argv: list[str]) -> dict:
             f"decode {r['decode_tokens_per_s']:.1f} tok/s  top-1 {r['top1_agreement']}",
             flush=True,
         )
+    added, load_end = {}, machine_load()
+    if previous is not None:  # the earlier table, with this run's methods added (or replaced)
+        added = {**previous.get("added_later", {}), **{m: {"machine_load": load_start} for m in results}}
+        results = {**previous["methods"], **results}
+        failed = {**{k: v for k, v in previous["failed"].items() if k not in results}, **failed}
+        load_start, load_end = previous["machine_load_start"], previous["machine_load_end"]
     summary = {
         "model": str(path),
         "methods": results,
         "failed": failed,
+        "added_later": added,
         "threshold": cfg.threshold,
         "cpu_model": cpu_model(),
         "cpu_flags": cpu_flags(),
         "torch_cpu_capability": torch.backends.cpu.get_cpu_capability(),
         "machine_load_start": load_start,
-        "machine_load_end": machine_load(),
+        "machine_load_end": load_end,
         "versions": versions(),
         "python": platform.python_version(),
     }

@@ -55,14 +55,16 @@ def int8_parts(method: str) -> str:
     return "blocks, head, embeddings" if method.endswith("-whole") else "blocks"
 
 
-def collect(run: Path, results: Path) -> None:
+def collect(run: Path, dest: Path, shared: Path) -> None:
+    """A run's files into ``dest``; the benchmarks of no particular run (``runs/quantization/*.json``) into
+    ``shared``."""
     for dst, src in FILES.items():
         if (run / src).is_file():
-            (results / dst).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(run / src, results / dst)
-    attention = run.parent / "attention.json"
-    if attention.is_file():
-        shutil.copyfile(attention, results / "attention.json")
+            (dest / dst).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(run / src, dest / dst)
+    for name in ("attention.json", "step_time.json"):
+        if (run.parent / name).is_file():
+            shutil.copyfile(run.parent / name, shared / name)
 
 
 def _load(path: Path):
@@ -128,6 +130,10 @@ def quantize_block(q: dict) -> str:
         f"Perplexity and agreement on {fp['ppl_tokens']} held-out tokens. Versions: "
         + ", ".join(f"{k} {v}" for k, v in q["versions"].items())
         + "."
+        + "".join(
+            f" Row {m} was added by a later run (`keep_previous=true`) at load average {a['machine_load']}."
+            for m, a in q.get("added_later", {}).items()
+        )
     )
     return "\n".join(rows)
 
@@ -243,6 +249,30 @@ def attention_block(a: dict) -> str:
         f"causal and not: {err:.1e}. CPU: {a['cpu_model']}, {a['threads']} thread(s), "
         f"load {a['machine_load']}."
     )
+    return "\n".join(rows)
+
+
+def step_time_block(st: dict) -> str:
+    rows = [
+        "| preset | parameters | layers x d (SwiGLU) | tokens per step | fp32 s/step | bf16 autocast s/step |",
+        "|---|---|---|---|---|---|",
+    ]
+    presets = list(dict.fromkeys(r["preset"] for r in st["rows"]))
+    for p in presets:
+        by = {r["autocast_bf16"]: r for r in st["rows"] if r["preset"] == p}
+        r = by.get(False) or by[True]
+        cells = [f"{by[a]['median_s']:.2f}" if a in by else "-" for a in (False, True)]
+        rows.append(
+            f"| `{p}` | {r['n_params'] / 1e6:.2f}M | {r['shape'][0]} x {r['shape'][1]} ({r['shape'][2]}) | "
+            f"{r['tokens_per_step']} | " + " | ".join(cells) + " |"
+        )
+    repeats = len(st["rows"][0]["step_s"])
+    rows += [
+        "",
+        f"One step = forward, backward and AdamW on a random batch; median of {repeats} steps after a warm-up; "
+        f"{st['threads']} torch thread(s); CPU: {st['cpu_model']}; load average {st['machine_load_start']} at "
+        f"the start, {st['machine_load_end']} at the end.",
+    ]
     return "\n".join(rows)
 
 
@@ -379,7 +409,7 @@ def _main(argv=None):
         if not Path(args.collect).is_dir():
             raise FileNotFoundError(f"no run directory {args.collect} to collect (train and quantize first)")
         sub = next(k for k, v in MODELS.items() if v == args.preset)
-        collect(Path(args.collect), results / sub)
+        collect(Path(args.collect), results / sub, results)
     blocks, summaries, configs, metrics = {}, {}, {}, {}
     for sub, preset in MODELS.items():
         d, suffix = results / sub, f"-{sub}" if sub else ""
@@ -400,7 +430,9 @@ def _main(argv=None):
             figures(d, o, None, None)
     if summaries:
         blocks["train"] = train_block(summaries, configs)
-    a, g = _load(results / "attention.json"), _load(results / "gpu.json")
+    a, g, st = _load(results / "attention.json"), _load(results / "gpu.json"), _load(results / "step_time.json")
+    if st:
+        blocks["step-time"] = step_time_block(st)
     if a:
         blocks["attention"] = attention_block(a)
     if g:
