@@ -1,0 +1,215 @@
+"""README / REPORT tables and figures of projects/lipschitz from the committed ``results/``.
+
+    python -m paperlab.lipschitz.report --collect runs/lipschitz --results projects/lipschitz/results \
+        --readme projects/lipschitz/README.md projects/lipschitz/REPORT.md
+
+``--collect`` first copies the small files of every evaluated run (``runs/lipschitz/cifar10/<model>-seed<k>``,
+``runs/lipschitz/sweep/<name>``: config.yaml, summary.json, eval.json, metrics.jsonl) and the analysis
+JSONs into ``results/``; without it only the committed files are read.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+from pathlib import Path
+
+from paperlab.shared.cli import run_command
+from paperlab.shared.report import update_markdown
+
+MODELS = ("baseline", "spectral", "bjorck", "torchlip")
+LABELS = {
+    "baseline": "unconstrained CNN (ReLU, CE)",
+    "spectral": "spectral norm (here)",
+    "bjorck": "Björck (here)",
+    "torchlip": "deel-torchlip (peer)",
+}
+FILES = ("config.yaml", "summary.json", "eval.json", "metrics.jsonl")
+
+
+def collect(runs: Path, results: Path) -> int:
+    n = 0
+    for group in ("cifar10", "sweep"):
+        for run in sorted((runs / group).glob("*")):
+            if not (run / "eval.json").is_file():
+                continue
+            dest = results / group / run.name
+            dest.mkdir(parents=True, exist_ok=True)
+            for name in FILES:
+                if (run / name).is_file():
+                    shutil.copy2(run / name, dest / name)
+            n += 1
+    for name in ("step_cost.json", "spectra.json"):
+        if (runs / "analysis" / name).is_file():
+            (results / "analysis").mkdir(parents=True, exist_ok=True)
+            shutil.copy2(runs / "analysis" / name, results / "analysis" / name)
+    return n
+
+
+def _load(path: Path) -> dict | None:
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def _pct(v) -> str:
+    return "–" if v is None else f"{100 * v:.1f}"
+
+
+def table(results: Path) -> str:
+    head = (
+        "| model | params | epochs | s / epoch | clean | cert. 36 | cert. 72 | cert. 108 | cert. 255 "
+        "| PGD 36 | PGD 72 | PGD 108 | PGD 255 | Lip. lower | Lip. upper |"
+    )
+    rows = [head, "|" + "---|" * 15]
+    for m in MODELS:
+        ev = _load(results / "cifar10" / f"{m}-seed1" / "eval.json")
+        if ev is None:
+            rows.append(f"| {LABELS[m]} | not run yet |" + " |" * 13)
+            continue
+        c, p = ev["certified"], ev["pgd"]
+        rows.append(
+            f"| {LABELS[m]} | {ev.get('n_params', 0) / 1e3:.0f}k | {ev.get('epochs')} "
+            f"| {ev.get('epoch_time_s') or 0:.0f} "
+            f"| {_pct(ev['clean_acc'])} | "
+            + " | ".join(_pct(c.get(r)) for r in ("36", "72", "108", "255"))
+            + " | "
+            + " | ".join(_pct(p.get(r)) for r in ("36", "72", "108", "255"))
+            + f" | {ev['lipschitz_lower']:.3f} | {ev['lipschitz_upper']:.4g} |"
+        )
+    ev = _load(results / "cifar10" / "bjorck-seed1" / "eval.json")
+    note = ""
+    if ev:
+        note = (
+            f"\n\nAccuracies in % on the {ev['n_test']} CIFAR-10 test images (certified: the measured upper bound; "
+            f"PGD: l2, {ev['pgd_steps']} steps, first {ev['pgd_images']} test images; radii in units of 1/255). "
+            f"Machine: {ev['cpu']}, 1 thread per run; seed 1 only."
+        )
+    flips = [
+        (_load(results / "cifar10" / f"{m}-seed1" / "eval.json") or {}).get("certified_points_flipped_by_pgd")
+        for m in MODELS
+    ]
+    if any(f is not None for f in flips):
+        note += f" Certified points flipped by PGD, all models and radii: {sum(f or 0 for f in flips)}."
+    return "\n".join(rows) + note
+
+
+def cost(results: Path) -> str:
+    sc = _load(results / "analysis" / "step_cost.json")
+    sp = _load(results / "analysis" / "spectra.json")
+    out = []
+    if sc:
+        out += [
+            f"Training step, batch {sc['batch_size']}, {sc['threads']} thread, {sc['cpu']} "
+            f"(load {', '.join(f'{v:.1f}' for v in sc['load'])}):",
+            "",
+            "| model | s / step | of which the weight normalisation (s) |",
+            "|---|---|---|",
+        ]
+        out += [f"| {LABELS[m]} | {v['step_s']:.3f} | {v['normalisation_s']:.3f} |" for m, v in sc["models"].items()]
+    if sp:
+        out += [
+            "",
+            "Singular values of the trained layers (convolutions: circular-padding FFT spectrum on the layer's "
+            "input size; dense: exact):",
+            "",
+            "| model | layer | n | max | median | min | share > 0.9 |",
+            "|---|---|---|---|---|---|---|",
+        ]
+        for m, d in sp.items():
+            for name, s in d["layers"].items():
+                out.append(
+                    f"| {m} | {name} | {s['n']} | {s['max']:.3f} | {s['median']:.3f} | {s['min']:.3f} "
+                    f"| {100 * s['frac_above_0.9']:.0f}% |"
+                )
+    return "\n".join(out) if out else "not run yet (`make bench-lipschitz`)"
+
+
+def sweep(results: Path) -> str:
+    runs = sorted((results / "sweep").glob("*")) if (results / "sweep").is_dir() else []
+    if not runs:
+        return "not run yet (`make sweep-lipschitz`)"
+    rows = [
+        "| run | loss | margin | temperature | epochs | clean | cert. 36 | cert. 72 | cert. 108 | PGD 36 |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    import yaml
+
+    for run in runs:
+        ev, cfg = _load(run / "eval.json"), yaml.safe_load((run / "config.yaml").read_text())
+        margin = cfg["margin"] if cfg["loss"] != "ce" else "–"
+        temp = cfg["temperature"] if cfg["loss"] == "ce" else "–"
+        rows.append(
+            f"| {run.name} | {cfg['loss']} | {margin} | {temp} | {ev.get('epochs')} | {_pct(ev['clean_acc'])} "
+            f"| {_pct(ev['certified']['36'])} | {_pct(ev['certified']['72'])} | {_pct(ev['certified']['108'])} "
+            f"| {_pct(ev['pgd']['36'])} |"
+        )
+    return "\n".join(rows)
+
+
+def figures(results: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    evs = {m: _load(results / "cifar10" / f"{m}-seed1" / "eval.json") for m in MODELS}
+    if any(evs.values()):
+        fig, ax = plt.subplots(figsize=(6, 4))
+        for m, ev in evs.items():
+            if ev is None:
+                continue
+            (line,) = ax.plot(ev["curve"]["radius_255"], [100 * v for v in ev["curve"]["certified"]], label=LABELS[m])
+            radii = [int(r) for r in ev["pgd"]]
+            ax.plot(radii, [100 * ev["pgd"][str(r)] for r in radii], "o--", color=line.get_color(), alpha=0.6)
+        ax.set_xlabel("l2 radius (x 1/255)")
+        ax.set_ylabel("accuracy (%)")
+        ax.set_title("CIFAR-10: certified (lines) and under PGD (dots)")
+        ax.set_xlim(0, 260)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+        fig.tight_layout()
+        fig.savefig(results / "certified_vs_radius.png", dpi=110)
+        plt.close(fig)
+    sp = _load(results / "analysis" / "spectra.json")
+    if sp:
+        fig, axes = plt.subplots(1, len(sp), figsize=(4.5 * len(sp), 3.6), squeeze=False)
+        for ax, (m, d) in zip(axes[0], sp.items(), strict=True):
+            centers = [(a + b) / 2 for a, b in zip(d["bins"][:-1], d["bins"][1:], strict=True)]
+            width = d["bins"][1] - d["bins"][0]
+            for name, s in d["layers"].items():
+                if "reshaped" in name:
+                    continue
+                total = sum(s["hist"])
+                ax.bar(centers, [h / total for h in s["hist"]], width=width, alpha=0.45, label=name)
+            ax.set_title(LABELS.get(m, m))
+            ax.set_xlabel("singular value")
+            ax.legend(fontsize=6)
+        axes[0][0].set_ylabel("share of the layer's singular values")
+        fig.tight_layout()
+        fig.savefig(results / "singular_values.png", dpi=100)
+        plt.close(fig)
+
+
+def _main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--collect", default=None, help="copy the small files of runs/lipschitz first")
+    parser.add_argument("--results", default="projects/lipschitz/results")
+    parser.add_argument("--readme", nargs="+", default=["projects/lipschitz/README.md", "projects/lipschitz/REPORT.md"])
+    args = parser.parse_args(argv)
+    results = Path(args.results)
+    if args.collect:
+        print(f"collected {collect(Path(args.collect), results)} runs")
+    figures(results)
+    written = update_markdown(
+        args.readme,
+        {"lipschitz-table": table(results), "lipschitz-cost": cost(results), "lipschitz-sweep": sweep(results)},
+    )
+    print(json.dumps(written))
+
+
+def main(argv=None) -> None:
+    run_command(_main, argv)
+
+
+if __name__ == "__main__":
+    main()
