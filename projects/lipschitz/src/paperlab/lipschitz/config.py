@@ -50,6 +50,7 @@ class Config:
     eval_images: int = 2000  # test images for the end-of-epoch clean / certified accuracy (0: all)
 
     # --- final evaluation (evaluate.py) ---
+    evaluate_after: bool = False  # train.py runs the evaluation when the run finishes
     radii_255: list[int] = field(default_factory=lambda: [36, 72, 108, 255])  # l2 radii in units of 1/255
     pgd_steps: int = 10
     pgd_images: int = 1000

@@ -113,15 +113,12 @@ def evaluate(model, cfg: Config, test, summary: dict | None = None) -> dict:
     return out
 
 
-def _main(argv=None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("run_dir")
-    parser.add_argument("overrides", nargs="*", help="evaluation settings, key=value (pgd_images=..., data_dir=...)")
-    args = parser.parse_intermixed_args(argv)
+def evaluate_run(run_dir: str | Path, overrides=()) -> dict:
+    """Evaluate ``run_dir/model.pt`` and write ``run_dir/eval.json``."""
     warnings.filterwarnings("ignore", message="Sequential model contains a layer which is not a Lipschitz layer")
-    run_dir = Path(args.run_dir)
+    run_dir = Path(run_dir)
     model, cfg, _ = load_model(run_dir / "model.pt")
-    cfg = config_from_dict(Config, to_dict(cfg), overrides=args.overrides, source=str(run_dir / "model.pt"))
+    cfg = config_from_dict(Config, to_dict(cfg), overrides=overrides, source=str(run_dir / "model.pt"))
     torch.set_num_threads(cfg.threads)
     _, test, _ = load(cfg)
     summary_path = run_dir / "summary.json"
@@ -130,6 +127,15 @@ def _main(argv=None) -> None:
     atomic_write_text(run_dir / "eval.json", json.dumps(out, indent=2) + "\n")
     keys = ("clean_acc", "certified", "pgd", "lipschitz_lower", "lipschitz_upper", "certified_points_flipped_by_pgd")
     print(json.dumps({k: out[k] for k in keys}, indent=2))
+    return out
+
+
+def _main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("run_dir")
+    parser.add_argument("overrides", nargs="*", help="evaluation settings, key=value (pgd_images=..., data_dir=...)")
+    args = parser.parse_intermixed_args(argv)
+    evaluate_run(args.run_dir, args.overrides)
 
 
 def main(argv=None) -> None:

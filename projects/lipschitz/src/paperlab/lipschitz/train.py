@@ -23,6 +23,7 @@ import torch
 from paperlab.lipschitz.checkpoint import make_meta, resume_training, save_model, save_training
 from paperlab.lipschitz.config import Config
 from paperlab.lipschitz.data import Split, load
+from paperlab.lipschitz.evaluate import evaluate_run
 from paperlab.lipschitz.losses import certified_accuracy, certified_radius, loss_fn
 from paperlab.lipschitz.model import build_model
 from paperlab.shared.checkpoint import LAST, atomic_write_text, guard_run_dir
@@ -178,6 +179,8 @@ def _main(argv=None) -> None:
     cfg = config_from_args(Config, args)
     summary = train(cfg, resume=args.resume)
     print(json.dumps(summary.get("test", {}), indent=2))
+    if summary["finished"] and cfg.evaluate_after:
+        evaluate_run(cfg.run_dir)
     print(f"run: {cfg.run_dir}")
 
 
