@@ -194,3 +194,15 @@ def test_quantize_table_and_report_end_to_end(trained_run, corpus_dir, tmp_path)
     text = readme.read_text()
     assert "**llm-int8** (here)" in text and "**llm-int8-whole** (here)" in text and "added by a later run" in text
     assert "unigram" in text and (tmp_path / "results" / "train_loss.png").is_file()
+
+
+def test_step_bench_times_both_precisions_of_a_preset(tmp_path, capsys):
+    from paperlab.quantization import step_bench
+
+    preset = tmp_path / "tiny.yaml"
+    preset.write_text("".join(f"{k}: {v}\n" for k, v in TINY.items()))
+    step_bench.main(["--configs", str(preset), "--repeats", "2", "--out", str(tmp_path / "st.json")])
+    st = json.loads((tmp_path / "st.json").read_text())
+    assert [r["autocast_bf16"] for r in st["rows"]] == [False, True]
+    assert all(len(r["step_s"]) == 2 and r["median_s"] > 0 for r in st["rows"])
+    assert st["rows"][0]["n_params"] > 0 and st["rows"][0]["tokens_per_step"] == TINY["batch_size"] * TINY["context"]
