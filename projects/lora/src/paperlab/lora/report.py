@@ -1,0 +1,227 @@
+"""README/REPORT tables and the rank plot, from the committed files in ``projects/lora/results``.
+
+make report-lora        # python -m paperlab.lora.report --results projects/lora/results --readme ...
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+
+from paperlab.shared.cli import run_command
+from paperlab.shared.report import update_markdown, write_headline
+
+
+def _load(path: Path):
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def load_rows(folder: Path) -> list[dict]:
+    rows = []
+    for run in sorted(folder.iterdir()):
+        ev, su = _load(run / "eval.json"), _load(run / "summary.json")
+        if ev is None or su is None:
+            continue
+        rows.append({"name": run.name, **su, **ev})
+    return rows
+
+
+def group_key(r: dict) -> tuple:
+    if r["mode"] == "base":
+        return (0, "base", "", 0)
+    if r["mode"] == "full":
+        return (3, "full fine-tuning", "all", 0)
+    return (1 if r["modules"] == "attn" else 2, "LoRA", r["modules"], r["rank"])
+
+
+def groups(rows: list[dict]) -> dict[tuple, list[dict]]:
+    out = defaultdict(list)
+    for r in rows:
+        out[group_key(r)].append(r)
+    return {k: sorted(v, key=lambda r: r["seed"]) for k, v in sorted(out.items())}
+
+
+def _stat(rows: list[dict], key: str, fmt: str = "{:.1f}") -> str:
+    vals = [r[key] for r in rows if r.get(key) is not None]
+    if not vals:
+        return "-"
+    if len(vals) == 1:
+        return fmt.format(vals[0])
+    return f"{fmt.format(np.mean(vals))} ({' / '.join(fmt.format(v) for v in vals)})"
+
+
+def _bytes(n: float) -> str:
+    return f"{n / 2**20:.2f} MB" if n >= 2**20 else f"{n / 1024:.1f} KB"
+
+
+def sweep_table(rows: list[dict], modules: str | None = "attn") -> str:
+    head = (
+        "| model | modules | rank | seeds | FD target ↓ | FD source ↓ | eps-loss target test | eps-loss source "
+        "test | trainable params | saved file | step time (s) | grad+Adam state | peak RSS |\n"
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n"
+    )
+    lines = []
+    for (_, kind, mods, rank), rs in groups(rows).items():
+        if kind == "LoRA" and modules is not None and mods != modules:
+            continue
+        r0 = rs[0]
+        saved = _bytes(r0["saved_bytes"]) if kind != "base" else "-"
+        lines.append(
+            f"| {kind} | {mods or '-'} | {rank or '-'} | {len(rs)} | {_stat(rs, 'fd_target')} | "
+            f"{_stat(rs, 'fd_source')} | {_stat(rs, 'eps_loss_target_test', '{:.4f}')} | "
+            f"{_stat(rs, 'eps_loss_source_test', '{:.4f}')} | "
+            f"{r0['trainable_params']:,} ({100 * r0['trainable_params'] / r0['total_params']:.2f}%) | {saved} | "
+            f"{_stat(rs, 'step_time_s', '{:.3f}')} | {r0['train_state_mb']:.2f} MB | "
+            f"{_stat(rs, 'peak_rss_mb', '{:.0f}')} MB |"
+        )
+    return head + "\n".join(lines)
+
+
+def modules_table(rows: list[dict]) -> str:
+    gs = groups(rows)
+    ranks = {k[3] for k in gs if k[1] == "LoRA" and k[2] != "attn"}
+    keep = [r for r in rows if r["mode"] == "lora" and r["rank"] in ranks]
+    if not keep:
+        return "(no module ablation run yet)"
+    return sweep_table(keep, modules=None)
+
+
+def merge_table(rows: list[dict]) -> str:
+    lines = [
+        "| run | samples compared | max abs diff merged vs unmerged | ms/image unmerged | ms/image merged |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for r in sorted(rows, key=lambda r: group_key(r) + (r["seed"],)):
+        if "merged_vs_unmerged_max_abs" in r:
+            lines.append(
+                f"| {r['name']} | {min(r['n'], 200)} | {r['merged_vs_unmerged_max_abs']:.1e} | "
+                f"{r['sample_ms_per_image']:.2f} | {r['merged_sample_ms_per_image']:.2f} |"
+            )
+    base = [r for r in rows if r["mode"] == "base"]
+    if base:
+        lines.append(f"| base (no adapter) | {base[0]['n']} | - | {base[0]['sample_ms_per_image']:.2f} | - |")
+    return "\n".join(lines)
+
+
+def floors_table(floors: dict | None, clf: dict | None, rows: list[dict]) -> str:
+    if floors is None:
+        return "(no floors computed yet)"
+    n = rows[0]["n"] if rows else "?"
+    steps = rows[0]["ddim_steps"] if rows else "?"
+    lines = [
+        f"Every row: {n} samples per domain, DDIM {steps} steps, the same noise for every model.",
+        "",
+        "| real vs real (the noise floor) | FD |",
+        "|---|---:|",
+        f"| target: the {floors['target_test_n']} held-out faces vs the {floors['target_train_n']} training faces | "
+        f"{floors['target_test_vs_train']:.1f} |",
+        f"| source: {floors['source_n']} MNIST training digits vs the {floors['source_test_n']} test digits | "
+        f"{floors['source_train_vs_test']:.1f} |",
+    ]
+    if clf:
+        lines += [
+            "",
+            f"Feature classifier ({clf['steps']} steps, {clf['train_time_s']:.0f} s): MNIST test accuracy "
+            f"{100 * clf['source_test_accuracy']:.1f}%, identity accuracy on the 80 held-out faces "
+            f"{100 * clf['target_test_accuracy']:.1f}% (40 people).",
+        ]
+    return "\n".join(lines)
+
+
+def ddp_table(ddp: dict | None) -> str:
+    if ddp is None:
+        return "(not run yet: make check-ddp-lora)"
+    return "\n".join(
+        [
+            "| processes | steps | global batch | adapter tensors | ranks bit-identical | max abs diff vs 1 process | "
+            "max abs lora_B value |",
+            "|---:|---:|---:|---:|---|---:|---:|",
+            f"| {ddp['processes']} | {ddp['steps']} | {ddp['global_batch']} | {ddp['tensors']} | "
+            f"{'yes' if ddp['ranks_bit_identical'] else 'NO'} | {ddp['max_abs_diff_2proc_vs_1proc']:.1e} | "
+            f"{ddp['max_abs_adapter_value']:.1e} |",
+        ]
+    )
+
+
+def rank_plot(rows: list[dict], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    gs = groups(rows)
+    fig, ax = plt.subplots(figsize=(5.5, 3.6))
+    pts = [(k[3], [r["fd_target"] for r in rs]) for k, rs in gs.items() if k[1] == "LoRA" and k[2] == "attn"]
+    if pts:
+        ranks = [p[0] for p in pts]
+        ax.plot(ranks, [np.mean(v) for v in (p[1] for p in pts)], "o-", label="LoRA, attention projections")
+        for rk, v in pts:
+            ax.scatter([rk] * len(v), v, color="C0", s=10, alpha=0.5)
+    other = [(k, rs) for k, rs in gs.items() if k[1] == "LoRA" and k[2] != "attn"]
+    for k, rs in other:
+        ax.scatter([k[3]], [np.mean([r["fd_target"] for r in rs])], marker="s", color="C2", label=f"LoRA, {k[2]}")
+    for k, rs in gs.items():
+        if k[1] in ("base", "full fine-tuning"):
+            ax.axhline(
+                np.mean([r["fd_target"] for r in rs]), ls="--", color="C3" if k[1] == "base" else "C1", label=k[1]
+            )
+    ax.set_xscale("log", base=2)
+    ax.set_yscale("log")
+    ax.set_xlabel("LoRA rank r")
+    ax.set_ylabel("FD to the target faces (lower is better)")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def headline(rows: list[dict]) -> str:
+    gs = groups(rows)
+    lora = {k[3]: np.mean([r["fd_target"] for r in rs]) for k, rs in gs.items() if k[1] == "LoRA" and k[2] == "attn"}
+    full = [np.mean([r["fd_target"] for r in rs]) for k, rs in gs.items() if k[1] == "full fine-tuning"]
+    base = [np.mean([r["fd_target"] for r in rs]) for k, rs in gs.items() if k[1] == "base"]
+    if not lora or not full or not base:
+        return "results pending"
+    best = min(lora, key=lora.get)
+    return (
+        f"MNIST base -> 320 Olivetti faces, 28px, CPU: FD to faces base {base[0]:.0f}, LoRA r{best} (attention) "
+        f"{lora[best]:.0f}, full FT {full[0]:.0f} (1-2 seeds, small runs)"
+    )
+
+
+def _main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--results", default="projects/lora/results")
+    parser.add_argument("--readme", nargs="+", required=True)
+    parser.add_argument("--index", default=None, help="the top-level README (writes the headline cell)")
+    args = parser.parse_args(argv)
+    res = Path(args.results)
+    folder = res / "mnist"
+    rows = load_rows(folder) if folder.is_dir() else []
+    clf = _load(Path("projects/lora/classifiers/mnist-olivetti-28.json"))
+    blocks = {
+        "lora-sweep": sweep_table(rows) if rows else "(no runs published yet)",
+        "lora-modules": modules_table(rows) if rows else "(no runs published yet)",
+        "lora-merge": merge_table(rows) if rows else "(no runs published yet)",
+        "lora-floors": floors_table(_load(folder / "floors.json"), clf, rows),
+        "lora-ddp": ddp_table(_load(res / "ddp_check.json")),
+    }
+    update_markdown(args.readme, blocks)
+    if rows:
+        rank_plot(rows, folder / "fd_vs_rank.png")
+    line = headline(rows)
+    if args.index:
+        write_headline(args.index, "lora", line)
+    print(line)
+
+
+def main(argv=None) -> None:
+    run_command(_main, argv)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,60 @@
+"""The Fréchet distance against closed forms, and the report tables from hand-made result files."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from paperlab.lora.classifier import frechet_distance
+from paperlab.lora.report import headline, merge_table, sweep_table
+
+
+def test_frechet_distance_matches_the_closed_form_for_diagonal_gaussians():
+    rng = np.random.default_rng(0)
+    z = rng.standard_normal((200_000, 3))
+    a = z * np.array([1.0, 2.0, 0.5])
+    b = z[::-1] * np.array([3.0, 1.0, 0.5]) + np.array([1.0, 0.0, -2.0])
+    # ||mu_a - mu_b||^2 + sum (s_a - s_b)^2 for diagonal covariances with std s
+    expected = 1.0 + 4.0 + (1 - 3) ** 2 + (2 - 1) ** 2 + 0.0
+    assert frechet_distance(a, b) == pytest.approx(expected, rel=2e-2)
+    assert frechet_distance(a, a) == pytest.approx(0.0, abs=1e-6)
+
+
+def _row(name, mode, rank, seed, fd):
+    return {
+        "name": name,
+        "mode": mode,
+        "rank": rank,
+        "modules": "attn" if mode == "lora" else None,
+        "seed": seed,
+        "fd_target": fd,
+        "fd_source": 2 * fd,
+        "eps_loss_target_test": 0.1,
+        "eps_loss_source_test": 0.05,
+        "trainable_params": 100 if mode == "lora" else 1000,
+        "total_params": 1000,
+        "saved_bytes": 2048,
+        "step_time_s": 0.1,
+        "train_state_mb": 0.01,
+        "peak_rss_mb": 600,
+        "n": 1000,
+        "ddim_steps": 10,
+        "sample_ms_per_image": 4.0,
+        "merged_sample_ms_per_image": 3.0,
+        "merged_vs_unmerged_max_abs": 1e-6,
+    }
+
+
+def test_report_tables_group_seeds_and_order_rows():
+    rows = [
+        _row("full-seed1", "full", 4, 1, 30.0),
+        _row("lora-r4-attn-seed2", "lora", 4, 2, 50.0),
+        _row("base", "base", 4, 1, 900.0),
+        _row("lora-r4-attn-seed1", "lora", 4, 1, 40.0),
+        _row("lora-r1-attn-seed1", "lora", 1, 1, 80.0),
+    ]
+    table = sweep_table(rows).splitlines()
+    assert [line.split("|")[1].strip() for line in table[2:]] == ["base", "LoRA", "LoRA", "full fine-tuning"]
+    assert "| 4 | 2 | 45.0 (40.0 / 50.0) |" in table[4]  # rank 4: two seeds, the mean and each
+    assert "lora-r4-attn-seed1" in merge_table(rows)
+    assert headline(rows).startswith("MNIST base -> 320 Olivetti faces") and "LoRA r4 (attention) 45" in headline(rows)
