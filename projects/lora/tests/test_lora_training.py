@@ -106,9 +106,9 @@ def test_full_fine_tuning_and_the_peft_backend_run(tmp_path, base_run):
 
 
 def test_bad_input_is_refused_with_one_clear_line(tmp_path, base_run, capsys):
-    with pytest.raises(ConfigError, match="rank must be a positive integer"):
+    with pytest.raises(ValueError, match="rank must be a positive integer"):
         Config(rank=0)
-    with pytest.raises(ConfigError, match="give base_model="):
+    with pytest.raises(ValueError, match="give base_model="):
         Config(mode="lora")
     with pytest.raises(SystemExit) as e:
         main(["--config", "configs/lora/digits-lora.yaml", "rank=0"])
