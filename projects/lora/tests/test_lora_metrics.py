@@ -58,3 +58,32 @@ def test_report_tables_group_seeds_and_order_rows():
     assert "| 4 | 2 | 45.0 (40.0 / 50.0) |" in table[4]  # rank 4: two seeds, the mean and each
     assert "lora-r4-attn-seed1" in merge_table(rows)
     assert headline(rows).startswith("MNIST base -> 320 Olivetti faces") and "LoRA r4 (attention) 45" in headline(rows)
+
+
+def test_publish_copies_the_small_files_and_draws_one_grid_row_per_model(tmp_path):
+    import json
+
+    import torch
+
+    from paperlab.lora.publish import publish
+
+    for name in ("lora-r16-attn-seed1", "base", "full-seed1", "lora-r4-attn-seed1", "unfinished"):
+        run = tmp_path / "runs" / name
+        run.mkdir(parents=True)
+        (run / "config.yaml").write_text("mode: x\n")
+        (run / "checkpoints").mkdir()
+        (run / "checkpoints" / "last.pt").write_bytes(b"big")
+        if name != "unfinished":
+            (run / "eval.json").write_text(json.dumps({"fd_target": 1.0}))
+            torch.save({"target": torch.zeros(64, 1, 4, 4), "source": torch.ones(64, 1, 4, 4)}, run / "eval_samples.pt")
+    names = publish(tmp_path / "runs", tmp_path / "results", per_row=3)
+    assert names == ["base", "lora-r4-attn-seed1", "lora-r16-attn-seed1", "full-seed1"]
+    assert (tmp_path / "results" / "base" / "eval.json").is_file()
+    assert (
+        not (tmp_path / "results" / "base" / "checkpoints").exists()
+        and not (tmp_path / "results" / "unfinished").exists()
+    )
+    from PIL import Image
+
+    grid = Image.open(tmp_path / "results" / "grid-target.png")
+    assert grid.size == (2 * (3 * 5 + 1), 2 * (4 * 5 + 1))  # 3 columns, 4 rows of 4px tiles, 1px pads, scale 2
