@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 PKG = Path(__file__).resolve().parents[1] / "src" / "paperlab" / "rlhf"
-TRAINING = ("sft", "reward", "ppo", "baselines", "hh", "bench")  # everything that fits a model's weights
+TRAINING = ("sft", "reward", "ppo", "baselines", "hh", "bench", "pipeline")  # fits weights, or runs what does
 GOLD = "paperlab.rlhf.gold"
 
 

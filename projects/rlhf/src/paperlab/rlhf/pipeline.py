@@ -21,6 +21,7 @@ import time
 from pathlib import Path
 
 from paperlab.rlhf.config import Config
+from paperlab.rlhf.model import pick_device
 from paperlab.shared.checkpoint import LAST, atomic_write_text
 from paperlab.shared.cli import StopSignal, run_command
 from paperlab.shared.config import add_config_args, config_from_args, parse_args
@@ -56,7 +57,7 @@ def run_pipeline(cfg: Config, config_argv: list[str], stages: list[str], resume:
     timing_path = out / "timing.json"
     timing = json.loads(timing_path.read_text()) if resume and timing_path.is_file() else {}
     timing.update({
-        "cpu": cpu_model(), "cores": os.cpu_count(), "threads": cfg.threads, "device": cfg.device,
+        "cpu": cpu_model(), "cores": os.cpu_count(), "threads": cfg.threads, "device": str(pick_device(cfg.device)),
         "omp_num_threads": os.environ.get("OMP_NUM_THREADS", ""), "python": sys.version.split()[0],
     })  # fmt: skip
     timing.setdefault("stages", {})

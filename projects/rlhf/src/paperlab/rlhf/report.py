@@ -208,8 +208,11 @@ def table_pipeline(seeds) -> str:
             continue
         steps = {st: (_load(s / st / "summary.json") or _load(s / st / "eval.json") or {}).get("steps")
                  for st in ("sft", "rm", "ppo", "rloo", "grpo")}  # fmt: skip
+        device = t["device"]
+        if device == "auto":  # timing files before the runner resolved it: the stages' own record
+            device = (_load(s / "sft" / "summary.json") or {}).get("device", device)
         out += [f"`{_run(s)}/timing.json`: {t['cpu']} ({t['cores']} cores on the machine), torch threads "
-                f"{t['threads']}, OMP_NUM_THREADS={t['omp_num_threads'] or 'unset'}, device {t['device']}; "
+                f"{t['threads']}, OMP_NUM_THREADS={t['omp_num_threads'] or 'unset'}, device {device}; "
                 f"whole pipeline finished: {t['finished']}.\n",
                 "| stage | steps | wall time (s) | wall time (min) | load (1-min average) before → after |",
                 "|---|---|---|---|---|"]  # fmt: skip
@@ -322,7 +325,7 @@ def figure_goodhart(results: Path, out: Path) -> list[str]:
     if not seeds:
         return []
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
-    colors, styles, labelled = {"weak": "C3", "strong": "C0"}, {1: "o-", 2: "s--", 3: "^:"}, set()
+    colors, styles, labelled = {"weak": "C3", "default": "C1", "clean": "C0"}, {1: "o-", 2: "s--", 3: "^:"}, set()
     for s in seeds:
         proxy_name = s.parent.name[len(ABLATION) :]
         rows = _load(s / "eval" / "curve-ppo.jsonl")
@@ -345,8 +348,8 @@ def figure_goodhart(results: Path, out: Path) -> list[str]:
         ax.set_title(t)
         ax.grid(alpha=0.3)
     axes[0].legend(fontsize=8)
-    fig.suptitle("Goodhart ablation: weak vs strong proxy, PPO without KL penalty (seed 1 solid, seed 2 dashed; "
-                 "dotted: best-of-n)", fontsize=10)  # fmt: skip
+    fig.suptitle("Goodhart ablation: three proxies of one base model, PPO without KL penalty (dotted: best-of-n "
+                 "on the same proxy)", fontsize=10)  # fmt: skip
     fig.tight_layout()
     fig.savefig(out / "goodhart.png", dpi=110)
     plt.close(fig)
