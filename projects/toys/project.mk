@@ -2,7 +2,7 @@
 # Each target trains one task (one jitted lax.scan per chunk of steps, a checkpoint after each chunk),
 # evaluates it and writes everything into runs/toys/<task>/seed<TOYS_SEED>/. Committed results change
 # only through `make toys-publish`; `make toys-report` rewrites the README tables from projects/toys/results/.
-.PHONY: toy-rand_transformer toy-cot toy-reverse_digits toy-flow_matching toy-diffusion toy-hdqn toys-all toys-publish toys-report toys-ddpm-sweep
+.PHONY: toy-rand_transformer toy-cot toy-reverse_digits toy-flow_matching toy-diffusion toy-hdqn toy-optimizers toy-deep_dream toy-scaling_laws toys-all toys-publish toys-report toys-ddpm-sweep
 
 $(VENV)/.stamp-toys: constraints.txt shared/pyproject.toml projects/toys/pyproject.toml | $(PY)
 	$(PIP) -e ./shared -e ./projects/toys
@@ -30,7 +30,16 @@ toy-diffusion: $(VENV)/.stamp-toys ## toys: DDPM on two moons, same network and 
 toy-hdqn: $(VENV)/.stamp-toys ## toys: h-DQN (tabular and networks) vs flat agents on Kulkarni et al.'s MDP (10 seeds)
 	$(call TOYS_RUN,hdqn)
 
-toys-all: toy-rand_transformer toy-cot toy-reverse_digits toy-flow_matching toy-diffusion toy-hdqn ## toys: every task into runs/toys/ (publish with toys-publish)
+toy-optimizers: $(VENV)/.stamp-toys ## toys: SGD/Nesterov/Adam/AdamW by hand vs optax on an MNIST CNN (3 seeds; needs data/mnist)
+	$(call TOYS_RUN,optimizers)
+
+toy-deep_dream: $(VENV)/.stamp-toys ## toys: deep dream on an MNIST CNN (layers, channels, every class, regulariser ablation)
+	$(call TOYS_RUN,deep_dream)
+
+toy-scaling_laws: $(VENV)/.stamp-toys ## toys: validation loss vs CNN width and MNIST training-set size, power-law fits
+	$(call TOYS_RUN,scaling_laws)
+
+toys-all: toy-rand_transformer toy-cot toy-reverse_digits toy-flow_matching toy-diffusion toy-hdqn toy-optimizers toy-deep_dream toy-scaling_laws ## toys: every task into runs/toys/ (publish with toys-publish)
 
 toys-publish: $(VENV)/.stamp-toys ## toys: copy a finished run into results/ (TASK=<task> RUN=runs/toys/<task>/seed0 [NAME=folder] [NO_GIF=1])
 	$(PY) -m paperlab.toys.publish $(RUN) --task $(TASK) $(if $(NAME),--name $(NAME),) $(if $(NO_GIF),--no-gif,)

@@ -10,7 +10,10 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-TASKS = ("rand_transformer", "cot", "reverse_digits", "flow_matching", "diffusion", "hdqn")
+TASKS = (
+    "rand_transformer", "cot", "reverse_digits", "flow_matching", "diffusion", "hdqn",
+    "optimizers", "deep_dream", "scaling_laws",
+)
 
 
 @dataclass
@@ -122,6 +125,64 @@ class HdqnConfig:
 
 
 @dataclass
+class OptimizersConfig:
+    """Task 11: SGD (momentum, Nesterov), Adam and AdamW by hand against optax, on one MNIST CNN."""
+
+    mnist_dir: str = "data/mnist"
+    width: int = 8  # conv channels (width, 2 width), each followed by 2x2 max-pooling, then the logits
+    train_steps: int = 800
+    batch_size: int = 64
+    n_seeds: int = 3  # models per optimiser (vmap); seed s: same init and batches for every optimiser
+    sgd_lr: float = 0.05
+    momentum: float = 0.9
+    adam_lr: float = 1e-3
+    b1: float = 0.9
+    b2: float = 0.999
+    eps: float = 1e-8
+    weight_decay: float = 0.01  # AdamW's decoupled decay
+
+
+@dataclass
+class DeepDreamConfig:
+    """Task 12: a CNN trained on MNIST (>= 99% test accuracy), then gradient ascent on its input."""
+
+    mnist_dir: str = "data/mnist"
+    width: int = 12  # conv channels (width, 2 width, 4 width); max-pooling after the first two
+    hidden: int = 128  # dense ReLU layer before the logits
+    train_steps: int = 2000
+    batch_size: int = 128
+    lr: float = 2e-3  # Adam, cosine decay to 5%
+    n_models: int = 2  # trained at once (vmap); model 0 dreams, model 1 judges the dreams (transfer)
+    dream_steps: int = 64  # gradient-ascent steps per octave
+    dream_lr: float = 0.05  # step on the input, per unit of normalised gradient
+    octaves: int = 3  # optimise at 28 / 2^(octaves-1) px first, then upsample (multi-scale)
+    jitter: int = 2  # random shift of up to this many pixels before each step
+    l2: float = 0.05  # weight of the |x|^2 penalty (per pixel)
+    tv: float = 0.05  # weight of the total-variation penalty (per pixel)
+    blur_every: int = 4  # Gaussian blur of the image every this many steps (0: never)
+    blur_sigma: float = 0.5
+    n_channels: int = 8  # channels dreamed per convolutional layer
+
+
+@dataclass
+class ScalingLawsConfig:
+    """Task 10: validation loss of a CNN on 14x14 MNIST against its width and its training-set size."""
+
+    mnist_dir: str = "data/mnist"
+    widths: list[int] = field(default_factory=lambda: [1, 2, 4, 8, 16, 32])  # conv channels (w, 2w), all data
+    data_widths: list[int] = field(default_factory=lambda: [2, 8])  # widths of the training-set-size sweep
+    data_fracs: int = 7  # training-set sizes D_max, D_max/2, ..., D_max/2^(data_fracs-1)
+    train_size: int = 55_000  # D_max: the first train_size training images are the largest training set
+    n_val: int = 5000  # the last n_val training images are the validation set
+    n_seeds: int = 3
+    train_steps: int = 1500
+    batch_size: int = 64
+    lr: float = 3e-3  # Adam, cosine decay to 5%
+    eval_every: int = 250  # validation loss every this many steps; a run's loss is its minimum (early stopping)
+    n_bootstrap: int = 500  # resamples of the seeds for the intervals of the fitted exponents
+
+
+@dataclass
 class Config:
     task: str = "reverse_digits"
     seed: int = 0
@@ -136,6 +197,9 @@ class Config:
     flow_matching: FlowMatchingConfig = field(default_factory=FlowMatchingConfig)
     diffusion: DiffusionConfig = field(default_factory=DiffusionConfig)
     hdqn: HdqnConfig = field(default_factory=HdqnConfig)
+    optimizers: OptimizersConfig = field(default_factory=OptimizersConfig)
+    deep_dream: DeepDreamConfig = field(default_factory=DeepDreamConfig)
+    scaling_laws: ScalingLawsConfig = field(default_factory=ScalingLawsConfig)
 
     def __post_init__(self):
         if self.task not in TASKS:
@@ -172,6 +236,18 @@ class Config:
                 f"hdqn.train_steps ({self.hdqn.train_steps}) must be a multiple of "
                 f"hdqn.bin_steps ({self.hdqn.bin_steps})"
             )
+        if self.deep_dream.octaves < 1 or self.deep_dream.n_models < 1:
+            raise ValueError("deep_dream.octaves and deep_dream.n_models must be >= 1")
+        sl = self.scaling_laws
+        if not sl.widths or min(sl.widths) < 1 or sl.data_fracs < 2 or sl.n_seeds < 1:
+            raise ValueError("scaling_laws needs widths >= 1, data_fracs >= 2 and n_seeds >= 1")
+        bad_eval = sl.eval_every < 1 or sl.train_steps % sl.eval_every
+        if sl.n_val < 1 or sl.train_size < 2 ** (sl.data_fracs - 1) or bad_eval:
+            raise ValueError(
+                "scaling_laws: n_val >= 1, train_size >= 2^(data_fracs-1), train_steps a multiple of eval_every"
+            )
+        if self.optimizers.n_seeds < 1 or self.optimizers.width < 1:
+            raise ValueError("optimizers.n_seeds and optimizers.width must be >= 1")
         for section in TASKS:
             steps_key = "train_steps"
             if getattr(getattr(self, section), steps_key) < 1:

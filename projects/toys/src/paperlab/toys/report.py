@@ -16,6 +16,8 @@ import argparse
 import json
 from pathlib import Path
 
+import numpy as np
+
 from paperlab.shared.cli import run_command
 from paperlab.shared.report import update_markdown
 
@@ -177,6 +179,107 @@ def hdqn_table(m: dict) -> str:
     return "\n".join(lines)
 
 
+# ----------------------------------------------------------------------------- tasks 10-12 (MNIST)
+
+OPT_LABELS = {"sgd_momentum": "SGD + momentum", "sgd_nesterov": "SGD + Nesterov", "adam": "Adam", "adamw": "AdamW"}
+
+
+def _ms(values) -> str:
+    a = np.asarray(values, float)
+    return f"{a.mean():.4f} ± {a.std():.4f}"
+
+
+def optimizers_table(m: dict) -> str:
+    lines = [
+        f"| optimiser | implementation | test accuracy (mean ± sd, {m['n_seeds']} seeds) | test loss "
+        "| max abs(θ_hand − θ_optax) after training | test digits classified differently (hand vs optax) "
+        "| µs per update | ms per training step |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for name in m["optimisers"]:
+        for impl in ("hand", "optax"):
+            t = m["timing"][f"{name}/{impl}"]
+            gap = f"{m[f'{name}_final_max_param_gap']:.1e}" if impl == "hand" else ""
+            dis = f"{m[f'{name}_prediction_disagreement']:.4f}" if impl == "hand" else ""
+            lines.append(
+                f"| {OPT_LABELS[name]} | {impl} | {_ms(m[f'{name}_{impl}_test_accuracy'])} "
+                f"| {_ms(m[f'{name}_{impl}_test_loss'])} | {gap} | {dis} | {t['update_us']:.0f} "
+                f"| {t['train_step_ms']:.2f} |"
+            )
+    load = m["timing_machine"]["load"]
+    lines.append(
+        f"\n{m['n_params']}-parameter CNN, {m['train_steps']} steps of {m['batch_size']} images; seed s starts every "
+        f"optimiser from the same parameters and feeds it the same minibatches. Timings: one model, median of 3 "
+        f"repeats of 100 jitted updates (or training steps) on {m['timing_machine']['cpu']}, load average "
+        f"{load[0]:.1f} while measuring; {_sec(m)} CPU s (wall) for the whole run."
+    )
+    return "\n".join(lines)
+
+
+DREAM_SCORES = ("p_target_dreamer", "p_target_other_model", "other_model_top1", "corr_with_class_mean",
+                "corr_margin", "high_freq_fraction", "mean_intensity")
+
+
+def _dream_row(label: str, s: dict) -> str:
+    return f"| {label} | " + " | ".join(f"{s[k]:.3f}" for k in DREAM_SCORES) + " |"
+
+
+def deep_dream_table(m: dict) -> str:
+    acc = m["test_accuracy"]
+    lines = [
+        "| class dreams (10 classes) | p(target), dreaming model | p(target), other model | other model's top-1 "
+        "= target | corr. with the class's mean digit | minus corr. with other classes' means "
+        "| high-frequency energy share | mean intensity |",
+        "|---|---|---|---|---|---|---|---|",
+        _dream_row("from noise (default regularisers)", m["classes_from_noise"]),
+        _dream_row("from a real digit of the next class (1 octave)", m["classes_from_digits"]),
+    ]
+    lines += [_dream_row(f"ablation: {name}", s) for name, s in m["ablation"].items()]
+    lines.append(
+        f"\nTest accuracy: dreaming model {acc[0]:.4f}" + (f", other model {acc[1]:.4f}" if len(acc) > 1 else "")
+        + f" ({m['n_params']} parameters each, {m['train_steps']} steps); {_sec(m)} CPU s (wall) for training both."
+    )
+    return "\n".join(lines)
+
+
+def scaling_table(m: dict) -> str:
+    fn, fj = m["fit_N"], m["fit_joint"]
+    lines = [
+        "| law | exponent | 95% bootstrap interval (seeds resampled) | E (irreducible loss) | rms of log residuals |",
+        "|---|---|---|---|---|",
+        f"| L(N) = E + A N^-α (widths {', '.join(map(str, m['widths']))}, D = {m['data_sizes'][0]}) "
+        f"| α = {fn['alpha']:.3f} | [{fn['alpha_95'][0]:.3f}, {fn['alpha_95'][1]:.3f}] | {fn['E']:.4f} "
+        f"| {fn['rms_log_residual']:.3f} |",
+    ]
+    for w, f in m["fit_D"].items():
+        lines.append(
+            f"| L(D) = E + B D^-β (D = {m['data_sizes'][-1]}..{m['data_sizes'][0]}, width {w}) | β = {f['beta']:.3f} "
+            f"| [{f['beta_95'][0]:.3f}, {f['beta_95'][1]:.3f}] | {f['E']:.4f} | {f['rms_log_residual']:.3f} |"
+        )
+    lines.append(
+        f"| L(N, D) = E + A N^-α + B D^-β (every point) | α = {fj['alpha']:.3f}, β = {fj['beta']:.3f} "
+        f"| α [{fj['alpha_95'][0]:.3f}, {fj['alpha_95'][1]:.3f}], β [{fj['beta_95'][0]:.3f}, {fj['beta_95'][1]:.3f}] "
+        f"| {fj['E']:.4f} | {fj['rms_log_residual']:.3f} |"
+    )
+    lines += ["", "| sweep | width | parameters N | training images D | best validation loss (mean ± sd) "
+              "| final validation loss | residual of the 1-D fit (log) |", "|---|---|---|---|---|---|---|"]
+    runs = m["runs"]
+    keys = sorted({(r["group"].startswith("data"), r["width"], -r["D"]) for r in runs})
+    for is_data, w, negd in keys:
+        rs = [r for r in runs if (r["group"].startswith("data"), r["width"], -r["D"]) == (is_data, w, negd)]
+        res = m["residual_N"].get(str(rs[0]["N"]), None) if not is_data else None
+        lines.append(
+            f"| {'data' if is_data else 'width'} | {w} | {rs[0]['N']} | {-negd} | {_ms([r['val_loss'] for r in rs])} "
+            f"| {_ms([r['final_val_loss'] for r in rs])} | {'' if res is None else f'{res:+.3f}'} |"
+        )
+    lines.append(
+        f"\n{m['n_seeds']} seeds per point; {m['train_steps']} Adam steps of {m['batch_size']} images for every model; "
+        f"{_sec(m)} CPU s (wall) for all {len(runs)} runs (the width sweep's point at a data-sweep width is that "
+        "sweep's largest D)."
+    )
+    return "\n".join(lines)
+
+
 def overview(results: Path) -> str:
     rows = ["| task | headline (from results/) | train CPU s (wall) |", "|---|---|---|"]
     m = _load(results, "rand_transformer")
@@ -221,6 +324,24 @@ def overview(results: Path) -> str:
             f"| hdqn | greedy reward, mean of {m['n_seeds']} seeds: {rewards} (optimum "
             f"{m['optimal_expected_reward']:.3f}) | {_sec(m)} |"
         )
+    m = _load(results, "optimizers")
+    if m:
+        accs = ", ".join(f"{OPT_LABELS[n]} {np.mean(m[f'{n}_hand_test_accuracy']):.4f} / "
+                         f"{np.mean(m[f'{n}_optax_test_accuracy']):.4f}" for n in m["optimisers"])
+        gap = max(m[f"{n}_final_max_param_gap"] for n in m["optimisers"])
+        rows.append(f"| optimizers | test accuracy, hand / optax, mean of {m['n_seeds']} seeds: {accs}; largest "
+                    f"parameter difference hand vs optax {gap:.1e} | {_sec(m)} |")
+    m = _load(results, "scaling_laws")
+    if m:
+        fd = ", ".join(f"β = {f['beta']:.2f} (width {w})" for w, f in m["fit_D"].items())
+        rows.append(f"| scaling_laws | α = {m['fit_N']['alpha']:.2f} [{m['fit_N']['alpha_95'][0]:.2f}, "
+                    f"{m['fit_N']['alpha_95'][1]:.2f}] in L(N); {fd} in L(D); {m['n_seeds']} seeds | {_sec(m)} |")
+    m = _load(results, "deep_dream")
+    if m:
+        ab = m["ablation"]
+        rows.append(f"| deep_dream | test accuracy {m['test_accuracy'][0]:.4f}; class dreams from noise: the other "
+                    f"model gives the target class p = {ab['none (plain ascent)']['p_target_other_model']:.2f} without "
+                    f"regularisers, {ab['all (default)']['p_target_other_model']:.2f} with all | {_sec(m)} |")
     return "\n".join(rows)
 
 
@@ -231,6 +352,9 @@ def blocks(results: Path) -> dict[str, str]:
         ("cot", cot_table),
         ("reverse_digits", reverse_table),
         ("hdqn", hdqn_table),
+        ("optimizers", optimizers_table),
+        ("deep_dream", deep_dream_table),
+        ("scaling_laws", scaling_table),
     ):
         m = _load(results, task)
         if m:
