@@ -60,7 +60,15 @@ def test_ppo_on_a_saved_reward_model_then_evaluate_and_report(rm_run, corpus, tm
     report.main(["--results", str(results), "--readme", str(readme)])
     text = readme.read_text()
     assert "| PPO | tiny/seed1 | 2 |" in text and "best-of-4" in text and "STALE-BLOCK" not in text
-    assert (results / "figures" / "overoptimisation.png").is_file()
+    assert (results / "figures" / "overoptimisation-tiny.png").is_file()  # experiments other than the H200 one
+    assert "no timing.json yet" in text and "√KL = 1 (KL 1)" in text
+
+    # the same run filed as the weak proxy of the over-optimisation ablation: its own table and figure
+    shutil.copytree(rm_run / "eval", results / "goodhart-weak" / "seed1" / "eval")
+    report.main(["--results", str(results), "--readme", str(readme)])
+    text = readme.read_text()
+    assert "| weak | goodhart-weak/seed1 |" in text and "| PPO | goodhart-weak" not in text  # not a main run
+    assert (results / "figures" / "goodhart.png").is_file()
 
 
 @pytest.mark.slow
