@@ -2,7 +2,7 @@
 # Each target trains one task (one jitted lax.scan per chunk of steps, a checkpoint after each chunk),
 # evaluates it and writes everything into runs/toys/<task>/seed<TOYS_SEED>/. Committed results change
 # only through `make toys-publish`; `make toys-report` rewrites the README tables from projects/toys/results/.
-.PHONY: toy-rand_transformer toy-cot toy-reverse_digits toy-flow_matching toy-diffusion toy-hdqn toy-optimizers toy-deep_dream toy-scaling_laws toys-all toys-publish toys-report toys-ddpm-sweep
+.PHONY: toy-rand_transformer toy-cot toy-reverse_digits toy-flow_matching toy-diffusion toy-hdqn toy-optimizers toy-deep_dream toy-scaling_laws toy-bmg toys-all toys-publish toys-report toys-ddpm-sweep
 
 $(VENV)/.stamp-toys: constraints.txt shared/pyproject.toml projects/toys/pyproject.toml | $(PY)
 	$(PIP) -e ./shared -e ./projects/toys
@@ -39,7 +39,10 @@ toy-deep_dream: $(VENV)/.stamp-toys ## toys: deep dream on an MNIST CNN (layers,
 toy-scaling_laws: $(VENV)/.stamp-toys ## toys: validation loss vs CNN width and MNIST training-set size, power-law fits
 	$(call TOYS_RUN,scaling_laws)
 
-toys-all: toy-rand_transformer toy-cot toy-reverse_digits toy-flow_matching toy-diffusion toy-hdqn toy-optimizers toy-deep_dream toy-scaling_laws ## toys: every task into runs/toys/ (publish with toys-publish)
+toy-bmg: $(VENV)/.stamp-toys ## toys: BMG vs meta-gradient vs fixed entropy weight, A2C on a two-colour grid (5 seeds)
+	$(call TOYS_RUN,bmg)
+
+toys-all: toy-rand_transformer toy-cot toy-reverse_digits toy-flow_matching toy-diffusion toy-hdqn toy-optimizers toy-deep_dream toy-scaling_laws toy-bmg ## toys: every task into runs/toys/ (publish with toys-publish)
 
 toys-publish: $(VENV)/.stamp-toys ## toys: copy a finished run into results/ (TASK=<task> RUN=runs/toys/<task>/seed0 [NAME=folder] [NO_GIF=1])
 	$(PY) -m paperlab.toys.publish $(RUN) --task $(TASK) $(if $(NAME),--name $(NAME),) $(if $(NO_GIF),--no-gif,)

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 TASKS = (
     "rand_transformer", "cot", "reverse_digits", "flow_matching", "diffusion", "hdqn",
-    "optimizers", "deep_dream", "scaling_laws",
+    "optimizers", "deep_dream", "scaling_laws", "bmg",
 )
 
 
@@ -183,6 +183,27 @@ class ScalingLawsConfig:
 
 
 @dataclass
+class BmgConfig:
+    """Task 14: BMG vs the standard meta-gradient vs fixed values of A2C's entropy weight, two-colour grid."""
+
+    hidden: int = 32  # MLP width of the A2C agent (one-hot positions -> policy and value heads)
+    n_envs: int = 16
+    rollout_steps: int = 8  # T: steps per batch in each environment
+    inner_K: int = 1  # differentiable inner updates per meta-step
+    bmg_L: int = 2  # BMG target: L - 1 inner updates, then one step on the meta-objective
+    lr: float = 1.0  # inner SGD step size
+    gamma: float = 0.9
+    value_coef: float = 0.5
+    meta_lr: float = 0.03  # Adam on eta = log(eps)
+    eps_init: float = 0.01  # the meta-learners' starting entropy weight
+    fixed_eps: list[float] = field(default_factory=lambda: [0.0, 0.003, 0.01, 0.03, 0.1])  # the fixed sweep
+    n_seeds: int = 5
+    train_steps: int = 4000  # meta-steps (each (inner_K + 1) * rollout_steps environment steps per environment)
+    flip_every: int = 1000  # meta-steps between switches of the rewarding colour
+    log_every: int = 50  # meta-steps per point of the curves
+
+
+@dataclass
 class Config:
     task: str = "reverse_digits"
     seed: int = 0
@@ -200,6 +221,7 @@ class Config:
     optimizers: OptimizersConfig = field(default_factory=OptimizersConfig)
     deep_dream: DeepDreamConfig = field(default_factory=DeepDreamConfig)
     scaling_laws: ScalingLawsConfig = field(default_factory=ScalingLawsConfig)
+    bmg: BmgConfig = field(default_factory=BmgConfig)
 
     def __post_init__(self):
         if self.task not in TASKS:
@@ -246,6 +268,11 @@ class Config:
             raise ValueError(
                 "scaling_laws: n_val >= 1, train_size >= 2^(data_fracs-1), train_steps a multiple of eval_every"
             )
+        bc = self.bmg
+        if bc.inner_K < 1 or bc.bmg_L < 1 or bc.n_seeds < 1 or bc.log_every < 1 or bc.train_steps % bc.log_every:
+            raise ValueError("bmg: inner_K, bmg_L, n_seeds >= 1 and train_steps a multiple of log_every")
+        if bc.flip_every < 1 or not bc.fixed_eps or min(bc.fixed_eps) < 0 or not 0 < bc.eps_init <= 1:
+            raise ValueError("bmg: flip_every >= 1, fixed_eps >= 0 (at least one) and 0 < eps_init <= 1")
         if self.optimizers.n_seeds < 1 or self.optimizers.width < 1:
             raise ValueError("optimizers.n_seeds and optimizers.width must be >= 1")
         for section in TASKS:
