@@ -5,9 +5,9 @@ The task (after the paper's two-colour grid world, section 5.1, made small): a 5
 agent and two objects, one of each colour. Moving onto an object collects it (reward +1 for the
 rewarding colour, -1 for the other) and it reappears at a random free cell. Every ``flip_every``
 meta-steps the rewarding colour switches, and the agent is not told: it sees where each object is
-relative to itself (one-hot row and column offsets, 36 inputs; the paper's agent sees the grid). After each switch the learned policy is exactly wrong, so
-how much the agent explores (the entropy bonus) matters differently at different times: the reason
-to meta-learn it online.
+relative to itself (one-hot row and column offsets, 36 inputs; the paper's agent sees the grid).
+After each switch the learned policy is exactly wrong, so how much the agent explores (the entropy
+bonus) matters differently at different times: the reason to meta-learn it online.
 
 The agent: an MLP with a softmax policy over the 4 moves and a value head, trained by A2C
 (n-step returns bootstrapped from V, T steps x E environments per batch) with plain SGD:
@@ -310,6 +310,18 @@ def evaluate(cfg, params) -> dict:
         out[f"{n}_reward_mean_per_seed"] = [round(float(x), 4) for x in r.mean(0)]
         out[f"{n}_reward_second_half_per_seed"] = [round(float(x), 4) for x in r[half:].mean(0)]
         out[f"{n}_final_eps_per_seed"] = [float(x) for x in curves[f"{n}_eps"][-1]]
+    # around the switches: blocks in the first / last fifth of every phase after the first
+    per_phase = bc.flip_every // bc.log_every
+    idx = np.arange(n_blocks) % per_phase if per_phase else np.zeros(n_blocks, int)
+    later = np.arange(n_blocks) >= per_phase
+    early_blocks = later & (idx < max(per_phase // 5, 1))
+    late_blocks = later & (idx >= per_phase - max(per_phase // 5, 1))
+    for n in names:
+        r, e = curves[f"{n}_reward"], curves[f"{n}_eps"]
+        out[f"{n}_reward_after_switch"] = float(r[early_blocks].mean()) if early_blocks.any() else None
+        out[f"{n}_reward_before_switch"] = float(r[late_blocks].mean()) if late_blocks.any() else None
+        out[f"{n}_eps_after_switch"] = float(e[early_blocks].mean()) if early_blocks.any() else None
+        out[f"{n}_eps_before_switch"] = float(e[late_blocks].mean()) if late_blocks.any() else None
     fixed = [n for n in names if n.startswith("fixed")]
     out["best_fixed"] = max(fixed, key=lambda n: np.mean(out[f"{n}_reward_mean_per_seed"]))
     figure(cfg, curves, names, out)

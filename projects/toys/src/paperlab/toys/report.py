@@ -280,6 +280,33 @@ def scaling_table(m: dict) -> str:
     return "\n".join(lines)
 
 
+def _opt(v, fmt=".4f") -> str:
+    return "-" if v is None else f"{v:{fmt}}"
+
+
+def bmg_table(m: dict) -> str:
+    lines = [
+        f"| agent | reward per step, whole run (mean ± sd, {m['n_seeds']} seeds) | second half "
+        "| first fifth after a switch | last fifth before a switch | ε after a switch | ε before a switch "
+        "| final ε (mean of seeds) |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for n in m["agents"]:
+        label = f"{n} (best fixed)" if n == m["best_fixed"] else n
+        lines.append(
+            f"| {label} | {_ms(m[f'{n}_reward_mean_per_seed'])} | {_ms(m[f'{n}_reward_second_half_per_seed'])} "
+            f"| {_opt(m[f'{n}_reward_after_switch'])} | {_opt(m[f'{n}_reward_before_switch'])} "
+            f"| {_opt(m[f'{n}_eps_after_switch'], '.4f')} | {_opt(m[f'{n}_eps_before_switch'], '.4f')} "
+            f"| {np.mean(m[f'{n}_final_eps_per_seed']):.4f} |"
+        )
+    lines.append(
+        f"\n{m['train_steps']} meta-steps, the rewarding colour switching every {m['flip_every']}; each meta-step is "
+        f"{m['env_steps_per_env_per_meta_step']} steps in each of {m['n_envs']} environments for every agent; "
+        f"{_sec(m)} CPU s (wall) for all agents and seeds."
+    )
+    return "\n".join(lines)
+
+
 def overview(results: Path) -> str:
     rows = ["| task | headline (from results/) | train CPU s (wall) |", "|---|---|---|"]
     m = _load(results, "rand_transformer")
@@ -342,6 +369,10 @@ def overview(results: Path) -> str:
         rows.append(f"| deep_dream | test accuracy {m['test_accuracy'][0]:.4f}; class dreams from noise: the other "
                     f"model gives the target class p = {ab['none (plain ascent)']['p_target_other_model']:.2f} without "
                     f"regularisers, {ab['all (default)']['p_target_other_model']:.2f} with all | {_sec(m)} |")
+    m = _load(results, "bmg")
+    if m:
+        rew = ", ".join(f"{n} {np.mean(m[f'{n}_reward_mean_per_seed']):.4f}" for n in (m["best_fixed"], "mg", "bmg"))
+        rows.append(f"| bmg | reward per step, mean of {m['n_seeds']} seeds: {rew} (best fixed first) | {_sec(m)} |")
     return "\n".join(rows)
 
 
@@ -355,6 +386,7 @@ def blocks(results: Path) -> dict[str, str]:
         ("optimizers", optimizers_table),
         ("deep_dream", deep_dream_table),
         ("scaling_laws", scaling_table),
+        ("bmg", bmg_table),
     ):
         m = _load(results, task)
         if m:
