@@ -29,7 +29,7 @@ bench-lipschitz: $(VENV)/.stamp-lipschitz ## spectral norm vs Björck: cost per 
 	$(PY) -m paperlab.lipschitz.analysis --runs runs/lipschitz/cifar10 --out runs/lipschitz/analysis $(ARGS)
 
 sweep-lipschitz: $(VENV)/.stamp-lipschitz ## margin / temperature sweep of the Björck net on CIFAR-10 (short budget; SEED RESUME=1)
-	for spec in "hkr margin=0.2" "hkr margin=1.0" "ce temperature=5" "ce temperature=50"; do set -- $$spec; \
+	for spec in "hkr margin=0.2" "hkr margin=1.0" "ce temperature=3" "ce temperature=30"; do set -- $$spec; \
 	  run=runs/lipschitz/sweep/$$1-$$(echo $$2 | tr = -)-seed$(SEED); \
 	  $(PY) -m paperlab.lipschitz.train --config configs/lipschitz/cifar10-sweep.yaml loss=$$1 $$2 run_dir=$$run seed=$(SEED) $(LIP_DATA_DIR) $(RESUME_ARG) && \
 	  $(PY) -m paperlab.lipschitz.evaluate $$run $(LIP_DATA_DIR) || exit 1; done

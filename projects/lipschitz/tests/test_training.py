@@ -73,3 +73,24 @@ def test_bad_config_refused():
         Config(model="batchnorm-net")
     with pytest.raises(ValueError, match="data_dir"):
         Config(dataset="cifar10")
+
+
+def test_cifar_python_batches_are_read_cached_and_test_shuffled(tmp_path):
+    import pickle
+
+    import numpy as np
+
+    folder = tmp_path / "cifar-10-batches-py"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
+        labels = sorted(rng.integers(0, 10, 20).tolist())  # class-sorted, as the JPEG folders are
+        data = rng.integers(0, 256, (20, 3072), dtype=np.uint8)
+        with open(folder / name, "wb") as f:
+            pickle.dump({"data": data, "labels": labels}, f)
+    train_set, test_set, mean = cifar10(str(tmp_path), str(tmp_path / "cache"))
+    assert len(train_set) == 100 and len(test_set) == 20 and train_set.images.shape[1:] == (3, 32, 32)
+    assert (tmp_path / "cache" / "cifar10-python.pt").is_file()
+    assert test_set.labels.tolist() != sorted(test_set.labels.tolist())  # a uniform sample up front
+    again = cifar10(str(tmp_path), str(tmp_path / "cache"))[1]  # from the cache, same order
+    assert torch.equal(again.images, test_set.images)

@@ -107,7 +107,10 @@ def cifar10(data_dir: str, cache_dir: str) -> tuple[Split, Split, tuple[float, .
         d = reader()
         cache.parent.mkdir(parents=True, exist_ok=True)
         atomic_save(d, cache)
-    return Split(*d["train"]), Split(*d["test"]), CIFAR_MEAN
+    # the files are sorted by class: a fixed shuffle makes "the first n test images" a uniform sample
+    order = torch.randperm(len(d["test"][1]), generator=torch.Generator().manual_seed(0))
+    test = Split(d["test"][0][order], d["test"][1][order])
+    return Split(*d["train"]), test, CIFAR_MEAN
 
 
 def load(cfg) -> tuple[Split, Split, tuple[float, ...]]:
