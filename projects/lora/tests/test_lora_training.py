@@ -132,3 +132,13 @@ def test_a_stable_diffusion_base_gives_one_clear_line_offline(tmp_path):
     (tmp_path / "sd" / "unet" / "config.json").write_text(json.dumps({"_class_name": "UNet2DConditionModel"}))
     with pytest.raises(ValueError, match="Stable Diffusion"):
         load_base_unet(str(tmp_path / "sd"))
+
+
+def test_the_target_label_starts_at_the_mean_source_embedding(base_run):
+    from diffusers import UNet2DModel
+
+    raw = UNet2DModel.from_pretrained(base_run / "unet").class_embedding.weight
+    loaded = load_base_unet(str(base_run)).class_embedding.weight
+    assert torch.equal(loaded[:-1], raw[:-1])  # the source classes are untouched
+    torch.testing.assert_close(loaded[-1], raw[:-1].mean(0))
+    assert not torch.allclose(raw[-1], raw[:-1].mean(0))  # the base never trained it

@@ -90,6 +90,8 @@ def load_model(run_dir: str | Path):
     if cfg.mode in ("base", "full"):
         if not (run_dir / "unet" / "config.json").is_file():
             raise FileNotFoundError(f"{run_dir}/unet is missing: the run has not finished (continue it with --resume)")
+        if cfg.mode == "base":  # as every adaptation starts from it
+            return load_base_unet(str(run_dir)), cfg
         return UNet2DModel.from_pretrained(run_dir / "unet"), cfg
     if not (run_dir / ADAPTER).is_file():
         raise FileNotFoundError(f"{run_dir / ADAPTER} is missing: the run has not finished (continue it with --resume)")

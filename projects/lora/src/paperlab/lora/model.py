@@ -59,7 +59,8 @@ def unet_dir(base_model: str) -> Path:
 
 
 def load_base_unet(base_model: str):
-    """A ``UNet2DModel`` from a base folder; a Stable Diffusion ``UNet2DConditionModel`` gives one clear line."""
+    """A ``UNet2DModel`` from a base folder (the target label's embedding set by :func:`neutral_target_embedding`);
+    a Stable Diffusion ``UNet2DConditionModel`` gives one clear line."""
     d = unet_dir(base_model)
     cls = json.loads((d / "config.json").read_text()).get("_class_name")
     if cls == "UNet2DConditionModel":
@@ -68,7 +69,20 @@ def load_base_unet(base_model: str):
         raise ValueError(f"{d}/config.json describes a {cls}, not a UNet2DModel base")
     from diffusers import UNet2DModel
 
-    return UNet2DModel.from_pretrained(d)
+    unet = UNet2DModel.from_pretrained(d)
+    neutral_target_embedding(unet)
+    return unet
+
+
+@torch.no_grad()
+def neutral_target_embedding(unet) -> None:
+    """Set the last class embedding (the target's label, which the base never trained: a random vector that,
+    added to the timestep embedding, garbles the noise level the network sees) to the mean of the trained
+    source-class embeddings: an in-distribution starting condition, as a frozen text encoder gives
+    Stable Diffusion a meaningful embedding for a new prompt. Every adaptation starts from it."""
+    emb = getattr(unet, "class_embedding", None)
+    if emb is not None and emb.weight.shape[0] > 1:
+        emb.weight[-1] = emb.weight[:-1].mean(0)
 
 
 def noise_scheduler(cfg):

@@ -20,7 +20,7 @@ from paperlab.lora.data import to_unit_range
 from paperlab.shared.cli import run_command
 from paperlab.shared.images import save_grid
 
-FILES = ("config.yaml", "summary.json", "eval.json", "metrics.jsonl")
+FILES = ("config.yaml", "summary.json", "eval.json", "metrics.jsonl", "samples.png")
 
 
 def row_order(name: str) -> tuple:
