@@ -218,9 +218,12 @@ def evaluate(cfg, params) -> dict:
     xt, yt = to_float(data["test_x"]), jnp.asarray(data["test_y"], jnp.int32)
 
     @jax.jit
-    def test_metrics(p):  # p: one model
-        logits = cnn_apply(p, xt, 2)
-        return cross_entropy(logits, yt), (logits.argmax(-1) == yt).mean(), logits.argmax(-1)
+    def test_metrics(ps, x, y):  # ps: the seeds' models; the data are arguments, not constants to fold
+        def one(p):
+            logits = cnn_apply(p, x, 2)
+            return cross_entropy(logits, y), (logits.argmax(-1) == y).mean(), logits.argmax(-1)
+
+        return jax.lax.map(one, ps)
 
     out = {
         "n_seeds": oc.n_seeds,
@@ -231,7 +234,7 @@ def evaluate(cfg, params) -> dict:
     }
     preds = {}
     for k, p in params.items():
-        loss, acc, preds[k] = jax.lax.map(test_metrics, p)
+        loss, acc, preds[k] = test_metrics(p, xt, yt)
         key = k.replace("/", "_")
         out[f"{key}_test_accuracy"] = [round(float(a), 4) for a in acc]
         out[f"{key}_test_loss"] = [round(float(a), 4) for a in loss]
