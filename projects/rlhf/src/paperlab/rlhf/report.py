@@ -325,7 +325,7 @@ def figure_goodhart(results: Path, out: Path) -> list[str]:
     if not seeds:
         return []
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
-    colors, styles, labelled = {"weak": "C3", "default": "C1", "clean": "C0"}, {1: "o-", 2: "s--", 3: "^:"}, set()
+    colors, styles, labelled = {"weak": "C3", "clean": "C0"}, {1: "o-", 2: "s--", 3: "^:"}, set()
     for s in seeds:
         proxy_name = s.parent.name[len(ABLATION) :]
         rows = _load(s / "eval" / "curve-ppo.jsonl")
@@ -348,7 +348,7 @@ def figure_goodhart(results: Path, out: Path) -> list[str]:
         ax.set_title(t)
         ax.grid(alpha=0.3)
     axes[0].legend(fontsize=8)
-    fig.suptitle("Goodhart ablation: three proxies of one base model, PPO without KL penalty (dotted: best-of-n "
+    fig.suptitle("Goodhart ablation: two proxies of one base model, PPO without KL penalty (dotted: best-of-n "
                  "on the same proxy)", fontsize=10)  # fmt: skip
     fig.tight_layout()
     fig.savefig(out / "goodhart.png", dpi=110)
