@@ -262,14 +262,15 @@ def scaling_table(m: dict) -> str:
         f"| {fj['E']:.4f} | {fj['rms_log_residual']:.3f} |"
     )
     lines += ["", "| sweep | width | parameters N | training images D | best validation loss (mean ± sd) "
-              "| final validation loss | residual of the 1-D fit (log) |", "|---|---|---|---|---|---|---|"]
-    runs = m["runs"]
-    keys = sorted({(r["group"].startswith("data"), r["width"], -r["D"]) for r in runs})
-    for is_data, w, negd in keys:
-        rs = [r for r in runs if (r["group"].startswith("data"), r["width"], -r["D"]) == (is_data, w, negd)]
-        res = m["residual_N"].get(str(rs[0]["N"]), None) if not is_data else None
+              "| final validation loss | log residual of the L(N) fit |", "|---|---|---|---|---|---|---|"]
+    runs, d_max = m["runs"], m["data_sizes"][0]
+    sweeps = [("width", w, d_max) for w in sorted({r["width"] for r in runs if r["D"] == d_max})]
+    sweeps += [("data", w, d) for w in m["data_widths"] for d in m["data_sizes"]]
+    for sweep, w, d in sweeps:
+        rs = [r for r in runs if r["width"] == w and r["D"] == d]
+        res = m["residual_N"].get(str(rs[0]["N"])) if sweep == "width" else None
         lines.append(
-            f"| {'data' if is_data else 'width'} | {w} | {rs[0]['N']} | {-negd} | {_ms([r['val_loss'] for r in rs])} "
+            f"| {sweep} | {w} | {rs[0]['N']} | {d} | {_ms([r['val_loss'] for r in rs])} "
             f"| {_ms([r['final_val_loss'] for r in rs])} | {'' if res is None else f'{res:+.3f}'} |"
         )
     lines.append(
