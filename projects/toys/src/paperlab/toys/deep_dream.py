@@ -17,7 +17,35 @@ image is upsampled and optimisation continues). Dreams start from noise or from 
 The report (the task asks for it here; the same text with the figures is in the README). It is
 written from the committed figures and ``results/deep_dream/eval.json`` of the default run:
 
-REPORT_PLACEHOLDER
+Both CNNs reach 99.2% test accuracy. What the dreams show (figures layers.png, classes.png and
+ablation.png of results/deep_dream; one training run, two models):
+
+- conv1 (receptive field 3 px) detects brightness and edges. Its 3x3 kernels are small edge and
+  spot filters; maximising a channel's mean either saturates the whole image (channels that
+  respond to ink anywhere: the dream is all white), empties it (a channel that fires on the
+  background: all black), or draws horizontal or vertical edges and stripes over the image.
+- conv2 (about 8 px) detects stroke textures: stripes at a given orientation and spacing, rows of
+  dots, short bars. conv3 (about 18 px, most of a digit's stroke) detects stroke *parts*: longer
+  oriented strokes, curves and blobs. Because the objective is a channel's mean over positions,
+  these dreams tile one pattern over the image; they show what a unit responds to, not where.
+- The class logits: from noise, every class's dream is a readable digit of that class, drawn
+  several times over or with extra strokes (a "1" with a base stroke, a "7" with a crossbar, an
+  open-topped "4"), and the second model, trained independently, also gives each one probability
+  1.0 of the target class. From a real digit of the next class the network edits strokes: the
+  change images add a stroke where the target has one and the start lacks it and erase strokes
+  that contradict it (a loop drawn around a 1 to make a 0, a closed lower loop to turn a 9 into an
+  8, a tail to turn a 0 into a 9). So the network recognises a digit by the presence and position
+  of a few stroke parts (loops, bars, ends), composed from edges (conv1) and textures (conv2) into
+  parts (conv3), with the dense layers scoring their configuration; nothing in the dreams points
+  to a global template.
+- Which regulariser makes dreams readable (ablation rows, same noise for every row): plain ascent
+  (no jitter, one octave, no regulariser) gives high-frequency patterns with digit strokes hidden
+  in them (56% of their spectral energy above half the Nyquist frequency, correlation 0.14 with the
+  class's mean digit), yet the other model still labels 9 of 10 of them as the target: on this
+  small network, gradient ascent already finds features that transfer. Jitter and octaves remove
+  most of the noise (23% high-frequency, correlation 0.27); the blur is what makes them clean
+  digits (6%, correlation 0.41). L2 and total variation at the default weights (0.05 per pixel,
+  against logits of 20-60) change nothing measurable.
 
     python -m paperlab.toys.deep_dream --config configs/toys/deep_dream.yaml
 """

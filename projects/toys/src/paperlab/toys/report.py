@@ -366,10 +366,11 @@ def overview(results: Path) -> str:
                     f"{m['fit_N']['alpha_95'][1]:.2f}] in L(N); {fd} in L(D); {m['n_seeds']} seeds | {_sec(m)} |")
     m = _load(results, "deep_dream")
     if m:
-        ab = m["ablation"]
-        rows.append(f"| deep_dream | test accuracy {m['test_accuracy'][0]:.4f}; class dreams from noise: the other "
-                    f"model gives the target class p = {ab['none (plain ascent)']['p_target_other_model']:.2f} without "
-                    f"regularisers, {ab['all (default)']['p_target_other_model']:.2f} with all | {_sec(m)} |")
+        ab = list(m["ablation"].values())  # the first row is plain ascent, the default is the one named so
+        default = next(v for k, v in m["ablation"].items() if k.startswith("all (default"))
+        rows.append(f"| deep_dream | test accuracy {m['test_accuracy'][0]:.4f}; class dreams from noise, correlation "
+                    f"with the class's mean digit: {ab[0]['corr_with_class_mean']:.2f} by plain ascent, "
+                    f"{default['corr_with_class_mean']:.2f} with jitter, octaves and blur | {_sec(m)} |")
     m = _load(results, "bmg")
     if m:
         rew = ", ".join(f"{n} {np.mean(m[f'{n}_reward_mean_per_seed']):.4f}" for n in (m["best_fixed"], "mg", "bmg"))
