@@ -87,3 +87,16 @@ def test_publish_copies_the_small_files_and_draws_one_grid_row_per_model(tmp_pat
 
     grid = Image.open(tmp_path / "results" / "grid-target.png")
     assert grid.size == (2 * (3 * 5 + 1), 2 * (4 * 5 + 1))  # 3 columns, 4 rows of 4px tiles, 1px pads, scale 2
+
+
+def test_the_facts_block_reads_the_rows():
+    from paperlab.lora.report import facts
+
+    rows = [
+        _row("full-seed1", "full", 4, 1, 30.0),
+        _row("base", "base", 4, 1, 900.0),
+        _row("lora-r4-attn-seed1", "lora", 4, 1, 40.0),
+        _row("lora-r1-attn-seed1", "lora", 1, 1, 80.0),
+    ]
+    text = facts(rows, {"target_test_vs_train": 5.0, "source_train_vs_test": 1.0})
+    assert "r1 80.0, r4 40.0; lowest at r4" in text and "10.00% of full fine-tuning" in text

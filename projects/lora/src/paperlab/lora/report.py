@@ -179,6 +179,58 @@ def rank_plot(rows: list[dict], path: Path) -> None:
     plt.close(fig)
 
 
+def facts(rows: list[dict], floors: dict | None) -> str:
+    """The numbers the analysis rests on, computed from the tables (so the prose needs none typed in)."""
+    gs = groups(rows)
+    mean = lambda rs, key: float(np.mean([r[key] for r in rs]))  # noqa: E731
+    lora = {k[3]: rs for k, rs in gs.items() if k[1] == "LoRA" and k[2] == "attn"}
+    full = next((rs for k, rs in gs.items() if k[1] == "full fine-tuning"), None)
+    base = next((rs for k, rs in gs.items() if k[1] == "base"), None)
+    if not lora or full is None or base is None:
+        return "(pending: needs the base, LoRA and full fine-tuning rows)"
+    fd = {r: mean(rs, "fd_target") for r, rs in lora.items()}
+    best = min(fd, key=fd.get)
+    out = [
+        "- FD to the faces by rank (attention LoRA): "
+        + ", ".join(f"r{r} {v:.1f}" for r, v in sorted(fd.items()))
+        + f"; lowest at r{best}. Base {mean(base, 'fd_target'):.1f}, full fine-tuning {mean(full, 'fd_target'):.1f}"
+        + (f", real-vs-real floor {floors['target_test_vs_train']:.1f}." if floors else "."),
+        f"- Forgetting (FD to MNIST of the digits 0-9 the same model draws): base {mean(base, 'fd_source'):.1f}, "
+        + ", ".join(f"LoRA r{r} {mean(rs, 'fd_source'):.1f}" for r, rs in sorted(lora.items()))
+        + f", full fine-tuning {mean(full, 'fd_source'):.1f}"
+        + (f" (floor {floors['source_train_vs_test']:.1f})." if floors else "."),
+    ]
+    spread = lambda rs: " vs ".join(f"{x['fd_target']:.1f}" for x in rs)  # noqa: E731
+    for r, rs in sorted(lora.items()):
+        if len(rs) > 1:
+            out.append(f"- Seed spread: LoRA r{r} FD target {spread(rs)}.")
+    if len(full) > 1:
+        out.append(f"- Seed spread: full fine-tuning FD target {spread(full)}.")
+    r4s = lora.get(4, lora[best])
+    r4 = r4s[0]
+    f0 = full[0]
+    out += [
+        f"- Cost at r{r4['rank']}: {r4['trainable_params']:,} trainable parameters, "
+        f"{100 * r4['trainable_params'] / f0['trainable_params']:.2f}% of full fine-tuning's "
+        f"{f0['trainable_params']:,}; adapter file {r4['saved_bytes']:,} bytes vs {f0['saved_bytes']:,} for the "
+        f"fine-tuned U-Net ({f0['saved_bytes'] / r4['saved_bytes']:.0f}x smaller); gradient + AdamW state "
+        f"{r4['train_state_mb']:.2f} MB vs {f0['train_state_mb']:.2f} MB.",
+        f"- Step time (batch 32, one thread): LoRA r{r4['rank']} {mean(r4s, 'step_time_s'):.3f} s, "
+        f"full fine-tuning {mean(full, 'step_time_s'):.3f} s; peak RSS {mean(r4s, 'peak_rss_mb'):.0f}"
+        f" vs {mean(full, 'peak_rss_mb'):.0f} MB.",
+    ]
+    merged = [r for r in rows if "merged_vs_unmerged_max_abs" in r]
+    if merged:
+        out.append(
+            f"- Merged vs unmerged: largest pixel difference over {len(merged)} LoRA runs "
+            f"{max(r['merged_vs_unmerged_max_abs'] for r in merged):.1e} (images in [-1, 1]); sampling "
+            f"{np.mean([r['merged_sample_ms_per_image'] for r in merged]):.2f} ms/image merged vs "
+            f"{np.mean([r['sample_ms_per_image'] for r in merged]):.2f} unmerged, base "
+            f"{mean(base, 'sample_ms_per_image'):.2f}."
+        )
+    return "\n".join(out)
+
+
 def headline(rows: list[dict]) -> str:
     gs = groups(rows)
     lora = {k[3]: np.mean([r["fd_target"] for r in rs]) for k, rs in gs.items() if k[1] == "LoRA" and k[2] == "attn"}
@@ -209,6 +261,7 @@ def _main(argv=None) -> None:
         "lora-merge": merge_table(rows) if rows else "(no runs published yet)",
         "lora-floors": floors_table(_load(folder / "floors.json"), clf, rows),
         "lora-ddp": ddp_table(_load(res / "ddp_check.json")),
+        "lora-facts": facts(rows, _load(folder / "floors.json")) if rows else "(no runs published yet)",
     }
     update_markdown(args.readme, blocks)
     if rows:
