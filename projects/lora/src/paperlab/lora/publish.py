@@ -36,7 +36,19 @@ def row_order(name: str) -> tuple:
     return (4, "", 0, name)
 
 
-def publish(root: Path, results: Path, per_row: int = 10) -> list[str]:
+def _real_rows(run: Path, n: int) -> dict[str, torch.Tensor]:
+    """The first ``n`` training images of each domain (the source: one per class), for the top grid row."""
+    from paperlab.lora.checkpoint import run_config
+    from paperlab.lora.data import load_source, load_target, to_model_range
+
+    cfg = run_config(run)
+    src, tgt = load_source(cfg), load_target(cfg)
+    first = [int((src.train_labels == c).nonzero()[0]) for c in range(int(src.train_labels.max()) + 1)]
+    idx = torch.tensor([first[i % len(first)] for i in range(n)])
+    return {"target": to_model_range(tgt.train[::8][:n]), "source": to_model_range(src.train[idx])}
+
+
+def publish(root: Path, results: Path, per_row: int = 10, with_real: bool = True) -> list[str]:
     runs = sorted((d for d in root.iterdir() if (d / "eval.json").is_file()), key=lambda d: row_order(d.name))
     if not runs:
         raise FileNotFoundError(f"no evaluated runs (eval.json) under {root}: run make eval-lora first")
@@ -47,11 +59,13 @@ def publish(root: Path, results: Path, per_row: int = 10) -> list[str]:
             if (run / name).is_file():
                 shutil.copy2(run / name, out / name)
     grids = [r for r in runs if (r / "eval_samples.pt").is_file()]
+    real = _real_rows(runs[0], per_row) if with_real else {}
     for domain in ("target", "source"):
-        rows = [torch.load(r / "eval_samples.pt")[domain][:per_row] for r in grids]
+        rows = ([real[domain]] if real else []) + [torch.load(r / "eval_samples.pt")[domain][:per_row] for r in grids]
         images = to_unit_range(torch.cat(rows)).numpy()
         save_grid(images, results / f"grid-{domain}.png", nrow=per_row, scale=2)
-    (results / "grid-rows.txt").write_text("".join(f"{r.name}\n" for r in grids))
+    names = (["real training images"] if real else []) + [r.name for r in grids]
+    (results / "grid-rows.txt").write_text("".join(f"{n}\n" for n in names))
     return [r.name for r in runs]
 
 
