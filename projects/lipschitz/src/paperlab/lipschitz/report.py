@@ -18,8 +18,9 @@ from pathlib import Path
 from paperlab.shared.cli import run_command
 from paperlab.shared.report import update_markdown
 
-MODELS = ("baseline", "spectral", "bjorck", "torchlip")
+MODELS = ("baseline", "spectral", "bjorck", "torchlip", "bjorck-long")  # run names <model>-seed1
 LABELS = {
+    "bjorck-long": "Björck (here), longer run",
     "baseline": "unconstrained CNN (ReLU, CE)",
     "spectral": "spectral norm (here)",
     "bjorck": "Björck (here)",
@@ -66,6 +67,10 @@ def table(results: Path) -> str:
         if ev is None:
             rows.append(f"| {LABELS[m]} | not run yet |" + " |" * 13)
             continue
+        if ev.get("epochs") is None:
+            ev = {**ev, "epochs": "?"}
+        if ev.get("epochs") is None:
+            ev = {**ev, "epochs": "?"}
         c, p = ev["certified"], ev["pgd"]
         rows.append(
             f"| {LABELS[m]} | {ev.get('n_params', 0) / 1e3:.0f}k | {ev.get('epochs')} "
