@@ -148,3 +148,14 @@ def test_baseline_bound_is_measured_not_assumed():
     total, _, norms = upper_bound(net)
     assert total == pytest.approx(math.prod(v for _, v in norms))
     assert any(abs(v - 1) > 0.05 for _, v in norms)  # unconstrained layers are not 1-Lipschitz
+
+
+@pytest.mark.filterwarnings("ignore:Sequential model contains a layer")
+def test_peer_model_is_measured_with_the_same_tools():
+    pytest.importorskip("deel.torchlip")
+    net = build_model(Config(model="torchlip", widths=[4, 8], dense=16))
+    total, features, norms = upper_bound(net)
+    assert features <= 1 + 1e-3  # its convolutions and dense layers are 1-Lipschitz
+    assert norms[-1][0].endswith("FrobeniusLinear")  # the head is measured too (unit rows: up to sqrt(10))
+    x = torch.rand(4, 3, 32, 32)
+    assert jacobian_lower_bound(net, x) <= total + 1e-3
