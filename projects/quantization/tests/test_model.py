@@ -192,7 +192,7 @@ def test_quantize_table_and_report_end_to_end(trained_run, corpus_dir, tmp_path)
     )
     report.main(["--collect", str(trained_run), "--results", str(tmp_path / "results"), "--readme", str(readme)])
     text = readme.read_text()
-    assert "**llm-int8** (here)" in text and "**llm-int8-whole** (here)" in text and "added by a later run" in text
+    assert "**llm-int8** (here)" in text and "**llm-int8-whole** (here)" in text and "were added by a later run" in text
     assert "unigram" in text and (tmp_path / "results" / "train_loss.png").is_file()
 
 

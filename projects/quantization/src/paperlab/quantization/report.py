@@ -131,11 +131,19 @@ def quantize_block(q: dict) -> str:
         + ", ".join(f"{k} {v}" for k, v in q["versions"].items())
         + "."
         + "".join(
-            f" Row {m} was added by a later run (`keep_previous=true`) at load average {a['machine_load']}."
-            for m, a in q.get("added_later", {}).items()
+            f" Rows {', '.join(ms)} were added by a later run (`keep_previous=true`) at load average {load}: their "
+            "timings and peak RSS are not comparable with the other rows'."
+            for load, ms in _by_load(q.get("added_later", {})).items()
         )
     )
     return "\n".join(rows)
+
+
+def _by_load(added: dict) -> dict[str, list[str]]:
+    out: dict[str, list[str]] = {}
+    for m, a in added.items():
+        out.setdefault(str(a["machine_load"]), []).append(m)
+    return out
 
 
 def profile_block(q: dict) -> str:
