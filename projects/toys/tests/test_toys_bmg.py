@@ -112,7 +112,9 @@ def test_meta_gradient_through_the_inner_step_matches_finite_differences():
         assert abs(float(fd)) > 1e-4
 
 
+@pytest.mark.slow
 def test_short_run(tmp_path):
+    """The whole command, 4 agents x 2 seeds for 40 meta-steps (slow: it compiles every agent's meta-step)."""
     m = bmg.main(
         [
             "bmg.train_steps=40",
