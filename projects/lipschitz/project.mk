@@ -12,6 +12,7 @@ LIP_PRESET   ?= synthetic
 LIP_DATA_DIR  = $(if $(DATA_DIR),data_dir=$(DATA_DIR),)
 LIP_RUN       = $(or $(RUN),runs/lipschitz/$(subst -,/,$(LIP_PRESET))-seed$(SEED))
 LIP_MODELS    = baseline spectral bjorck torchlip
+LIP_INDEX     = $(if $(shell grep -s -l '<!-- headline:lipschitz -->' README.md),--index README.md,)
 
 train-lipschitz: $(VENV)/.stamp-lipschitz ## train + evaluate one model (LIP_PRESET=synthetic|cifar10-{baseline,spectral,bjorck,torchlip} SEED ARGS RESUME=1)
 	$(PY) -m paperlab.lipschitz.train --config configs/lipschitz/$(LIP_PRESET).yaml run_dir=$(LIP_RUN) seed=$(SEED) $(LIP_DATA_DIR) $(ARGS) $(RESUME_ARG)
@@ -36,4 +37,4 @@ sweep-lipschitz: $(VENV)/.stamp-lipschitz ## margin / temperature sweep of the B
 
 report-lipschitz: $(VENV)/.stamp-lipschitz ## README tables and figures of projects/lipschitz from committed results (COLLECT=1 copies runs/lipschitz first)
 	$(PY) -m paperlab.lipschitz.report $(if $(COLLECT),--collect runs/lipschitz,) --results projects/lipschitz/results \
-	  --readme projects/lipschitz/README.md projects/lipschitz/REPORT.md
+	  --readme projects/lipschitz/README.md projects/lipschitz/REPORT.md $(LIP_INDEX)
