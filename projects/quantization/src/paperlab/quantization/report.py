@@ -71,13 +71,26 @@ def _load(path: Path):
     return json.loads(path.read_text()) if path.is_file() else None
 
 
-def train_block(summaries: dict[str, dict], configs: dict[str, dict]) -> str:
-    """One row per trained model (``summaries``: preset -> summary.json, ``configs``: preset -> config)."""
+def seconds_per_step(rows: list[dict]) -> tuple[float, list[float]] | None:
+    """Median seconds per training step from metrics.jsonl's logged times (consecutive rows of one session;
+    evaluation steps left out), and the range of the 1-minute load average logged next to them."""
+    per = []
+    for a, b in zip(rows, rows[1:]):
+        if "loss" in a and "loss" in b and "val_loss" not in b and b["time"] > a["time"] and b["step"] > a["step"]:
+            per.append((b["time"] - a["time"]) / (b["step"] - a["step"]))
+    loads = [r["load1"] for r in rows if "load1" in r]
+    return (sorted(per)[len(per) // 2], loads) if per else None
+
+
+def train_block(summaries: dict[str, dict], configs: dict[str, dict], metrics: dict[str, list[dict]]) -> str:
+    """One row per trained model (``summaries``: preset -> summary.json, ``configs``: preset -> config,
+    ``metrics``: preset -> metrics.jsonl rows)."""
     rows = [
         "| preset | parameters (non-embedding) | layers x d (heads q/kv, SwiGLU) | train tokens seen | forward "
-        "| train time, 1 core | held-out perplexity | unigram perplexity |",
-        "|---|---|---|---|---|---|---|---|",
+        "| s/step (median) | train time, 1 core | held-out perplexity | unigram perplexity |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
+    loads = []
     for preset, s in summaries.items():
         c = configs.get(preset, {})
         shape = (
@@ -86,12 +99,17 @@ def train_block(summaries: dict[str, dict], configs: dict[str, dict]) -> str:
             else "-"
         )
         secs = s.get("train_time_s", s.get("wall_time_s"))
+        sps = seconds_per_step(metrics.get(preset, []))
+        if sps and sps[1]:
+            loads.append(f"`{preset}` {min(sps[1]):.1f}-{max(sps[1]):.1f}")
         rows.append(
             f"| `{preset}` | {s['n_params'] / 1e6:.2f}M ({s['n_params_non_embedding'] / 1e6:.2f}M) | {shape} | "
             f"{s['tokens_seen'] / 1e6:.2f}M ({s['steps']} steps) | "
-            f"{'bf16 autocast' if s.get('autocast_bf16') else 'fp32'} | {secs / 60:.0f} min | "
-            f"**{s['val_perplexity']:.1f}** | {s['unigram_perplexity']:.1f} |"
+            f"{'bf16 autocast' if s.get('autocast_bf16') else 'fp32'} | {f'{sps[0]:.2f}' if sps else '-'} | "
+            f"{secs / 60:.0f} min | **{s['val_perplexity']:.1f}** | {s['unigram_perplexity']:.1f} |"
         )
+    if loads:
+        rows += ["", "1-minute load average logged while training: " + ", ".join(loads) + " (2 cores, shared)."]
     return "\n".join(rows)
 
 
@@ -437,7 +455,7 @@ def _main(argv=None):
             blocks.update({f"outliers{suffix}": outliers_block(o), f"injected{suffix}": injected_block(o)})
             figures(d, o, None, None)
     if summaries:
-        blocks["train"] = train_block(summaries, configs)
+        blocks["train"] = train_block(summaries, configs, metrics)
     a, g, st = _load(results / "attention.json"), _load(results / "gpu.json"), _load(results / "step_time.json")
     if st:
         blocks["step-time"] = step_time_block(st)
