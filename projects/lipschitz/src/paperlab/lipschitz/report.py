@@ -111,8 +111,8 @@ def cost(results: Path) -> str:
             measured.append(f"| {LABELS[m]} | {per_epoch:.1f} | {1000 * per_epoch / steps:.0f} |")
     if measured:
         out += [
-            "Cost measured during the table's training runs (one core each, batch 256, mean over the 6 epochs, each with "
-            "its end-of-epoch evaluation on 2000 test images; "
+            "Cost measured during the table's training runs (one core each, batch 256, mean over the 6 epochs, "
+            "each with its end-of-epoch evaluation on 2000 test images; "
             "the other core ran other jobs meanwhile):",
             "",
             "| model | s / epoch | ms / step |",
