@@ -55,7 +55,8 @@ def test_report_tables_group_seeds_and_order_rows():
     ]
     table = sweep_table(rows).splitlines()
     assert [line.split("|")[1].strip() for line in table[2:]] == ["base", "LoRA", "LoRA", "full fine-tuning"]
-    assert "| 4 | 2 | 45.0 (40.0 / 50.0) |" in table[4]  # rank 4: two seeds, the mean and each
+    assert "| 4 | 2 | 45.0 (40.0 / 50.0) |" in table[4]
+    assert all(line.count("|") == table[0].count("|") for line in table)  # rank 4: two seeds, the mean and each
     assert "lora-r4-attn-seed1" in merge_table(rows)
     assert headline(rows).startswith("MNIST base -> 320 Olivetti faces") and "LoRA r4 (attention) 45" in headline(rows)
 

@@ -61,8 +61,8 @@ def _bytes(n: float) -> str:
 def sweep_table(rows: list[dict], modules: str | None = "attn") -> str:
     head = (
         "| model | modules | rank | seeds | FD target ↓ | FD source ↓ | eps-loss target test | eps-loss source "
-        "test | trainable params | saved file | step time (s) | grad+Adam state | peak RSS |\n"
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n"
+        "test | digits drawn as asked (64) | trainable params | saved file | step time (s) | grad+Adam state | "
+        "peak RSS |\n|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n"
     )
     lines = []
     for (_, kind, mods, rank), rs in groups(rows).items():
@@ -73,7 +73,7 @@ def sweep_table(rows: list[dict], modules: str | None = "attn") -> str:
         lines.append(
             f"| {kind} | {mods or '-'} | {rank or '-'} | {len(rs)} | {_stat(rs, 'fd_target')} | "
             f"{_stat(rs, 'fd_source')} | {_stat(rs, 'eps_loss_target_test', '{:.4f}')} | "
-            f"{_stat(rs, 'eps_loss_source_test', '{:.4f}')} | "
+            f"{_stat(rs, 'eps_loss_source_test', '{:.4f}')} | {_stat(rs, 'source_label_accuracy_64', '{:.2f}')} | "
             f"{r0['trainable_params']:,} ({100 * r0['trainable_params'] / r0['total_params']:.2f}%) | {saved} | "
             f"{_stat(rs, 'step_time_s', '{:.3f}')} | {r0['train_state_mb']:.2f} MB | "
             f"{_stat(rs, 'peak_rss_mb', '{:.0f}')} MB |"
@@ -199,7 +199,30 @@ def facts(rows: list[dict], floors: dict | None) -> str:
         + ", ".join(f"LoRA r{r} {mean(rs, 'fd_source'):.1f}" for r, rs in sorted(lora.items()))
         + f", full fine-tuning {mean(full, 'fd_source'):.1f}"
         + (f" (floor {floors['source_train_vs_test']:.1f})." if floors else "."),
+        "- Diffusion loss on the 80 held-out faces (fixed noise and timesteps): base "
+        f"{mean(base, 'eps_loss_target_test'):.4f}, "
+        + ", ".join(f"LoRA r{r} {mean(rs, 'eps_loss_target_test'):.4f}" for r, rs in sorted(lora.items()))
+        + f", full fine-tuning {mean(full, 'eps_loss_target_test'):.4f}; on 2,000 test digits: base "
+        f"{mean(base, 'eps_loss_source_test'):.4f}, full fine-tuning {mean(full, 'eps_loss_source_test'):.4f}.",
     ]
+    acts = {k[3]: rs for k, rs in gs.items() if k[1] == "LoRA" and k[2] != "attn"}
+    if acts:
+        out.append(
+            "- LoRA on attention + convolutions + time embedding: "
+            + ", ".join(
+                f"r{r} FD target {mean(rs, 'fd_target'):.1f}, eps-loss faces "
+                f"{mean(rs, 'eps_loss_target_test'):.4f}, FD source {mean(rs, 'fd_source'):.1f}, "
+                f"{rs[0]['trainable_params']:,} parameters"
+                for r, rs in sorted(acts.items())
+            )
+            + "."
+        )
+    if all("source_label_accuracy_64" in r for r in rows):
+        out.append(
+            f"- Digits drawn as asked (the classifier's label = the requested digit, first 64 source samples): "
+            f"base {mean(base, 'source_label_accuracy_64'):.2f}, every adapted model at most "
+            f"{max(r['source_label_accuracy_64'] for r in rows if r['mode'] != 'base'):.2f}."
+        )
     spread = lambda rs: " vs ".join(f"{x['fd_target']:.1f}" for x in rs)  # noqa: E731
     for r, rs in sorted(lora.items()):
         if len(rs) > 1:
