@@ -58,7 +58,10 @@ def test_report_tables_group_seeds_and_order_rows():
     assert "| 4 | 2 | 45.0 (40.0 / 50.0) |" in table[4]
     assert all(line.count("|") == table[0].count("|") for line in table)  # rank 4: two seeds, the mean and each
     assert "lora-r4-attn-seed1" in merge_table(rows)
-    assert headline(rows).startswith("MNIST base -> 320 Olivetti faces") and "LoRA r4 (attention) 45" in headline(rows)
+    assert headline(rows) == "results pending"  # no attention+conv+time row yet
+    wide = {**_row("lora-r4-attn+conv+time-seed1", "lora", 4, 1, 20.0), "modules": "attn+conv+time"}
+    line = headline([*rows, {**wide, "eps_loss_target_test": 0.04}])
+    assert line.startswith("MNIST base -> 320 Olivetti faces") and "r4 on attention+conv+time 0.040" in line
 
 
 def test_publish_copies_the_small_files_and_draws_one_grid_row_per_model(tmp_path):
