@@ -59,7 +59,7 @@ class Config:
     eval_every: int = 120  # steps between held-out losses (on eval_tokens tokens)
     eval_tokens: int = 16384
     checkpoint_every: int = 40
-    autocast_bf16: bool = False  # forward under torch.autocast(bfloat16) (fp32 master weights, fp32 loss): faster
+    autocast_bf16: bool = False  # forward under torch.autocast(bfloat16) (fp32 master weights, fp32 loss):
     #                              faster steps on a CPU with AVX512-BF16/AMX; the saved model is fp32
 
     # --- quantization and the benchmark (make quantize) ---
