@@ -258,8 +258,8 @@ class BjorckConv2d(_OperatorNormConv):
 
     Why both: an orthogonal reshaped kernel makes every *patch* map an isometry, but patches overlap,
     so the operator norm lies between 1 and ceil(k/s) (the overlap factor); the operator
-    normalisation brings it to exactly 1 (a rigorous bound would be to divide by ceil(k/s), which is
-    what deel-torchlip's coefficient does for strided layers and is loose by up to that factor)."""
+    normalisation brings it to exactly 1 (the rigorous a-priori alternative is to divide by ceil(k/s),
+    which is what deel-torchlip's coefficient does when it is not given the input size)."""
 
     def __init__(self, *args, n_bjorck: int = 15, eval_bjorck: int = 50, **kwargs):
         super().__init__(*args, **kwargs)

@@ -43,7 +43,9 @@ def lr_at(cfg: Config, step: int, total: int) -> float:
 @torch.no_grad()
 def quick_eval(model, test: Split, n: int, lipschitz: bool) -> dict:
     """Clean accuracy and (for the 1-Lipschitz models, whose declared bound is 1) certified accuracy at
-    36/255 on the first n test images; the full evaluation with measured bounds is evaluate.py."""
+    36/255 on the first n test images; the full evaluation with measured bounds is evaluate.py (for
+    deel-torchlip, whose head has unit rows but is not 1-Lipschitz as a map, only evaluate.py's
+    pairwise certificate is valid)."""
     model.eval()
     n = len(test) if n == 0 else min(n, len(test))
     logits, labels = [], []
