@@ -267,7 +267,7 @@ def headline(rows: list[dict]) -> str:
         f"LoRA r4 on attention {eps[need[1]]:.3f} (no faces drawn), r4 on attention+conv+time "
         f"{eps[need[2]]:.3f} (faces), full fine-tuning {eps[need[3]]:.3f}; r4 adapter "
         f"{lora4['saved_bytes'] / 1024:.0f} KB vs {pick[need[3]][0]['saved_bytes'] / 2**20:.1f} MB; every adapted "
-        "model forgets the digits while the adapter is on (1 seed; 2 for attention r4)"
+        "model forgets the digits while the adapter is on (1 seed; 2 for attention r4 and full FT)"
     )
 
 
