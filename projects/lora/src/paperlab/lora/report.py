@@ -148,34 +148,36 @@ def ddp_table(ddp: dict | None) -> str:
 
 
 def rank_plot(rows: list[dict], path: Path) -> None:
+    """FD to the faces and the held-out diffusion loss on the faces against the rank, both module sets."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     gs = groups(rows)
-    fig, ax = plt.subplots(figsize=(5.5, 3.6))
-    pts = [(k[3], [r["fd_target"] for r in rs]) for k, rs in gs.items() if k[1] == "LoRA" and k[2] == "attn"]
-    if pts:
-        ranks = [p[0] for p in pts]
-        ax.plot(ranks, [np.mean(v) for v in (p[1] for p in pts)], "o-", label="LoRA, attention projections")
-        for rk, v in pts:
-            ax.scatter([rk] * len(v), v, color="C0", s=10, alpha=0.5)
-    other = [(k, rs) for k, rs in gs.items() if k[1] == "LoRA" and k[2] != "attn"]
-    for k, rs in other:
-        ax.scatter([k[3]], [np.mean([r["fd_target"] for r in rs])], marker="s", color="C2", label=f"LoRA, {k[2]}")
-    for k, rs in gs.items():
-        if k[1] in ("base", "full fine-tuning"):
-            ax.axhline(
-                np.mean([r["fd_target"] for r in rs]), ls="--", color="C3" if k[1] == "base" else "C1", label=k[1]
-            )
-    ax.set_xscale("log", base=2)
-    ax.set_yscale("log")
-    ax.set_xlabel("LoRA rank r")
-    ax.set_ylabel("FD to the target faces (lower is better)")
-    ax.legend(fontsize=7)
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3.6))
+    for ax, key, label in (
+        (axes[0], "fd_target", "FD to the target faces"),
+        (axes[1], "eps_loss_target_test", "eps-loss, held-out faces"),
+    ):
+        for i, modules in enumerate(("attn", "attn+conv+time")):
+            pts = sorted((k[3], [r[key] for r in rs]) for k, rs in gs.items() if k[1] == "LoRA" and k[2] == modules)
+            if pts:
+                ax.plot(
+                    [p[0] for p in pts], [np.mean(p[1]) for p in pts], "o-", color=f"C{i}", label=f"LoRA, {modules}"
+                )
+                for rk, v in pts:
+                    ax.scatter([rk] * len(v), v, color=("C0", "C2")[i], s=10, alpha=0.5)
+        for k, rs in gs.items():
+            if k[1] in ("base", "full fine-tuning"):
+                ax.axhline(np.mean([r[key] for r in rs]), ls="--", color="C3" if k[1] == "base" else "C1", label=k[1])
+        ax.set_xscale("log", base=2)
+        ax.set_yscale("log")
+        ax.set_xlabel("LoRA rank r")
+        ax.set_ylabel(label + " (lower is better)")
+    axes[0].legend(fontsize=7)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    fig.savefig(path, dpi=110)
     plt.close(fig)
 
 
