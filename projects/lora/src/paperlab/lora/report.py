@@ -164,7 +164,11 @@ def rank_plot(rows: list[dict], path: Path) -> None:
             pts = sorted((k[3], [r[key] for r in rs]) for k, rs in gs.items() if k[1] == "LoRA" and k[2] == modules)
             if pts:
                 ax.plot(
-                    [p[0] for p in pts], [np.mean(p[1]) for p in pts], "o-", color=f"C{i}", label=f"LoRA, {modules}"
+                    [p[0] for p in pts],
+                    [np.mean(p[1]) for p in pts],
+                    "o-",
+                    color=("C0", "C2")[i],
+                    label=f"LoRA, {modules}",
                 )
                 for rk, v in pts:
                     ax.scatter([rk] * len(v), v, color=("C0", "C2")[i], s=10, alpha=0.5)
