@@ -348,8 +348,8 @@ def figure_goodhart(results: Path, out: Path) -> list[str]:
         ax.set_title(t)
         ax.grid(alpha=0.3)
     axes[0].legend(fontsize=8)
-    fig.suptitle("Goodhart ablation: two proxies of one base model, PPO without KL penalty (dotted: best-of-n "
-                 "on the same proxy)", fontsize=10)  # fmt: skip
+    fig.suptitle("Goodhart ablation: two proxies of one base model, PPO without KL penalty (seed 1 solid, "
+                 "seed 2 dashed; dotted: best-of-n on the same proxy)", fontsize=10)  # fmt: skip
     fig.tight_layout()
     fig.savefig(out / "goodhart.png", dpi=110)
     plt.close(fig)
