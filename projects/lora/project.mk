@@ -51,6 +51,11 @@ publish-lora: $(VENV)/.stamp-lora ## copy the small files of evaluated runs + sa
 check-ddp-lora: $(VENV)/.stamp-lora ## 2 processes (torchrun, gloo) vs 1 process, same global batch: adapters must agree
 	$(PY) -m paperlab.lora.ddp_check --out projects/lora/results/ddp_check.json
 
+bench-lora: $(VENV)/.stamp-lora ## sampling cost of base, unmerged and merged LoRA models (same noise and batch) -> results/mnist/merge_bench.json
+	$(PY) -m paperlab.lora.bench runs/lora/mnist/base runs/lora/mnist/lora-r4-attn-seed1 runs/lora/mnist/lora-r64-attn-seed1 \
+	  runs/lora/mnist/lora-r4-attn+conv+time-seed1 runs/lora/mnist/lora-r16-attn+conv+time-seed1 \
+	  --n 200 --steps 10 --repeats 3 --out projects/lora/results/mnist/merge_bench.json
+
 sweep-lora: $(VENV)/.stamp-lora ## the whole MNIST -> faces experiment (~50 CPU-minutes): base, LORA_RANKS, full, ablation, eval, publish
 	$(MAKE) --no-print-directory classifier-lora LORA_DATA=mnist ARGS=
 	@test -f runs/lora/mnist/base/unet/config.json || $(MAKE) --no-print-directory train-lora-base LORA_DATA=mnist ARGS=

@@ -104,3 +104,31 @@ def test_the_facts_block_reads_the_rows():
     ]
     text = facts(rows, {"target_test_vs_train": 5.0, "source_train_vs_test": 1.0})
     assert "r1 80.0, r4 40.0; lowest at r4" in text and "10.00% of full fine-tuning" in text
+
+
+def test_the_merge_bench_table_gives_the_ratio_and_marks_the_base():
+    from paperlab.lora.report import merge_bench_table
+
+    bench = {
+        "n": 200,
+        "ddim_steps": 10,
+        "repeats": 3,
+        "threads": 1,
+        "cpu": "x",
+        "load_before": [1.0, 1.0, 1.0],
+        "rows": [
+            {"run": "base", "mode": "base", "lora_layers": 0, "ms_per_image": 20.0},
+            {
+                "run": "lora-r4",
+                "mode": "lora",
+                "lora_layers": 8,
+                "ms_per_image": 30.0,
+                "merged_ms_per_image": 21.0,
+                "merged_vs_unmerged_max_abs": 2e-6,
+            },
+        ],
+    }
+    table = merge_bench_table(bench)
+    assert "| base (no adapter) | 0 | 20.00 | - | - | - |" in table
+    assert "| lora-r4 | 8 | 30.00 | 21.00 | 0.70 | 2.0e-06 |" in table
+    assert "make bench-lora" in merge_bench_table(None)

@@ -142,3 +142,15 @@ def test_the_target_label_starts_at_the_mean_source_embedding(base_run):
     assert torch.equal(loaded[:-1], raw[:-1])  # the source classes are untouched
     torch.testing.assert_close(loaded[-1], raw[:-1].mean(0))
     assert not torch.allclose(raw[-1], raw[:-1].mean(0))  # the base never trained it
+
+
+def test_the_sampling_bench_times_unmerged_and_merged_and_their_images_agree(tmp_path, base_run):
+    from paperlab.lora.bench import bench_run
+
+    cfg = lora_cfg(tmp_path, base_run, "bench", total_steps=5, modules="attn+conv+time", rank=2)
+    train(cfg, log=lambda *_: None)
+    adapted = bench_run(cfg.run_dir, n=4, steps=2, repeats=1)
+    base = bench_run(base_run, n=4, steps=2, repeats=1)
+    assert adapted["lora_layers"] > 0 and adapted["ms_per_image"] > 0 and adapted["merged_ms_per_image"] > 0
+    assert adapted["merged_vs_unmerged_max_abs"] < 1e-5
+    assert base["lora_layers"] == 0 and "merged_ms_per_image" not in base

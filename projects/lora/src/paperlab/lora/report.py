@@ -107,6 +107,32 @@ def merge_table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def merge_bench_table(bench: dict | None) -> str:
+    """The clean sampling-cost comparison of ``make bench-lora`` (same noise, batch and thread count)."""
+    if not bench:
+        return "(run `make bench-lora` to measure)"
+    lines = [
+        "| run | LoRA layers | ms/image unmerged | ms/image merged | merged / unmerged | max abs diff |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for r in bench["rows"]:
+        if "merged_ms_per_image" in r:
+            lines.append(
+                f"| {r['run']} | {r['lora_layers']} | {r['ms_per_image']:.2f} | {r['merged_ms_per_image']:.2f} | "
+                f"{r['merged_ms_per_image'] / r['ms_per_image']:.2f} | {r['merged_vs_unmerged_max_abs']:.1e} |"
+            )
+        else:
+            lines.append(f"| {r['run']} (no adapter) | 0 | {r['ms_per_image']:.2f} | - | - | - |")
+    load = ", ".join(f"{x:.2f}" for x in bench["load_before"])
+    lines.append("")
+    lines.append(
+        f"{bench['n']} images in one batch, DDIM {bench['ddim_steps']} steps, median of {bench['repeats']} timed "
+        f"passes after a warm-up; {bench['threads']} torch thread(s); CPU: {bench['cpu']}; load average [{load}] "
+        "at the start."
+    )
+    return "\n".join(lines)
+
+
 def floors_table(floors: dict | None, clf: dict | None, rows: list[dict]) -> str:
     if floors is None:
         return "(no floors computed yet)"
@@ -291,6 +317,7 @@ def _main(argv=None) -> None:
         "lora-sweep": sweep_table(rows) if rows else "(no runs published yet)",
         "lora-modules": modules_table(rows) if rows else "(no runs published yet)",
         "lora-merge": merge_table(rows) if rows else "(no runs published yet)",
+        "lora-merge-bench": merge_bench_table(_load(folder / "merge_bench.json")),
         "lora-floors": floors_table(_load(folder / "floors.json"), clf, rows),
         "lora-ddp": ddp_table(_load(res / "ddp_check.json")),
         "lora-facts": facts(rows, _load(folder / "floors.json")) if rows else "(no runs published yet)",
