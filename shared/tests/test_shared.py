@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import subprocess
 import sys
 from dataclasses import dataclass, field
@@ -87,9 +88,14 @@ def test_runlog_writes_jsonl_tensorboard_and_truncates_on_resume(tmp_path):
     assert rows[1]["loss"] == pytest.approx(0.05) and rows[3]["loss"] is None
     assert (tmp_path / "run" / "config.yaml").exists()
     assert list((tmp_path / "run").glob("events.out.tfevents.*"))
+    path = tmp_path / "run" / "metrics.jsonl"
+    kept = [dict(r, time=100.0 + r["step"]) for r in read_metrics(path)[:2]]  # as if 2 min had passed
+    path.write_text("".join(json.dumps(r) + "\n" for r in kept + read_metrics(path)[2:]))
     with RunLogger(tmp_path / "run", resume_step=20) as log:  # resumed from a checkpoint at step 20
         log.log(30, loss=0.5)
-    assert [r["step"] for r in read_metrics(tmp_path / "run" / "metrics.jsonl")] == [10, 20, 30]
+    rows = read_metrics(path)
+    assert [r["step"] for r in rows] == [10, 20, 30]
+    assert rows[2]["time"] >= 120.0  # wall time continues from the last kept row, it does not restart
 
 
 # ----------------------------------------------------------------------------------------- seeding

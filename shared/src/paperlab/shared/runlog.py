@@ -98,9 +98,11 @@ class RunLogger:
         if config is not None:
             save_config(config, self.run_dir / "config.yaml")
         self.metrics_path = self.run_dir / "metrics.jsonl"
+        elapsed = 0.0  # on resume, ``time`` continues from the last kept row (wall time of the whole run)
         if resume_step is not None and self.metrics_path.exists():
             kept = [r for r in read_metrics(self.metrics_path) if r.get("step", 0) <= resume_step]
             self.metrics_path.write_text("".join(json.dumps(r) + "\n" for r in kept))
+            elapsed = max((float(r.get("time") or 0.0) for r in kept), default=0.0)
         elif resume_step is None and self.metrics_path.exists():
             self.metrics_path.unlink()  # a fresh run in an old directory starts a fresh file
         self._file = open(self.metrics_path, "a", buffering=1)
@@ -114,7 +116,7 @@ class RunLogger:
             # on resume, TensorBoard hides the old events logged after the checkpoint's step
             purge = None if resume_step is None else resume_step + 1
             self._tb = SummaryWriter(str(self.run_dir), flush_secs=30, purge_step=purge)
-        self._start = time.time()
+        self._start = time.time() - elapsed
 
     def log(self, step: int, **scalars: float) -> dict[str, Any]:
         """Log scalars at ``step``. Non-finite values are written as ``null`` in the JSONL."""
