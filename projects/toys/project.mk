@@ -2,7 +2,7 @@
 # Each target trains one task (one jitted lax.scan per chunk of steps, a checkpoint after each chunk),
 # evaluates it and writes everything into runs/toys/<task>/seed<TOYS_SEED>/. Committed results change
 # only through `make toys-publish`; `make toys-report` rewrites the README tables from projects/toys/results/.
-.PHONY: toy-rand_transformer toy-cot toy-reverse_digits toy-flow_matching toy-diffusion toy-hdqn toy-optimizers toy-deep_dream toy-scaling_laws toy-bmg toys-all toys-publish toys-report toys-ddpm-sweep
+.PHONY: toy-rand_transformer toy-cot toy-reverse_digits toy-flow_matching toy-diffusion toy-hdqn toy-optimizers toy-deep_dream toy-scaling_laws toy-bmg toy-ppo_verse toys-all toys-publish toys-report toys-ddpm-sweep
 
 $(VENV)/.stamp-toys: constraints.txt shared/pyproject.toml projects/toys/pyproject.toml | $(PY)
 	$(PIP) -e ./shared -e ./projects/toys
@@ -42,7 +42,7 @@ toy-scaling_laws: $(VENV)/.stamp-toys ## toys: validation loss vs CNN width and 
 toy-bmg: $(VENV)/.stamp-toys ## toys: BMG vs meta-gradient vs fixed entropy weight, A2C on a two-colour grid (5 seeds)
 	$(call TOYS_RUN,bmg)
 
-toys-all: toy-rand_transformer toy-cot toy-reverse_digits toy-flow_matching toy-diffusion toy-hdqn toy-optimizers toy-deep_dream toy-scaling_laws toy-bmg ## toys: every task into runs/toys/ (publish with toys-publish)
+toys-all: toy-rand_transformer toy-cot toy-reverse_digits toy-flow_matching toy-diffusion toy-hdqn toy-optimizers toy-deep_dream toy-scaling_laws toy-bmg toy-ppo_verse ## toys: every task into runs/toys/ (publish with toys-publish)
 
 toys-publish: $(VENV)/.stamp-toys ## toys: copy a finished run into results/ (TASK=<task> RUN=runs/toys/<task>/seed0 [NAME=folder] [NO_GIF=1])
 	$(PY) -m paperlab.toys.publish $(RUN) --task $(TASK) $(if $(NAME),--name $(NAME),) $(if $(NO_GIF),--no-gif,)
@@ -52,3 +52,6 @@ toys-report: $(VENV)/.stamp-toys ## toys: README tables from the committed proje
 
 toys-ddpm-sweep: $(VENV)/.stamp-toys ## toys: DDPM steps/schedule/T sweep on two moons -> runs/toys/diffusion_sweep.json
 	$(TOYS_ENV) nice -n 10 $(PY) -m paperlab.toys.ddpm_sweep --out runs/toys/diffusion_sweep.json
+
+toy-ppo_verse: $(VENV)/.stamp-toys ## toys: MLE then PPO that writes rhymed pairs of lines from the sonnets, with and without the repetition penalty (needs data/shakespeare-sonnets)
+	$(call TOYS_RUN,ppo_verse)

@@ -169,8 +169,9 @@ def test_publish_copies_a_finished_run_and_the_report_reads_it(finished, tmp_pat
     publish.main([str(run), "--task", "flow_matching", "--results", str(results)])
     names = sorted(p.name for p in (results / "flow_matching").iterdir())
     assert "metrics.json" not in names and {"eval.json", "summary.json", "config.yaml", "sampling.gif"} <= set(names)
-    publish.main([str(run), "--task", "flow_matching", "--results", str(results), "--name", "flow_matching_x",
-                  "--no-gif"])
+    publish.main(
+        [str(run), "--task", "flow_matching", "--results", str(results), "--name", "flow_matching_x", "--no-gif"]
+    )
     assert not list((results / "flow_matching_x").glob("*.gif")) and (results / "flow_matching_x/samples.png").is_file()
     assert "flow_matching_x" in report.blocks(results)["overview"]  # a second run of the task is reported beside it
     loaded = report._load(results, "flow_matching")

@@ -53,8 +53,12 @@ def test_network_targets_match_a_hand_computation():
     n = hc.n_states
     T_ctrl = np.arange(4 * n, dtype=np.float32).reshape(2 * n, 2) / 10  # rows 0..5 state, 6..11 goal
     p_ctrl = {"w1": jnp.eye(2 * n), "b1": jnp.zeros(2 * n), "w2": jnp.asarray(T_ctrl), "b2": jnp.zeros(2)}
-    batch = {"s2": jnp.array([3, 5, 2]), "g": jnp.array([5, 1, 4]), "r": jnp.array([0.0, 1.0, 0.0]),
-             "done": jnp.array([False, True, False])}
+    batch = {
+        "s2": jnp.array([3, 5, 2]),
+        "g": jnp.array([5, 1, 4]),
+        "r": jnp.array([0.0, 1.0, 0.0]),
+        "done": jnp.array([False, True, False]),
+    }
     y = np.asarray(hdqn.controller_targets(p_ctrl, batch, hc))
     # Q_ctrl([s', g]) = T[s'] + T[6 + g]; target r + 0.9 max_a Q (0 after reaching the goal)
     q = lambda s2, g: max(T_ctrl[s2, 0] + T_ctrl[n + g, 0], T_ctrl[s2, 1] + T_ctrl[n + g, 1])

@@ -61,8 +61,15 @@ def _flat(cfg_dict: dict, task: str) -> dict:
 def save_state(run_dir: str | Path, cfg, step: int, state: Any, curves: dict, times: dict) -> None:
     leaves = [np.asarray(x) for x in jax.tree_util.tree_leaves(jax.device_get(state))]
     atomic_save(
-        {"kind": KIND, "task": cfg.task, "config": to_dict(cfg), "step": step, "leaves": leaves,
-         "curves": curves, "times": times},
+        {
+            "kind": KIND,
+            "task": cfg.task,
+            "config": to_dict(cfg),
+            "step": step,
+            "leaves": leaves,
+            "curves": curves,
+            "times": times,
+        },
         Path(run_dir) / LAST,
     )
 
@@ -93,8 +100,10 @@ def load_model(path: str | Path, task: str, overrides=()) -> tuple[Any, Any, int
 
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"no trained {task} model at {path} (train it first with make toy-{task}, "
-                                "or give the run_dir=... of a finished run)")
+        raise FileNotFoundError(
+            f"no trained {task} model at {path} (train it first with make toy-{task}, "
+            "or give the run_dir=... of a finished run)"
+        )
     ck = load_checkpoint(path, required=("kind", "task", "config", "params"), kind="toys model")
     _check_task(ck, task, path, "model")
     cfg = config_from_dict(Config, ck["config"], overrides, source=str(path))

@@ -181,8 +181,10 @@ def _train(task: str, cfg, trainer: Trainer, resume: bool) -> tuple[Any, int] | 
     hint = f"--resume (make toy-{task} RESUME=1)"
     ckpt = guard_run_dir(run_dir, resume, resume_hint=hint)
     if ckpt is None and any((run_dir / f).exists() for f in (checkpoint.MODEL, "eval.json")):
-        raise ConfigError(f"{run_dir} already holds a trained model; give a new run_dir=... (runs are never "
-                          "overwritten) or evaluate it with eval_only=true")
+        raise ConfigError(
+            f"{run_dir} already holds a trained model; give a new run_dir=... (runs are never "
+            "overwritten) or evaluate it with eval_only=true"
+        )
     total = cfg.section.train_steps
     chunk = chunk_length(cfg, total, trainer.multiple)
     t0, c0 = time.time(), time.process_time()
@@ -230,8 +232,10 @@ def _train(task: str, cfg, trainer: Trainer, resume: bool) -> tuple[Any, int] | 
         write_json(wide, run_dir / "curves.json")
     params = trainer.params(state)
     path = checkpoint.save_model(run_dir, cfg, params, step)
-    print(f"[{task}] trained in {summary['cpu_time_s']:.0f} CPU s ({summary['wall_time_s']:.0f} s wall); {path}",
-          flush=True)
+    print(
+        f"[{task}] trained in {summary['cpu_time_s']:.0f} CPU s ({summary['wall_time_s']:.0f} s wall); {path}",
+        flush=True,
+    )
     return params, step
 
 
@@ -248,8 +252,9 @@ def run_task(task: str, make_trainer: Callable, evaluate: Callable, argv=None, d
         path = Path(cfg.run_dir) / checkpoint.MODEL
         cfg, saved, steps = checkpoint.load_model(path, task, [f"task={task}", *args.overrides])
         trainer = make_trainer(cfg)
-        params = checkpoint.match_tree(trainer.params(jax.eval_shape(trainer.init)), jax.tree_util.tree_leaves(saved),
-                                       str(path))
+        params = checkpoint.match_tree(
+            trainer.params(jax.eval_shape(trainer.init)), jax.tree_util.tree_leaves(saved), str(path)
+        )
     else:
         trained = _train(task, cfg, make_trainer(cfg), args.resume)
         if trained is None:
@@ -261,4 +266,3 @@ def run_task(task: str, make_trainer: Callable, evaluate: Callable, argv=None, d
     write_json(metrics, Path(cfg.run_dir) / "eval.json")
     print(json.dumps({k: v for k, v in metrics.items() if not isinstance(v, list)}, indent=2))
     return metrics
-

@@ -11,8 +11,17 @@ import re
 from dataclasses import dataclass, field
 
 TASKS = (
-    "rand_transformer", "cot", "reverse_digits", "flow_matching", "diffusion", "hdqn",
-    "optimizers", "deep_dream", "scaling_laws", "bmg",
+    "rand_transformer",
+    "cot",
+    "reverse_digits",
+    "flow_matching",
+    "diffusion",
+    "hdqn",
+    "optimizers",
+    "deep_dream",
+    "scaling_laws",
+    "bmg",
+    "ppo_verse",
 )
 
 
@@ -204,6 +213,38 @@ class BmgConfig:
 
 
 @dataclass
+class PpoVerseConfig:
+    """Task 2: a word-level policy over the sonnets, MLE then PPO on an LM + metre + rhyme - repetition reward."""
+
+    data_dir: str = "data/shakespeare-sonnets"
+    min_count: int = 2  # words seen fewer times are <unk> (never sampled)
+    max_len: int = 24  # tokens after BOS: line / line EOS (longer couplets are dropped)
+    d_model: int = 64  # policy, reward LM: the same causal transformer shape
+    n_heads: int = 4
+    n_layers: int = 2
+    mle_steps: int = 600  # maximum-likelihood steps of the policy (split A) and of the reward LM (split B)
+    mle_batch: int = 32
+    mle_lr: float = 3e-3  # AdamW (weight decay 0.1), warm-up then cosine decay
+    train_steps: int = 150  # PPO iterations
+    rollout_batch: int = 64  # couplets sampled per iteration
+    ppo_epochs: int = 4
+    minibatches: int = 4  # per epoch
+    lr: float = 3e-4  # Adam, gradients clipped at global norm 1
+    clip: float = 0.2
+    gamma: float = 1.0
+    lam: float = 0.95
+    value_coef: float = 0.5
+    kl_coef: float = 0.05  # beta: per-token penalty on log pi - log pi_MLE
+    lm_coef: float = 1.0  # the reward's terms (see ppo_verse.py)
+    metre_coef: float = 2.0
+    rhyme_coef: float = 1.0
+    rep_coef: float = 2.0  # the repetition penalty
+    form_coef: float = 1.0
+    ablate_penalty: bool = True  # also train a policy with rep_coef = 0 from the same start
+    n_eval: int = 500  # couplets sampled from each policy for the measures
+
+
+@dataclass
 class Config:
     task: str = "reverse_digits"
     seed: int = 0
@@ -222,6 +263,7 @@ class Config:
     deep_dream: DeepDreamConfig = field(default_factory=DeepDreamConfig)
     scaling_laws: ScalingLawsConfig = field(default_factory=ScalingLawsConfig)
     bmg: BmgConfig = field(default_factory=BmgConfig)
+    ppo_verse: PpoVerseConfig = field(default_factory=PpoVerseConfig)
 
     def __post_init__(self):
         if self.task not in TASKS:
@@ -273,6 +315,13 @@ class Config:
             raise ValueError("bmg: inner_K, bmg_L, n_seeds >= 1 and train_steps a multiple of log_every")
         if bc.flip_every < 1 or not bc.fixed_eps or min(bc.fixed_eps) < 0 or not 0 < bc.eps_init <= 1:
             raise ValueError("bmg: flip_every >= 1, fixed_eps >= 0 (at least one) and 0 < eps_init <= 1")
+        pv = self.ppo_verse
+        if pv.max_len < 4 or pv.rollout_batch % max(pv.minibatches, 1) or pv.minibatches < 1 or pv.n_eval < 1:
+            raise ValueError("ppo_verse: max_len >= 4, minibatches >= 1 dividing rollout_batch, n_eval >= 1")
+        if pv.mle_steps < 1 or pv.ppo_epochs < 1 or pv.min_count < 1 or not 0 < pv.lam <= 1 or not 0 < pv.gamma <= 1:
+            raise ValueError("ppo_verse: mle_steps, ppo_epochs, min_count >= 1 and gamma, lam in (0, 1]")
+        if pv.d_model % pv.n_heads:
+            raise ValueError(f"ppo_verse.d_model ({pv.d_model}) must be divisible by n_heads ({pv.n_heads})")
         if self.optimizers.n_seeds < 1 or self.optimizers.width < 1:
             raise ValueError("optimizers.n_seeds and optimizers.width must be >= 1")
         for section in TASKS:

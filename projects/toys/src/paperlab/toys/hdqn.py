@@ -126,8 +126,17 @@ def hdqn_tabular(hc):
     n = hc.n_states
 
     def init(key):
-        return (jnp.zeros((n, n)), jnp.zeros((n, n, 2)), jnp.int32(1), jnp.bool_(False), jnp.int32(0),
-                jnp.int32(0), jnp.int32(1), jnp.float32(0.0), jnp.bool_(True))
+        return (
+            jnp.zeros((n, n)),
+            jnp.zeros((n, n, 2)),
+            jnp.int32(1),
+            jnp.bool_(False),
+            jnp.int32(0),
+            jnp.int32(0),
+            jnp.int32(1),
+            jnp.float32(0.0),
+            jnp.bool_(True),
+        )
 
     def step(carry, i, key):
         Qm, Qc, s, visited, t, goal, s_meta, R, need_goal = carry
@@ -286,13 +295,26 @@ def hdqn_network(hc):
 
     def init(key):
         k_m, k_c = jax.random.split(key)
-        d1 = _replay(hc.replay_controller, s=jnp.int32, g=jnp.int32, a=jnp.int32, r=jnp.float32, s2=jnp.int32,
-                     done=jnp.bool_)
+        d1 = _replay(
+            hc.replay_controller, s=jnp.int32, g=jnp.int32, a=jnp.int32, r=jnp.float32, s2=jnp.int32, done=jnp.bool_
+        )
         d2 = _replay(hc.replay_meta, s=jnp.int32, g=jnp.int32, R=jnp.float32, s2=jnp.int32, done=jnp.bool_)
-        env = (jnp.int32(1), jnp.bool_(False), jnp.int32(0), jnp.int32(0), jnp.int32(1), jnp.float32(0.0),
-               jnp.bool_(True))
-        return {"meta": _learner(k_m, n, n, hc, tx), "ctrl": _learner(k_c, 2 * n, 2, hc, tx), "d1": d1, "d2": d2,
-                "env": env}
+        env = (
+            jnp.int32(1),
+            jnp.bool_(False),
+            jnp.int32(0),
+            jnp.int32(0),
+            jnp.int32(1),
+            jnp.float32(0.0),
+            jnp.bool_(True),
+        )
+        return {
+            "meta": _learner(k_m, n, n, hc, tx),
+            "ctrl": _learner(k_c, 2 * n, 2, hc, tx),
+            "d1": d1,
+            "d2": d2,
+            "env": env,
+        }
 
     def step(c, i, key):
         k_g, k_a, k_env, k_b1, k_b2 = jax.random.split(jax.random.fold_in(key, i), 5)
@@ -324,8 +346,12 @@ def hdqn_network(hc):
 
 # ----------------------------------------------------------------------------- training: all agents, vmapped over seeds
 
-AGENTS = {"flat": "Q-learning (tabular)", "hdqn": "h-DQN (tabular)", "flat_net": "DQN (network)",
-          "hdqn_net": "h-DQN (networks)"}
+AGENTS = {
+    "flat": "Q-learning (tabular)",
+    "hdqn": "h-DQN (tabular)",
+    "flat_net": "DQN (network)",
+    "hdqn_net": "h-DQN (networks)",
+}
 
 
 def agent_names(hc) -> tuple[str, ...]:
@@ -354,8 +380,12 @@ def make_trainer(cfg) -> Trainer:
     k = hc.n_seeds
     tab_keys = jax.random.split(jax.random.key(cfg.seed), 2 * k).reshape(2, k)
     net_keys = jax.random.split(jax.random.fold_in(jax.random.key(cfg.seed), 1), 4 * k).reshape(4, k)
-    agents = {"flat": flat_tabular(hc), "hdqn": hdqn_tabular(hc), "flat_net": flat_network(hc),
-              "hdqn_net": hdqn_network(hc)}
+    agents = {
+        "flat": flat_tabular(hc),
+        "hdqn": hdqn_tabular(hc),
+        "flat_net": flat_network(hc),
+        "hdqn_net": hdqn_network(hc),
+    }
     keys = {"flat": tab_keys[0], "hdqn": tab_keys[1], "flat_net": net_keys[0], "hdqn_net": net_keys[1]}
     init_keys = {"flat_net": net_keys[2], "hdqn_net": net_keys[3]}
     names = agent_names(hc)
@@ -462,8 +492,9 @@ def evaluate(cfg, params) -> dict:
             r = curves[f"{agent}_reward_per_episode"][-1]  # last bin, per seed
             out[f"{agent}_training_reward_last_bin_mean"] = float(r.mean())
             out[f"{agent}_training_reward_last_bin_std"] = float(r.std())
-            out[f"{agent}_visits_per_episode_last_bin"] = [round(float(v), 3)
-                                                           for v in curves[f"{agent}_visits_per_episode"][-1]]
+            out[f"{agent}_visits_per_episode_last_bin"] = [
+                round(float(v), 3) for v in curves[f"{agent}_visits_per_episode"][-1]
+            ]
         figure(cfg, curves, names, best)
     return out
 

@@ -26,8 +26,9 @@ FIGURES = ("*.png", "*.gif")
 MAX_BYTES = 2_000_000
 
 
-def publish(run: str | Path, task: str, results: str | Path = "projects/toys/results", name: str = "",
-            gif: bool = True) -> list[Path]:
+def publish(
+    run: str | Path, task: str, results: str | Path = "projects/toys/results", name: str = "", gif: bool = True
+) -> list[Path]:
     run, dest = Path(run), Path(results) / (name or task)
     if not run.is_dir():
         raise FileNotFoundError(f"no run directory {run}")

@@ -146,8 +146,12 @@ def generative_table(rows: list[tuple[str, dict]]) -> str:
     return "\n".join(lines)
 
 
-HDQN_AGENTS = {"flat": "Q-learning (tabular)", "hdqn": "h-DQN (tabular)", "flat_net": "DQN (network)",
-               "hdqn_net": "h-DQN (networks, replay, target networks)"}
+HDQN_AGENTS = {
+    "flat": "Q-learning (tabular)",
+    "hdqn": "h-DQN (tabular)",
+    "flat_net": "DQN (network)",
+    "hdqn_net": "h-DQN (networks, replay, target networks)",
+}
 
 
 def hdqn_table(m: dict) -> str:
@@ -216,8 +220,15 @@ def optimizers_table(m: dict) -> str:
     return "\n".join(lines)
 
 
-DREAM_SCORES = ("p_target_dreamer", "p_target_other_model", "other_model_top1", "corr_with_class_mean",
-                "corr_margin", "high_freq_fraction", "mean_intensity")
+DREAM_SCORES = (
+    "p_target_dreamer",
+    "p_target_other_model",
+    "other_model_top1",
+    "corr_with_class_mean",
+    "corr_margin",
+    "high_freq_fraction",
+    "mean_intensity",
+)
 
 
 def _dream_row(label: str, s: dict) -> str:
@@ -236,7 +247,8 @@ def deep_dream_table(m: dict) -> str:
     ]
     lines += [_dream_row(f"ablation: {name}", s) for name, s in m["ablation"].items()]
     lines.append(
-        f"\nTest accuracy: dreaming model {acc[0]:.4f}" + (f", other model {acc[1]:.4f}" if len(acc) > 1 else "")
+        f"\nTest accuracy: dreaming model {acc[0]:.4f}"
+        + (f", other model {acc[1]:.4f}" if len(acc) > 1 else "")
         + f" ({m['n_params']} parameters each, {m['train_steps']} steps); {_sec(m)} CPU s (wall) for training both."
     )
     return "\n".join(lines)
@@ -261,8 +273,12 @@ def scaling_table(m: dict) -> str:
         f"| α [{fj['alpha_95'][0]:.3f}, {fj['alpha_95'][1]:.3f}], β [{fj['beta_95'][0]:.3f}, {fj['beta_95'][1]:.3f}] "
         f"| {fj['E']:.4f} | {fj['rms_log_residual']:.3f} |"
     )
-    lines += ["", "| sweep | width | parameters N | training images D | best validation loss (mean ± sd) "
-              "| final validation loss | log residual of the L(N) fit |", "|---|---|---|---|---|---|---|"]
+    lines += [
+        "",
+        "| sweep | width | parameters N | training images D | best validation loss (mean ± sd) "
+        "| final validation loss | log residual of the L(N) fit |",
+        "|---|---|---|---|---|---|---|",
+    ]
     runs, d_max = m["runs"], m["data_sizes"][0]
     sweeps = [("width", w, d_max) for w in sorted({r["width"] for r in runs if r["D"] == d_max})]
     sweeps += [("data", w, d) for w in m["data_widths"] for d in m["data_sizes"]]
@@ -354,23 +370,32 @@ def overview(results: Path) -> str:
         )
     m = _load(results, "optimizers")
     if m:
-        accs = ", ".join(f"{OPT_LABELS[n]} {np.mean(m[f'{n}_hand_test_accuracy']):.4f} / "
-                         f"{np.mean(m[f'{n}_optax_test_accuracy']):.4f}" for n in m["optimisers"])
+        accs = ", ".join(
+            f"{OPT_LABELS[n]} {np.mean(m[f'{n}_hand_test_accuracy']):.4f} / "
+            f"{np.mean(m[f'{n}_optax_test_accuracy']):.4f}"
+            for n in m["optimisers"]
+        )
         gap = max(m[f"{n}_final_max_param_gap"] for n in m["optimisers"])
-        rows.append(f"| optimizers | test accuracy, hand / optax, mean of {m['n_seeds']} seeds: {accs}; largest "
-                    f"parameter difference hand vs optax {gap:.1e} | {_sec(m)} |")
+        rows.append(
+            f"| optimizers | test accuracy, hand / optax, mean of {m['n_seeds']} seeds: {accs}; largest "
+            f"parameter difference hand vs optax {gap:.1e} | {_sec(m)} |"
+        )
     m = _load(results, "scaling_laws")
     if m:
         fd = ", ".join(f"β = {f['beta']:.2f} (width {w})" for w, f in m["fit_D"].items())
-        rows.append(f"| scaling_laws | α = {m['fit_N']['alpha']:.2f} [{m['fit_N']['alpha_95'][0]:.2f}, "
-                    f"{m['fit_N']['alpha_95'][1]:.2f}] in L(N); {fd} in L(D); {m['n_seeds']} seeds | {_sec(m)} |")
+        rows.append(
+            f"| scaling_laws | α = {m['fit_N']['alpha']:.2f} [{m['fit_N']['alpha_95'][0]:.2f}, "
+            f"{m['fit_N']['alpha_95'][1]:.2f}] in L(N); {fd} in L(D); {m['n_seeds']} seeds | {_sec(m)} |"
+        )
     m = _load(results, "deep_dream")
     if m:
         ab = list(m["ablation"].values())  # the first row is plain ascent, the default is the one named so
         default = next(v for k, v in m["ablation"].items() if k.startswith("all (default"))
-        rows.append(f"| deep_dream | test accuracy {m['test_accuracy'][0]:.4f}; class dreams from noise, correlation "
-                    f"with the class's mean digit: {ab[0]['corr_with_class_mean']:.2f} by plain ascent, "
-                    f"{default['corr_with_class_mean']:.2f} with jitter, octaves and blur | {_sec(m)} |")
+        rows.append(
+            f"| deep_dream | test accuracy {m['test_accuracy'][0]:.4f}; class dreams from noise, correlation "
+            f"with the class's mean digit: {ab[0]['corr_with_class_mean']:.2f} by plain ascent, "
+            f"{default['corr_with_class_mean']:.2f} with jitter, octaves and blur | {_sec(m)} |"
+        )
     m = _load(results, "bmg")
     if m:
         rew = ", ".join(f"{n} {np.mean(m[f'{n}_reward_mean_per_seed']):.4f}" for n in (m["best_fixed"], "mg", "bmg"))
