@@ -324,6 +324,49 @@ def bmg_table(m: dict) -> str:
     return "\n".join(lines)
 
 
+PV_LABELS = {
+    "real": "real couplets (split A)",
+    "mle": "MLE policy (PPO's start)",
+    "ppo": "PPO",
+    "ppo_no_penalty": "PPO without the repetition penalty",
+}
+
+
+def ppo_verse_table(m: dict) -> str:
+    lines = [
+        "| text | judge perplexity (bigram, split B) | reward-LM perplexity | reward R(x) | ten-syllable lines "
+        "| rhyme rate (different words) | same end word | repeated words | distinct-1 | distinct-2 | words per line |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for n in ["real", *m["policies"]]:
+        r = m[n]
+        rlm = f"{r['reward_lm_perplexity']:.0f}" if "reward_lm_perplexity" in r else "-"
+        rew = f"{r['reward']:.2f}" if "reward" in r else "-"
+        lines.append(
+            f"| {PV_LABELS.get(n, n)} | {r['judge_perplexity']:.0f} | {rlm} | {rew} | {r['ten_syllable_lines']:.3f} "
+            f"| {r['rhyme_rate']:.3f} | {r['same_end_word_rate']:.3f} | {r['repeated_word_share']:.3f} "
+            f"| {r['distinct_1']:.3f} | {r['distinct_2']:.3f} | {r['words_per_line']:.1f} |"
+        )
+    c = m["couplets"]
+    lines.append(
+        f"\n{m['n_eval']} couplets sampled from each policy (temperature 1), all {c['A']} real couplets of split A; "
+        f"vocabulary {m['vocab']} words; {c['A']} / {c['B']} training couplets in splits A / B. Held-out "
+        f"perplexity of real verse: MLE policy {m['policy_heldout_perplexity']:.0f} (on split B), reward LM "
+        f"{m['reward_lm_heldout_perplexity']:.0f} (on split A). {m['mle_steps']} MLE steps, {m['train_steps']} PPO "
+        f"iterations; {_sec(m)} CPU s (wall) for everything (one seed)."
+    )
+    return "\n".join(lines)
+
+
+def ppo_verse_samples(m: dict, k: int = 4) -> str:
+    out = []
+    for n in [*m["policies"], "real"]:
+        out.append(f"**{PV_LABELS.get(n, n)}**\n")
+        out += [f"    {s}" for s in m[n]["samples"][:k]]
+        out.append("")
+    return "\n".join(out).rstrip()
+
+
 def overview(results: Path) -> str:
     rows = ["| task | headline (from results/) | train CPU s (wall) |", "|---|---|---|"]
     m = _load(results, "rand_transformer")
@@ -400,6 +443,18 @@ def overview(results: Path) -> str:
     if m:
         rew = ", ".join(f"{n} {np.mean(m[f'{n}_reward_mean_per_seed']):.4f}" for n in (m["best_fixed"], "mg", "bmg"))
         rows.append(f"| bmg | reward per step, mean of {m['n_seeds']} seeds: {rew} (best fixed first) | {_sec(m)} |")
+    m = _load(results, "ppo_verse")
+    if m:
+        pol = ["mle", "ppo"] + (["ppo_no_penalty"] if "ppo_no_penalty" in m else [])
+        judge = " → ".join(f"{m[n]['judge_perplexity']:.0f}" for n in pol)
+        rhyme = " → ".join(f"{m[n]['rhyme_rate']:.2f}" for n in pol)
+        ten = " → ".join(f"{m[n]['ten_syllable_lines']:.2f}" for n in pol)
+        names = " → ".join(PV_LABELS[n].split(" (")[0] for n in pol)
+        rows.append(
+            f"| ppo_verse | {names}: judge perplexity {judge} (real verse {m['real']['judge_perplexity']:.0f}), rhyme "
+            f"rate {rhyme} ({m['real']['rhyme_rate']:.2f}), ten-syllable lines {ten} "
+            f"({m['real']['ten_syllable_lines']:.2f}); one seed | {_sec(m)} |"
+        )
     return "\n".join(rows)
 
 
@@ -414,8 +469,10 @@ def blocks(results: Path) -> dict[str, str]:
         ("deep_dream", deep_dream_table),
         ("scaling_laws", scaling_table),
         ("bmg", bmg_table),
+        ("ppo_verse", ppo_verse_table),
+        ("ppo_verse_samples", ppo_verse_samples),
     ):
-        m = _load(results, task)
+        m = _load(results, task.removesuffix("_samples"))
         if m:
             out[task] = fn(m)
     extra = [p.name for task, _ in GENERATIVE for p in sorted(results.glob(f"{task}_*")) if p.is_dir()]
