@@ -393,9 +393,8 @@ def make_trainer(cfg, corpus: Corpus | None = None) -> Trainer:
         adv, ret = gae(r_t, v_old, m, vc.gamma, vc.lam)
         adv = whiten(adv, m)
 
-        def update(carry, k):
+        def update(carry, idx):
             params, opt = carry
-            idx = jax.random.permutation(k, vc.rollout_batch)[:mb]
 
             def loss_fn(p):
                 lp, v, ent = token_logp(model, p, x[idx])
@@ -406,8 +405,9 @@ def make_trainer(cfg, corpus: Corpus | None = None) -> Trainer:
             u, opt = tx.update(g, opt, params)
             return (optax.apply_updates(params, u), opt), aux
 
-        keys = jax.random.split(k_perm, vc.ppo_epochs * n_mb)  # each epoch: n_mb random minibatches
-        (params, opt), (pg, vf, clipped, ent) = jax.lax.scan(update, (params, opt), keys)
+        # each epoch: a random partition of the batch into n_mb minibatches
+        perms = jax.vmap(lambda k: jax.random.permutation(k, vc.rollout_batch))(jax.random.split(k_perm, vc.ppo_epochs))
+        (params, opt), (pg, vf, clipped, ent) = jax.lax.scan(update, (params, opt), perms.reshape(-1, mb))
         out = {k: v.mean() for k, v in terms.items()}
         out.update(
             reward=R.mean(),
