@@ -20,9 +20,19 @@ from paperlab.dqn.train import train
 from paperlab.shared.config import ConfigError, load_config
 
 ROOT = Path(__file__).resolve().parents[3]
-TINY = ["total_steps=900", "buffer_size=2000", "learning_starts=200", "train_freq=2", "target_update_period=1",
-        "target_tau=0.01", "eps_decay_steps=500", "hidden_sizes=[16,16]", "log_every=100",
-        "checkpoint_every=300", "eval_episodes=2"]
+TINY = [
+    "total_steps=900",
+    "buffer_size=2000",
+    "learning_starts=200",
+    "train_freq=2",
+    "target_update_period=1",
+    "target_tau=0.01",
+    "eps_decay_steps=500",
+    "hidden_sizes=[16,16]",
+    "log_every=100",
+    "checkpoint_every=300",
+    "eval_episodes=2",
+]
 
 
 def _overrides(run_dir, *extra) -> list[str]:
@@ -121,11 +131,9 @@ def test_ctrl_c_finishes_the_step_saves_and_resumes_to_the_uninterrupted_result(
 
 
 def test_bad_numbers_are_one_line_errors(tmp_path, capsys, model):
-    assert "total_steps must be positive" in _fails(train_mod.main, _overrides(tmp_path / "r", "total_steps=0"),
-                                                    capsys)
+    assert "total_steps must be positive" in _fails(train_mod.main, _overrides(tmp_path / "r", "total_steps=0"), capsys)
     assert "at least 1" in _fails(evaluate.main, [str(model), "--episodes", "0"], capsys)  # make eval-dqn EPISODES=0
-    assert "at least 1" in _fails(render.main, [str(model), "--out", str(tmp_path / "a.gif"), "--frames", "0"],
-                                  capsys)
+    assert "at least 1" in _fails(render.main, [str(model), "--out", str(tmp_path / "a.gif"), "--frames", "0"], capsys)
 
 
 @pytest.mark.parametrize("content", ["corrupt", "tensor", "ppo", "missing"])
@@ -141,8 +149,12 @@ def test_a_file_that_is_not_a_dqn_checkpoint_is_a_one_line_error(tmp_path, capsy
     main = evaluate.main if command == "evaluate" else render.main
     argv = [str(path)] + (["--out", str(tmp_path / "a.gif")] if command == "render" else [])
     err = _fails(main, argv, capsys)
-    expected = {"corrupt": "is not a readable checkpoint", "tensor": "is not a paperlab DQN checkpoint",
-                "ppo": "is not a paperlab DQN checkpoint (no 'meta', 'q_net')", "missing": "no checkpoint at"}
+    expected = {
+        "corrupt": "is not a readable checkpoint",
+        "tensor": "is not a paperlab DQN checkpoint",
+        "ppo": "is not a paperlab DQN checkpoint (no 'meta', 'q_net')",
+        "missing": "no checkpoint at",
+    }
     assert err.startswith("error: ") and expected[content] in err
 
 
@@ -156,8 +168,12 @@ def test_a_checkpoint_whose_config_no_longer_validates_is_named_not_filtered(tmp
 
 def test_render_prints_no_display_server_noise(model, tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SDL_", "XDG_", "DISPLAY", "WAYLAND"))}
-    proc = subprocess.run([sys.executable, "-m", "paperlab.dqn.render", str(model), "--out",
-                           str(tmp_path / "a.gif"), "--frames", "5"], env=env, capture_output=True, text=True)
+    proc = subprocess.run(
+        [sys.executable, "-m", "paperlab.dqn.render", str(model), "--out", str(tmp_path / "a.gif"), "--frames", "5"],
+        env=env,
+        capture_output=True,
+        text=True,
+    )
     assert proc.returncode == 0, proc.stderr
     assert proc.stderr == "" and "wrote" in proc.stdout
 
@@ -165,11 +181,13 @@ def test_render_prints_no_display_server_noise(model, tmp_path):
 def test_the_compiled_optimizer_step_runs_without_a_profiler_warning():
     """MinAtar runs compile RMSprop's step; torch's own wrapper around ``step`` made dynamo warn
     "Profiler record function ... will be ignored" on every run. (A fresh process: torch warns once.)"""
-    code = ("import torch; from paperlab.dqn.train import compiled_step\n"
-            "net = torch.nn.Linear(4, 2); opt = torch.optim.RMSprop(net.parameters(), centered=True)\n"
-            "step = compiled_step(opt)\n"
-            "for _ in range(2):\n    opt.zero_grad(); net(torch.ones(3, 4)).sum().backward(); step()\n"
-            "print(int(opt.state[net.weight]['step']))\n")
+    code = (
+        "import torch; from paperlab.dqn.train import compiled_step\n"
+        "net = torch.nn.Linear(4, 2); opt = torch.optim.RMSprop(net.parameters(), centered=True)\n"
+        "step = compiled_step(opt)\n"
+        "for _ in range(2):\n    opt.zero_grad(); net(torch.ones(3, 4)).sum().backward(); step()\n"
+        "print(int(opt.state[net.weight]['step']))\n"
+    )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0 and proc.stdout.strip() == "2", proc.stderr
     assert "Profiler" not in proc.stderr and "will be ignored" not in proc.stderr, proc.stderr

@@ -94,16 +94,19 @@ def test_unknown_env_id_lists_the_valid_ones():
     assert len(valid_env_ids()) == 11
 
 
-@pytest.mark.parametrize("override, message", [
-    ("agent=ddqn", "agent must be one of"),
-    ("lr=fast", "lr"),
-    ("batch_size=0", "batch_size must be positive"),
-    ("target_tau=1.5", "target_tau"),
-    ("eps_end=2", "eps_end"),
-    ("learning_rate=1e-3", "unknown config key 'learning_rate'"),
-    ("stop_return=475", "stop_return needs eval_every"),
-    ("double_dqn=true agent=mdqn", "double_dqn applies to agent=dqn"),
-])
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("agent=ddqn", "agent must be one of"),
+        ("lr=fast", "lr"),
+        ("batch_size=0", "batch_size must be positive"),
+        ("target_tau=1.5", "target_tau"),
+        ("eps_end=2", "eps_end"),
+        ("learning_rate=1e-3", "unknown config key 'learning_rate'"),
+        ("stop_return=475", "stop_return needs eval_every"),
+        ("double_dqn=true agent=mdqn", "double_dqn applies to agent=dqn"),
+    ],
+)
 def test_bad_configs_raise_naming_the_problem(override, message):
     with pytest.raises(ConfigError, match=message):
         load_config(Config, None, override.split())
@@ -120,9 +123,18 @@ def test_command_line_errors_are_messages_not_tracebacks(tmp_path):
     import sys
 
     for args in (["lrr=1"], ["env_id=Pong-v5"]):
-        out = subprocess.run([sys.executable, "-m", "paperlab.dqn.train", *args], capture_output=True, text=True,
-                             timeout=120, cwd=tmp_path)
+        out = subprocess.run(
+            [sys.executable, "-m", "paperlab.dqn.train", *args],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            cwd=tmp_path,
+        )
         assert out.returncode == 2 and out.stderr.startswith("error: ") and len(out.stderr.splitlines()) == 1
-    out = subprocess.run([sys.executable, "-m", "paperlab.dqn.evaluate", str(tmp_path / "none.pt")],
-                         capture_output=True, text=True, timeout=120)
+    out = subprocess.run(
+        [sys.executable, "-m", "paperlab.dqn.evaluate", str(tmp_path / "none.pt")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert out.returncode == 2 and out.stderr == f"error: no checkpoint at {tmp_path / 'none.pt'}\n"

@@ -12,8 +12,12 @@ from paperlab.dqn.report import _episode_curve, bench_table, cartpole_table, hea
 def _fake_run(folder, name, solved_step, eval_mean, final_ret, time_s=10.0):
     run = folder / name
     run.mkdir(parents=True)
-    summary = {"steps": solved_step or 1000, "solved": solved_step and {"step": solved_step, "time": time_s},
-               "eval": {"return_mean": eval_mean}, "final_return_mean": final_ret}
+    summary = {
+        "steps": solved_step or 1000,
+        "solved": solved_step and {"step": solved_step, "time": time_s},
+        "eval": {"return_mean": eval_mean},
+        "final_return_mean": final_ret,
+    }
     (run / "summary.json").write_text(json.dumps(summary))
     return run
 
@@ -48,9 +52,19 @@ def test_a_run_stopped_before_its_end_is_left_out(tmp_path):
 
 
 def test_bench_line_shows_the_machine_load_when_the_file_has_it(tmp_path):
-    bench = {"env_id": "MinAtar/Breakout-v0", "agent": "dqn", "batch_size": 32, "buffer_size": 100000,
-             "optimizer": "rmsprop", "compile_optimizer": True, "torch": "2.x", "torch_threads": 1,
-             "fps_median": 300.0, "fps_min": 290.0, "fps_max": 310.0}
+    bench = {
+        "env_id": "MinAtar/Breakout-v0",
+        "agent": "dqn",
+        "batch_size": 32,
+        "buffer_size": 100000,
+        "optimizer": "rmsprop",
+        "compile_optimizer": True,
+        "torch": "2.x",
+        "torch_threads": 1,
+        "fps_median": 300.0,
+        "fps_min": 290.0,
+        "fps_max": 310.0,
+    }
     (tmp_path / "old.json").write_text(json.dumps(bench))
     assert "load" not in bench_table(tmp_path / "old.json")  # files from before the load was recorded
     bench.update(load_before=[0.12, 0.3, 0.2], load_after=[1.04, 0.5, 0.3], cpu_model="Test CPU", cpu_count=2)
@@ -69,8 +83,32 @@ def test_a_readme_without_a_block_marker_is_an_error_and_nothing_is_written(tmp_
         main(["--results", str(tmp_path / "results"), "--readme", str(readme)])
     assert exit_.value.code == 2
     assert capsys.readouterr().err.strip().splitlines() == [
-        f"error: report blocks with no markers in {readme}: cartpole"]
+        f"error: report blocks with no markers in {readme}: cartpole"
+    ]
     assert readme.read_text() == "# no markers here\n"
     readme.write_text("a\n<!-- report:cartpole -->\nold\n<!-- /report:cartpole -->\nb\n")
     main(["--results", str(tmp_path / "results"), "--readme", str(readme)])
     assert "old" not in readme.read_text() and "| DQN | 1/1 | 10000" in readme.read_text()
+
+
+def test_batched_table_means_over_seeds_leaves_out_unfinished_seeds_and_counts_wins(tmp_path):
+    from paperlab.dqn.report import batched_table
+
+    game = tmp_path / "batched" / "Breakout"
+    for agent, rets in (("dqn", [2.0, 4.0, 9.0]), ("mdqn", [5.0, 7.0])):
+        for k, ret in enumerate(rets, start=1):
+            run = game / agent / f"seed{k}"
+            run.mkdir(parents=True)
+            summary = {
+                "steps": 20_000,
+                "finished": not (agent == "dqn" and k == 3),
+                "final_return_mean": ret,
+                "eval": {"return_mean": 2 * ret, "episodes": 10},
+                "fps_all_agents": 500.0,
+            }
+            (run / "summary.json").write_text(json.dumps(summary))
+    row = batched_table(tmp_path / "batched").splitlines()[2]
+    # DQN: seeds 1-2 only (seed 3 unfinished): mean 3.0, std 1.0; M-DQN: 6.0 ± 1.0; evals doubled
+    assert row.startswith("| Breakout | 20k | 3.0 ± 1.0 (2 seeds) | 6.0 ± 1.0 (2 seeds) | 6.0 ± 2.0 (2 seeds)")
+    assert "| 500 / 500 | ~10 |" in row
+    assert "M-DQN's mean training return above DQN's on 1 of 1" in headline(tmp_path)

@@ -51,8 +51,17 @@ def test_munchausen_target_matches_direct_computation():
     done = (rng.random(16) < 0.3).astype(np.float64)
     a = rng.integers(0, 4, size=16)
     for alpha, tau, l0 in [(0.9, 0.03, -1.0), (0.9, 1.0, -1.0), (0.5, 0.3, -0.2)]:
-        y = munchausen_target(torch.tensor(r), torch.tensor(done), torch.tensor(a), 0.99,
-                              torch.tensor(q), torch.tensor(q_next), alpha, tau, l0)
+        y = munchausen_target(
+            torch.tensor(r),
+            torch.tensor(done),
+            torch.tensor(a),
+            0.99,
+            torch.tensor(q),
+            torch.tensor(q_next),
+            alpha,
+            tau,
+            l0,
+        )
         assert np.allclose(y.numpy(), _munchausen_direct(r, done, a, 0.99, q, q_next, alpha, tau, l0), atol=1e-10)
 
 
@@ -60,12 +69,14 @@ def test_munchausen_log_policy_bonus_is_clipped_at_l0():
     # action 1 is far worse than action 0: tau * log pi(1|s) = -(10 - 0) = -10, clipped to l0 = -1
     q = torch.tensor([[10.0, 0.0]])
     q_next = torch.zeros(1, 2)
-    y = munchausen_target(torch.zeros(1), torch.ones(1), torch.tensor([1]), 0.99, q, q_next,
-                          alpha=0.9, tau=1.0, l0=-1.0)
+    y = munchausen_target(
+        torch.zeros(1), torch.ones(1), torch.tensor([1]), 0.99, q, q_next, alpha=0.9, tau=1.0, l0=-1.0
+    )
     assert y.item() == pytest.approx(0.9 * -1.0)
     # the greedy action gets a bonus close to 0 (log pi ~ 0), never positive
-    y_greedy = munchausen_target(torch.zeros(1), torch.ones(1), torch.tensor([0]), 0.99, q, q_next,
-                                 alpha=0.9, tau=1.0, l0=-1.0)
+    y_greedy = munchausen_target(
+        torch.zeros(1), torch.ones(1), torch.tensor([0]), 0.99, q, q_next, alpha=0.9, tau=1.0, l0=-1.0
+    )
     assert -1e-3 < y_greedy.item() <= 0.0
 
 

@@ -19,9 +19,22 @@ from paperlab.dqn.render import rollout_frames
 from paperlab.dqn.train import train
 from paperlab.shared.checkpoint import CheckpointError
 
-TINY = dict(env_id="CartPole-v1", total_steps=2000, buffer_size=5000, batch_size=32, learning_starts=300,
-            train_freq=2, lr=1e-3, target_update_period=1, target_tau=0.01, eps_decay_steps=1000,
-            hidden_sizes=[32, 32], log_every=250, checkpoint_every=500, eval_episodes=3)
+TINY = dict(
+    env_id="CartPole-v1",
+    total_steps=2000,
+    buffer_size=5000,
+    batch_size=32,
+    learning_starts=300,
+    train_freq=2,
+    lr=1e-3,
+    target_update_period=1,
+    target_tau=0.01,
+    eps_decay_steps=1000,
+    hidden_sizes=[32, 32],
+    log_every=250,
+    checkpoint_every=500,
+    eval_episodes=3,
+)
 
 
 def _cfg(tmp_path, name="run", **kw) -> Config:
@@ -37,9 +50,21 @@ def _same(a: dict, b: dict) -> bool:
 
 
 def test_short_cartpole_run_clearly_beats_a_random_policy(tmp_path):
-    cfg = Config(**{**TINY, "run_dir": str(tmp_path / "learn"), "total_steps": 15_000, "train_freq": 4,
-                    "batch_size": 64, "hidden_sizes": [128, 128], "target_tau": 0.005,
-                    "eps_end": 0.01, "eps_decay_steps": 5000, "learning_starts": 1000, "eval_episodes": 20})
+    cfg = Config(
+        **{
+            **TINY,
+            "run_dir": str(tmp_path / "learn"),
+            "total_steps": 15_000,
+            "train_freq": 4,
+            "batch_size": 64,
+            "hidden_sizes": [128, 128],
+            "target_tau": 0.005,
+            "eps_end": 0.01,
+            "eps_decay_steps": 5000,
+            "learning_starts": 1000,
+            "eval_episodes": 20,
+        }
+    )
     summary = train(cfg)
     q_net, _ = load_model(tmp_path / "learn" / "model.pt")
     env = CartPole()
@@ -57,12 +82,27 @@ def test_short_cartpole_run_clearly_beats_a_random_policy(tmp_path):
     assert evaluate_vectorized(q_net, "CartPole-v1", 20, seed=3)["return_mean"] > 100
 
 
-@pytest.mark.parametrize("env_id, extra", [
-    ("CartPole-v1", {}),
-    ("MinAtar/Breakout-v0", dict(total_steps=1200, learning_starts=200, buffer_size=600, optimizer="rmsprop",
-                                 lr=2.5e-4, checkpoint_every=400, target_update_period=100, target_tau=1.0,
-                                 agent="mdqn", compile_optimizer=True)),
-])
+@pytest.mark.parametrize(
+    "env_id, extra",
+    [
+        ("CartPole-v1", {}),
+        (
+            "MinAtar/Breakout-v0",
+            dict(
+                total_steps=1200,
+                learning_starts=200,
+                buffer_size=600,
+                optimizer="rmsprop",
+                lr=2.5e-4,
+                checkpoint_every=400,
+                target_update_period=100,
+                target_tau=1.0,
+                agent="mdqn",
+                compile_optimizer=True,
+            ),
+        ),
+    ],
+)
 def test_a_run_stopped_midway_resumes_to_exactly_the_uninterrupted_result(tmp_path, capfd, env_id, extra):
     full = _cfg(tmp_path, "full", env_id=env_id, **extra)
     train(full)
@@ -75,7 +115,8 @@ def test_a_run_stopped_midway_resumes_to_exactly_the_uninterrupted_result(tmp_pa
     ckpt = torch.load(tmp_path / "split" / "checkpoints" / "last.pt", weights_only=False)
     assert ckpt["loop"]["step"] == split.total_steps // 2 + 37
     assert [p.name for p in (tmp_path / "split" / "checkpoints").glob("replay-*.npz")] == [
-        f"replay-{ckpt['loop']['step']}.npz"]  # one replay file, the one last.pt names
+        f"replay-{ckpt['loop']['step']}.npz"
+    ]  # one replay file, the one last.pt names
     summary = train(split, resume=True)
     assert summary["steps"] == full.total_steps
     console = capfd.readouterr()
@@ -162,8 +203,7 @@ def test_evaluation_json_and_gif_of_a_trained_agent(tmp_path):
     assert result["return_min"] <= result["return_mean"] <= result["return_max"]
     frames, _ = rollout_frames(q_net, "CartPole-v1", max_frames=25)
     assert len(frames) == 25 and frames[0].shape == (400, 600, 3)
-    render_main([str(tmp_path / "run" / "model.pt"), "--out", str(tmp_path / "a.gif"), "--frames", "25",
-                 "--fps", "10"])
+    render_main([str(tmp_path / "run" / "model.pt"), "--out", str(tmp_path / "a.gif"), "--frames", "25", "--fps", "10"])
     gif = Image.open(tmp_path / "a.gif")
     assert gif.size == (300, 200)
     # the encoder merges identical consecutive frames into one longer frame: count playing time
@@ -194,8 +234,11 @@ def test_a_run_killed_with_sigkill_resumes_from_its_last_checkpoint(tmp_path):
 
     overrides = [f"{k}={json.dumps(v)}" if isinstance(v, list) else f"{k}={v}" for k, v in TINY.items()]
     overrides = [o for o in overrides if not o.startswith("hidden_sizes")] + ["hidden_sizes=[32,32]"]
-    proc = subprocess.Popen([sys.executable, "-m", "paperlab.dqn.train", *overrides,
-                             f"run_dir={tmp_path / 'killed'}"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "paperlab.dqn.train", *overrides, f"run_dir={tmp_path / 'killed'}"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
     ckpt = tmp_path / "killed" / "checkpoints" / "last.pt"
     deadline = time.time() + 120
     while not ckpt.exists() and time.time() < deadline and proc.poll() is None:

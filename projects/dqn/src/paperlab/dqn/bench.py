@@ -104,23 +104,40 @@ def op_profile(cfg: Config, updates: int = 200) -> dict[str, float]:
 
 def run(preset: str, frames: int, overrides=(), profile: bool = True) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
-        cfg: Config = load_config(Config, preset, [*overrides, f"run_dir={tmp}/timing", "log_every=1000",
-                                                   "checkpoint_every=10000000", "eval_episodes=1"])
+        cfg: Config = load_config(
+            Config,
+            preset,
+            [*overrides, f"run_dir={tmp}/timing", "log_every=1000", "checkpoint_every=10000000", "eval_episodes=1"],
+        )
         cfg.total_steps = cfg.learning_starts + frames
         load_before = machine_load()
         train(cfg)
         load_after = machine_load()
-        rows = [r for r in read_metrics(Path(tmp) / "timing" / "metrics.jsonl")
-                if r["step"] > cfg.learning_starts + 1000]  # skip the first interval (compilation)
+        rows = [
+            r for r in read_metrics(Path(tmp) / "timing" / "metrics.jsonl") if r["step"] > cfg.learning_starts + 1000
+        ]  # skip the first interval (compilation)
         fps = sorted(r["fps"] for r in rows)
-        result = {"env_id": cfg.env_id, "agent": cfg.agent, "frames_timed": frames,
-                  "batch_size": cfg.batch_size, "buffer_size": cfg.buffer_size, "train_freq": cfg.train_freq,
-                  "optimizer": cfg.optimizer, "compile_optimizer": cfg.compile_optimizer,
-                  "fps_median": fps[len(fps) // 2], "fps_min": fps[0], "fps_max": fps[-1],
-                  "torch": torch.__version__, "torch_threads": cfg.torch_threads,
-                  "cpu": platform.processor() or platform.machine(), "cpu_model": cpu_model(),
-                  "cpu_count": os.cpu_count(), "load_before": load_before, "load_after": load_after,
-                  "python": platform.python_version()}
+        result = {
+            "env_id": cfg.env_id,
+            "agent": cfg.agent,
+            "frames_timed": frames,
+            "batch_size": cfg.batch_size,
+            "buffer_size": cfg.buffer_size,
+            "train_freq": cfg.train_freq,
+            "optimizer": cfg.optimizer,
+            "compile_optimizer": cfg.compile_optimizer,
+            "fps_median": fps[len(fps) // 2],
+            "fps_min": fps[0],
+            "fps_max": fps[-1],
+            "torch": torch.__version__,
+            "torch_threads": cfg.torch_threads,
+            "cpu": platform.processor() or platform.machine(),
+            "cpu_model": cpu_model(),
+            "cpu_count": os.cpu_count(),
+            "load_before": load_before,
+            "load_after": load_after,
+            "python": platform.python_version(),
+        }
         if profile:
             cfg.run_dir = f"{tmp}/profile"
             cfg.total_steps = cfg.learning_starts + min(frames, 10_000)
@@ -130,8 +147,9 @@ def run(preset: str, frames: int, overrides=(), profile: bool = True) -> dict:
             train(cfg)
             prof.disable()
             total = time.perf_counter() - t0
-            result["profile_share_of_run"] = {k: round(v, 3) for k, v in
-                                              _profile_parts(pstats.Stats(prof), total).items()}
+            result["profile_share_of_run"] = {
+                k: round(v, 3) for k, v in _profile_parts(pstats.Stats(prof), total).items()
+            }
             result["update_op_share"] = op_profile(cfg)
     return result
 
@@ -145,8 +163,9 @@ def _main(argv=None) -> None:
     p.add_argument("overrides", nargs="*", help="config overrides, e.g. agent=mdqn compile_optimizer=false")
     args = p.parse_intermixed_args(argv)
     if args.frames < 2000:
-        raise ValueError(f"--frames must be at least 2000 (the first 1000-frame interval is not timed), "
-                         f"got {args.frames}")
+        raise ValueError(
+            f"--frames must be at least 2000 (the first 1000-frame interval is not timed), got {args.frames}"
+        )
     result = run(args.config, args.frames, args.overrides, profile=not args.no_profile)
     text = json.dumps(result, indent=2)
     print(text)

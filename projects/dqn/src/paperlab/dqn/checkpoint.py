@@ -23,21 +23,39 @@ TRAINING_FORMAT = 2  # of checkpoints/last.pt: 2 = RNG states through paperlab.s
 KIND = "paperlab DQN"
 # settings a resumed run must share with its checkpoint: they define the task, shape the networks,
 # the data or the RNG streams (lr, schedules, total_steps, ... may change)
-FIXED_ON_RESUME = ("env_id", "agent", "seed", "optimizer", "hidden_sizes", "conv_channels", "conv_hidden",
-                   "buffer_size", "sticky_action_prob", "difficulty_ramping")
+FIXED_ON_RESUME = (
+    "env_id",
+    "agent",
+    "seed",
+    "optimizer",
+    "hidden_sizes",
+    "conv_channels",
+    "conv_hidden",
+    "buffer_size",
+    "sticky_action_prob",
+    "difficulty_ramping",
+)
 
 
 def model_meta(cfg: Config, obs_shape, n_actions: int) -> dict:
     """What a saved network needs besides its weights: the task it was trained on and its config."""
-    return {"version": CHECKPOINT_VERSION, "env_id": cfg.env_id, "agent": cfg.agent,
-            "obs_shape": list(obs_shape), "n_actions": int(n_actions), "config": to_dict(cfg)}
+    return {
+        "version": CHECKPOINT_VERSION,
+        "env_id": cfg.env_id,
+        "agent": cfg.agent,
+        "obs_shape": list(obs_shape),
+        "n_actions": int(n_actions),
+        "config": to_dict(cfg),
+    }
 
 
 def check_compatible(meta: dict, env_id: str, what: str = "checkpoint") -> None:
     """Refuse a network trained on another environment."""
     if meta["env_id"] != env_id:
-        raise CheckpointError(f"{what} was trained on {meta['env_id']!r} (agent {meta['agent']!r}) and cannot "
-                              f"be used on {env_id!r}, another environment")
+        raise CheckpointError(
+            f"{what} was trained on {meta['env_id']!r} (agent {meta['agent']!r}) and cannot "
+            f"be used on {env_id!r}, another environment"
+        )
 
 
 def _read(path: str | Path, required: tuple[str, ...]) -> dict:
@@ -65,8 +83,9 @@ def load_model(path: str | Path, env_id: str | None = None):
     try:
         q_net.load_state_dict(state["q_net"])
     except RuntimeError as e:
-        raise CheckpointError(f"{path}: the saved weights do not fit the network its config describes "
-                              f"({str(e).splitlines()[0]})") from e
+        raise CheckpointError(
+            f"{path}: the saved weights do not fit the network its config describes ({str(e).splitlines()[0]})"
+        ) from e
     q_net.eval()
     return q_net, meta
 
@@ -114,9 +133,17 @@ def load_training(ckpt: str | Path, cfg: Config) -> tuple[dict, dict]:
     ckpt = Path(ckpt)
     state = _read(ckpt, ("q_net", "target_net", "optimizer", "loop"))
     if state.get("training_format") != TRAINING_FORMAT:
-        raise CheckpointError(f"{ckpt} was written by an older version of paperlab.dqn and cannot be resumed "
-                              "by this one (its model can still be evaluated); start a new run_dir")
+        raise CheckpointError(
+            f"{ckpt} was written by an older version of paperlab.dqn and cannot be resumed "
+            "by this one (its model can still be evaluated); start a new run_dir"
+        )
     check_resumable(state["meta"]["config"], cfg, FIXED_ON_RESUME, what=f"checkpoint {ckpt}")
+    saved_seeds = state["meta"]["config"].get("num_seeds", 1)  # runs before the batched trainer: 1
+    if saved_seeds != cfg.num_seeds:
+        raise CheckpointError(
+            f"checkpoint {ckpt} holds {saved_seeds} agent(s) and this run has num_seeds="
+            f"{cfg.num_seeds}; resume it with the trainer and num_seeds that wrote it"
+        )
     replay_path = ckpt.parent / state["loop"]["replay_file"]
     if not replay_path.is_file():
         raise FileNotFoundError(f"{ckpt} needs its replay buffer {replay_path}, which is missing")

@@ -16,6 +16,7 @@ class Config:
     env_id: str = "CartPole-v1"  # CartPole-v1 or MinAtar/<Game>-v0 (6 actions) / -v1 (minimal set)
     agent: str = "dqn"  # "dqn" or "mdqn" (Munchausen)
     seed: int = 1
+    num_seeds: int = 1  # train_batched: agents with seeds seed, seed+1, ..., trained side by side in one process
     total_steps: int = 100_000  # environment steps (= frames; MinAtar has no frame skip)
     run_dir: str = "runs/dqn/${env_id}/${agent}-seed${seed}"  # OmegaConf fills in the ${...}
     torch_threads: int = 1  # small nets: one thread is fastest on CPU
@@ -91,8 +92,20 @@ class Config:
             raise ValueError("eval_every must be >= 0 (0 disables evaluation during training)")
         if self.stop_return is not None and self.eval_every == 0:
             raise ValueError("stop_return needs eval_every > 0: the stop is decided by evaluations")
-        positive = ("total_steps", "buffer_size", "batch_size", "train_freq", "gradient_steps", "target_update_period",
-                    "log_every", "return_window", "checkpoint_every", "eval_episodes", "torch_threads")
+        positive = (
+            "total_steps",
+            "buffer_size",
+            "batch_size",
+            "train_freq",
+            "gradient_steps",
+            "target_update_period",
+            "log_every",
+            "return_window",
+            "checkpoint_every",
+            "eval_episodes",
+            "torch_threads",
+            "num_seeds",
+        )
         for name in positive:
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)}")

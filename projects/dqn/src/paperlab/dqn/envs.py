@@ -32,8 +32,10 @@ def valid_env_ids() -> list[str]:
 
 def check_env_id(env_id: str) -> None:
     if env_id not in valid_env_ids():
-        raise ValueError(f"unknown env_id {env_id!r}; valid ids: {', '.join(valid_env_ids())} "
-                         "(MinAtar -v0: all 6 actions, -v1: the game's minimal action set)")
+        raise ValueError(
+            f"unknown env_id {env_id!r}; valid ids: {', '.join(valid_env_ids())} "
+            "(MinAtar -v0: all 6 actions, -v1: the game's minimal action set)"
+        )
 
 
 class CartPole:
@@ -73,15 +75,16 @@ class MinAtar:
     (``-v0``, as in the paper).
     """
 
-    def __init__(self, game: str, sticky_action_prob: float = 0.1, difficulty_ramping: bool = True,
-                 minimal_actions: bool = False):
+    def __init__(
+        self, game: str, sticky_action_prob: float = 0.1, difficulty_ramping: bool = True, minimal_actions: bool = False
+    ):
         from minatar import Environment
 
         self.game = game
-        self.env = Environment(MINATAR_GAMES[game], sticky_action_prob=sticky_action_prob,
-                               difficulty_ramping=difficulty_ramping)
-        self.actions = (list(self.env.minimal_action_set()) if minimal_actions
-                        else list(range(self.env.num_actions())))
+        self.env = Environment(
+            MINATAR_GAMES[game], sticky_action_prob=sticky_action_prob, difficulty_ramping=difficulty_ramping
+        )
+        self.actions = list(self.env.minimal_action_set()) if minimal_actions else list(range(self.env.num_actions()))
         self.n_actions = len(self.actions)
         h, w, c = self.env.state_shape()
         self.obs_shape = (c, h, w)
@@ -111,8 +114,7 @@ class MinAtar:
         return (palette[index] * 255).astype(np.uint8)
 
 
-def make_env(env_id: str, sticky_action_prob: float = 0.1, difficulty_ramping: bool = True,
-             render: bool = False):
+def make_env(env_id: str, sticky_action_prob: float = 0.1, difficulty_ramping: bool = True, render: bool = False):
     """Build the env named by ``env_id`` (see :func:`valid_env_ids`)."""
     check_env_id(env_id)
     if env_id == "CartPole-v1":

@@ -1,6 +1,6 @@
 """Render a trained agent to a GIF.
 
-    python -m paperlab.dqn.render runs/dqn/cartpole/dqn-seed1/model.pt --out cartpole.gif
+python -m paperlab.dqn.render runs/dqn/cartpole/dqn-seed1/model.pt --out cartpole.gif
 """
 
 from __future__ import annotations
@@ -17,8 +17,15 @@ from paperlab.shared.cli import run_command
 from paperlab.shared.gif import save_gif
 
 
-def rollout_frames(q_net, env_id: str, max_frames: int, epsilon: float = 0.0, seed: int = 0,
-                   sticky_action_prob: float = 0.1, difficulty_ramping: bool = True):
+def rollout_frames(
+    q_net,
+    env_id: str,
+    max_frames: int,
+    epsilon: float = 0.0,
+    seed: int = 0,
+    sticky_action_prob: float = 0.1,
+    difficulty_ramping: bool = True,
+):
     """Frames of greedy (epsilon) play, starting a new episode when one ends, up to ``max_frames``.
     Returns (frames, episode returns finished within them)."""
     env = make_env(env_id, sticky_action_prob, difficulty_ramping, render=True)
@@ -53,12 +60,18 @@ def _main(argv=None) -> None:
         raise ValueError(f"--frames must be at least 1, got {args.frames}")
     q_net, meta = load_model(args.checkpoint)
     minatar = meta["env_id"].startswith("MinAtar/")
-    frames, returns = rollout_frames(q_net, meta["env_id"], args.frames, args.epsilon, args.seed,
-                                     meta["config"]["sticky_action_prob"], meta["config"]["difficulty_ramping"])
+    frames, returns = rollout_frames(
+        q_net,
+        meta["env_id"],
+        args.frames,
+        args.epsilon,
+        args.seed,
+        meta["config"]["sticky_action_prob"],
+        meta["config"]["difficulty_ramping"],
+    )
     if not minatar:  # CartPole renders 600x400: halve it to keep the file small
         frames = [f[::2, ::2] for f in frames]
-    n = save_gif(frames, args.out, fps=args.fps or (10 if minatar else 50),
-                 scale=args.scale or (16 if minatar else 1))
+    n = save_gif(frames, args.out, fps=args.fps or (10 if minatar else 50), scale=args.scale or (16 if minatar else 1))
     print(f"wrote {args.out}: {n} frames; episodes finished in it: {returns}")
 
 

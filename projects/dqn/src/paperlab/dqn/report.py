@@ -2,6 +2,7 @@
 
     python -m paperlab.dqn.report --collect runs/dqn --results projects/dqn/results   # copy small files
     python -m paperlab.dqn.report --results projects/dqn/results --readme projects/dqn/README.md
+    python -m paperlab.dqn.report --collect runs/dqn/batched --collect-into projects/dqn/results/batched  # batched runs
 
 ``--collect`` copies, for every finished run under the runs folder, the small files
 (``config.yaml``, ``metrics.jsonl``, ``episodes.csv``, ``eval.json``, ``summary.json``) into the
@@ -28,8 +29,9 @@ from paperlab.shared.report import update_markdown, write_headline
 from paperlab.shared.runlog import read_metrics
 
 SMALL_FILES = ("config.yaml", "metrics.jsonl", "episodes.csv", "eval.json", "summary.json")
-# DQN at 5M frames, read off the learning curves of Young & Tian (2019), arXiv 1903.03176, Fig. 3
-# (approximate values; the paper gives curves, not a table).
+# DQN at 5M frames, read off the learning curves of Young & Tian (2019), arXiv 1903.03176 (the same
+# figure is img/learning_curves.gif in github.com/kenjyoung/MinAtar: moving average of returns over
+# 100 episodes, 30 seeds). Approximate values read from a plot; the paper gives curves, not a table.
 PAPER_DQN_5M = {"Asterix": 17, "Breakout": 10, "Freeway": 50, "Seaquest": 20, "SpaceInvaders": 43}
 AGENT_NAMES = {"dqn": "DQN", "mdqn": "M-DQN"}
 
@@ -68,10 +70,12 @@ def _med_range(xs, fmt="{:.0f}") -> str:
 
 
 def cartpole_table(folder: Path) -> str:
-    lines = ["| agent | seeds solved | env steps to eval ≥ 475: median [min, max] | wall time (s): median "
-             "[min, max] | final eval, 100 fresh episodes: mean ± std over seeds (worst seed) | training "
-             "return, last 100 episodes at the stop: median [min, max] |",
-             "|---|---|---|---|---|---|"]
+    lines = [
+        "| agent | seeds solved | env steps to eval ≥ 475: median [min, max] | wall time (s): median "
+        "[min, max] | final eval, 100 fresh episodes: mean ± std over seeds (worst seed) | training "
+        "return, last 100 episodes at the stop: median [min, max] |",
+        "|---|---|---|---|---|---|",
+    ]
     for agent, runs in sorted(_runs(folder).items()):
         s = [json.loads((r / "summary.json").read_text()) for r in runs]
         solved = [x for x in s if x["solved"]]
@@ -79,8 +83,10 @@ def cartpole_table(folder: Path) -> str:
         steps = _med_range([x["solved"]["step"] for x in solved]) if solved else "not reached"
         times = _med_range([x["solved"]["time"] for x in solved], "{:.0f}") if solved else "-"
         train_ret = _med_range([x["final_return_mean"] for x in s])
-        lines.append(f"| {AGENT_NAMES.get(agent, agent)} | {len(solved)}/{len(s)} | {steps} | {times} | "
-                     f"{evals.mean():.1f} ± {evals.std():.1f} ({evals.min():.1f}) | {train_ret} |")
+        lines.append(
+            f"| {AGENT_NAMES.get(agent, agent)} | {len(solved)}/{len(s)} | {steps} | {times} | "
+            f"{evals.mean():.1f} ± {evals.std():.1f} ({evals.min():.1f}) | {train_ret} |"
+        )
     return "\n".join(lines)
 
 
@@ -124,8 +130,13 @@ def _plot_eval_curves(ax, folder: Path) -> None:
     for agent, runs in sorted(_runs(folder).items()):
         for r in runs:
             rows = [m for m in read_metrics(r / "metrics.jsonl") if "eval_return_mean" in m]
-            ax.plot([m["step"] for m in rows], [m["eval_return_mean"] for m in rows],
-                    color=COLORS.get(agent), alpha=0.35, lw=1)
+            ax.plot(
+                [m["step"] for m in rows],
+                [m["eval_return_mean"] for m in rows],
+                color=COLORS.get(agent),
+                alpha=0.35,
+                lw=1,
+            )
         ax.plot([], [], color=COLORS.get(agent), label=_label(agent, runs))
     ax.grid(alpha=0.3)
     ax.legend(loc="upper left")
@@ -156,9 +167,11 @@ def _mean_std(xs: np.ndarray) -> str:
 
 
 def minatar_table(folder: Path) -> str:
-    lines = ["| game | frames per run | DQN: return, last 100 training episodes | M-DQN: same | "
-             "DQN: greedy eval | M-DQN: greedy eval | paper's DQN at 5M frames (approx.) |",
-             "|---|---|---|---|---|---|---|"]
+    lines = [
+        "| game | frames per run | DQN: return, last 100 training episodes | M-DQN: same | "
+        "DQN: greedy eval | M-DQN: greedy eval | paper's DQN at 5M frames (approx.) |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for game_dir in sorted(p for p in folder.iterdir() if p.is_dir()):
         runs = _runs(game_dir)
         if not runs:
@@ -174,8 +187,10 @@ def minatar_table(folder: Path) -> str:
             else:
                 cells[agent] = ("-", "-")
         fr = "/".join(f"{f / 1e6:g}M" for f in sorted(frames))
-        lines.append(f"| {game_dir.name} | {fr} | {cells['dqn'][0]} | {cells['mdqn'][0]} | {cells['dqn'][1]} | "
-                     f"{cells['mdqn'][1]} | ~{PAPER_DQN_5M.get(game_dir.name, '?')} |")
+        lines.append(
+            f"| {game_dir.name} | {fr} | {cells['dqn'][0]} | {cells['mdqn'][0]} | {cells['dqn'][1]} | "
+            f"{cells['mdqn'][1]} | ~{PAPER_DQN_5M.get(game_dir.name, '?')} |"
+        )
     return "\n".join(lines)
 
 
@@ -198,30 +213,143 @@ def minatar_plot(folder: Path, out: Path) -> None:
     plt.close(fig)
 
 
+# ------------------------------------------------------------- batched runs: results/batched/<Game>/<agent>/seed<k>
+GAMES = ("Asterix", "Breakout", "Freeway", "Seaquest", "SpaceInvaders")
+
+
+def _seed_runs(game_dir: Path) -> dict[str, list[Path]]:
+    """agent -> finished seed folders of a batched run (``<agent>/seed<k>``)."""
+    out: dict[str, list[Path]] = {}
+    for agent_dir in sorted(p for p in game_dir.iterdir() if p.is_dir()):
+        runs = sorted(
+            (r for r in agent_dir.glob("seed*") if (r / "summary.json").exists() and _finished(r / "summary.json")),
+            key=lambda r: int(r.name[4:]),
+        )
+        if runs:
+            out[agent_dir.name] = runs
+    return out
+
+
+def _summaries(runs: list[Path]) -> list[dict]:
+    return [json.loads((r / "summary.json").read_text()) for r in runs]
+
+
+def batched_table(folder: Path) -> str:
+    lines = [
+        "| game | frames per seed | DQN: return, last 100 training episodes | M-DQN: same | DQN: greedy eval "
+        "| M-DQN: greedy eval | frames/s of a 5-seed process (DQN / M-DQN) | paper's DQN at 5M frames "
+        "(read from its plot) |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for game_dir in sorted(p for p in folder.iterdir() if p.is_dir()):
+        runs = _seed_runs(game_dir)
+        if not runs:
+            continue
+        cells, frames, fps = {}, set(), {}
+        for agent in ("dqn", "mdqn"):
+            s = _summaries(runs.get(agent, []))
+            frames |= {x["steps"] for x in s}
+            if s:
+                tr = np.array([x["final_return_mean"] for x in s])
+                ev = np.array([x["eval"]["return_mean"] for x in s])
+                cells[agent] = (_mean_std(tr), _mean_std(ev) + f", {s[0]['eval']['episodes']} episodes each")
+                fps[agent] = f"{s[0]['fps_all_agents']:.0f}"
+            else:
+                cells[agent], fps[agent] = ("-", "-"), "-"
+        fr = "/".join(f"{f / 1e3:g}k" for f in sorted(frames))
+        lines.append(
+            f"| {game_dir.name} | {fr} | {cells['dqn'][0]} | {cells['mdqn'][0]} | {cells['dqn'][1]} | "
+            f"{cells['mdqn'][1]} | {fps['dqn']} / {fps['mdqn']} | ~{PAPER_DQN_5M.get(game_dir.name, '?')} |"
+        )
+    return "\n".join(lines)
+
+
+def batched_plot(folder: Path, out: Path) -> None:
+    """Trailing-100 training return per game: mean over seeds, band mean ± std."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    games = [p for p in sorted(folder.iterdir()) if p.is_dir() and _seed_runs(p)]
+    fig, axes = plt.subplots(1, len(games), figsize=(3.6 * len(games), 3.2), squeeze=False)
+    for ax, game in zip(axes[0], games):
+        runs = _seed_runs(game)
+        total = max(x["steps"] for rs in runs.values() for x in _summaries(rs))
+        grid = np.linspace(total / 50, total, 50)
+        for agent, rs in sorted(runs.items()):
+            curves = np.stack([_episode_curve(r, grid) for r in rs])
+            mean, std = np.nanmean(curves, 0), np.nanstd(curves, 0)
+            ax.plot(grid, mean, color=COLORS.get(agent), label=_label(agent, rs))
+            ax.fill_between(grid, mean - std, mean + std, color=COLORS.get(agent), alpha=0.2)
+        ax.set_title(game.name)
+        ax.set_xlabel("frames")
+        ax.grid(alpha=0.3)
+    axes[0][0].set_ylabel("return, last 100 episodes\n(mean over seeds ± std)")
+    axes[0][0].legend(loc="upper left", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(out, dpi=100)
+    plt.close(fig)
+
+
+def seeds_bench_table(path: Path) -> str:
+    b = json.loads(path.read_text())
+    lines = [
+        f"{b['env_id']}, agent {b['agent']}, the paper's hyperparameters (batch {b['batch_size']}, one update "
+        f"per frame, compiled RMSprop), epsilon {b['epsilon']}, {b['frames_timed']} frames timed per row, torch "
+        f"{b['torch']}, {b['torch_threads']} thread, {b['cpu_model']} ({b['cpu_count']} cores); matrix-product "
+        f"peak measured in the same setting ({b['matmul_peak_shape']}): **{b['matmul_peak_gflops']:.0f} GFLOP/s**.",
+        "",
+        "| trainer | seeds per process | frames/s per agent | agent-frames/s | vs solo trainer | "
+        "FLOPs per update (all agents) | achieved GFLOP/s | share of matmul peak | load (1 min) before / after |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in b["rows"]:
+        lines.append(
+            f"| {r['trainer']} | {r['num_seeds']} | {r['frames_per_s_per_agent']:.0f} | "
+            f"{r['agent_frames_per_s']:.0f} | {r['speedup_vs_solo_trainer']:.2f}x | "
+            f"{r['update_mflop']:.1f} M | {r['achieved_gflops']:.1f} | {100 * r['share_of_matmul_peak']:.0f}% | "
+            f"{r['load_before'][0]:.1f} / {r['load_after'][0]:.1f} |"
+        )
+    return "\n".join(lines)
+
+
 def bench_machine(b: dict) -> str:
     """The machine and its load during a benchmark, as the bench JSON records them (older files: nothing)."""
     if "load_before" not in b:
         return ""
     before, after = b["load_before"][0], b["load_after"][0]
-    return (f"; machine {b.get('cpu_model', b.get('cpu', '?'))}, {b.get('cpu_count', '?')} cores, load average "
-            f"(1 min) {before:.1f} before and {after:.1f} after the timed run")
+    return (
+        f"; machine {b.get('cpu_model', b.get('cpu', '?'))}, {b.get('cpu_count', '?')} cores, load average "
+        f"(1 min) {before:.1f} before and {after:.1f} after the timed run"
+    )
 
 
 def bench_table(path: Path) -> str:
     b = json.loads(path.read_text())
-    lines = [f"Training throughput, {b['env_id']}, agent {b['agent']}, batch {b['batch_size']}, replay "
-             f"{b['buffer_size']}, one update per frame, optimizer {b['optimizer']} (compiled: "
-             f"{b['compile_optimizer']}), torch {b['torch']}, {b['torch_threads']} thread: "
-             f"**{b['fps_median']:.0f} frames/s** (median over 1000-frame intervals; range "
-             f"{b['fps_min']:.0f}-{b['fps_max']:.0f}{bench_machine(b)}).", "",
-             "| where the time goes (cProfile, share of a run) | share |", "|---|---|"]
+    lines = [
+        f"Training throughput, {b['env_id']}, agent {b['agent']}, batch {b['batch_size']}, replay "
+        f"{b['buffer_size']}, one update per frame, optimizer {b['optimizer']} (compiled: "
+        f"{b['compile_optimizer']}), torch {b['torch']}, {b['torch_threads']} thread: "
+        f"**{b['fps_median']:.0f} frames/s** (median over 1000-frame intervals; range "
+        f"{b['fps_min']:.0f}-{b['fps_max']:.0f}{bench_machine(b)}).",
+        "",
+        "| where the time goes (cProfile, share of a run) | share |",
+        "|---|---|",
+    ]
     for k, v in b.get("profile_share_of_run", {}).items():
         lines.append(f"| {k} | {100 * v:.0f}% |")
     ops = dict(b.get("update_op_share", {}))
     if ops:
         per_update = ops.pop("update_us_under_profiler")
-        lines += ["", f"Inside one update ({per_update:.0f} µs under torch.profiler), the operators with the "
-                  "largest share of CPU time:", "", "| operator | share of the update |", "|---|---|"]
+        lines += [
+            "",
+            f"Inside one update ({per_update:.0f} µs under torch.profiler), the operators with the "
+            "largest share of CPU time:",
+            "",
+            "| operator | share of the update |",
+            "|---|---|",
+        ]
         lines += [f"| `{k}` | {100 * v:.0f}% |" for k, v in ops.items()]
     return "\n".join(lines)
 
@@ -248,8 +376,30 @@ def headline(results: Path) -> str:
                 bits.append(f"{AGENT_NAMES.get(agent, agent)} {np.mean([x['final_return_mean'] for x in s]):.1f}")
             fr = "/".join(f"{f / 1e3:.0f}k" for f in sorted(frames))
             n = min(len(rs) for rs in _runs(game).values())
-            parts.append(f"MinAtar {game.name} at {fr} frames, {n} seed{'s' if n > 1 else ''}, training return: "
-                         + ", ".join(bits))
+            parts.append(
+                f"MinAtar {game.name} at {fr} frames, {n} seed{'s' if n > 1 else ''}, training return: "
+                + ", ".join(bits)
+            )
+    bt = results / "batched"
+    if bt.is_dir():
+        games = [p for p in sorted(bt.iterdir()) if p.is_dir() and _seed_runs(p)]
+        if games:
+            wins, frames, seeds = 0, set(), set()
+            for game in games:
+                runs = _seed_runs(game)
+                means = {}
+                for agent, rs in runs.items():
+                    s = _summaries(rs)
+                    frames |= {x["steps"] for x in s}
+                    seeds.add(len(s))
+                    means[agent] = np.mean([x["final_return_mean"] for x in s])
+                wins += means.get("mdqn", -np.inf) > means.get("dqn", np.inf)
+            fr = "/".join(f"{f / 1e3:.0f}k" for f in sorted(frames))
+            parts.append(
+                f"MinAtar, {len(games)} games at {fr} frames per seed ({min(seeds)} seeds, one batched process "
+                f"per game and agent): M-DQN's mean training return above DQN's on {wins} of {len(games)}, "
+                "early learning only"
+            )
     return "; ".join(parts)
 
 
@@ -257,6 +407,7 @@ def _main(argv=None) -> None:
     p = argparse.ArgumentParser(description="DQN results: tables and plots from committed metrics.")
     p.add_argument("--results", default="projects/dqn/results")
     p.add_argument("--collect", default=None, help="runs folder to copy finished runs' small files from")
+    p.add_argument("--collect-into", default=None, help="folder the collected runs go to (default: --results)")
     p.add_argument("--readme", nargs="*", default=[], help="README/REPORT files to update between report markers")
     p.add_argument("--index", default=None, help="top-level README whose <!-- headline:dqn --> cell is updated")
     args = p.parse_args(argv)
@@ -264,7 +415,8 @@ def _main(argv=None) -> None:
     if not results.is_dir():
         raise FileNotFoundError(f"no results folder {results}")
     if args.collect:
-        print(f"collected {collect(Path(args.collect), results)} runs into {results}")
+        into = Path(args.collect_into) if args.collect_into else results
+        print(f"collected {collect(Path(args.collect), into)} runs into {into}")
     blocks = {}
     if (results / "cartpole").is_dir():
         blocks["cartpole"] = cartpole_table(results / "cartpole")
@@ -272,6 +424,11 @@ def _main(argv=None) -> None:
     if (results / "minatar").is_dir():
         blocks["minatar"] = minatar_table(results / "minatar")
         minatar_plot(results / "minatar", results / "minatar.png")
+    if (results / "batched").is_dir():
+        blocks["batched"] = batched_table(results / "batched")
+        batched_plot(results / "batched", results / "batched.png")
+    if (results / "bench" / "seeds.json").exists():
+        blocks["bench-seeds"] = seeds_bench_table(results / "bench" / "seeds.json")
     if (results / "bench" / "breakout.json").exists():
         blocks["bench"] = bench_table(results / "bench" / "breakout.json")
     for name, content in blocks.items():

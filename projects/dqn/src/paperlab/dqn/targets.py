@@ -19,8 +19,17 @@ def dqn_target(rewards_B, terminated_B, gamma: float, q_next_target_BxA, q_next_
     return rewards_B + gamma * (1.0 - terminated_B) * next_value_B
 
 
-def munchausen_target(rewards_B, terminated_B, actions_B, gamma: float, q_target_BxA, q_next_target_BxA,
-                      alpha: float = 0.9, tau: float = 0.03, l0: float = -1.0):
+def munchausen_target(
+    rewards_B,
+    terminated_B,
+    actions_B,
+    gamma: float,
+    q_target_BxA,
+    q_next_target_BxA,
+    alpha: float = 0.9,
+    tau: float = 0.03,
+    l0: float = -1.0,
+):
     """The Munchausen-DQN target (Vieillard et al. 2020, eq. 3 with the clipping of Sec. 3):
 
         pi = softmax(Q_target / tau)

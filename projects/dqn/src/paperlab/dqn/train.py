@@ -43,8 +43,9 @@ RESUME_HINT = "--resume (make: RESUME=1)"
 def make_optimizer(params, cfg: Config) -> torch.optim.Optimizer:
     if cfg.optimizer == "adam":  # the fused CPU/GPU kernel is several times faster than the loop
         return torch.optim.Adam(params, lr=cfg.lr, eps=cfg.adam_eps, fused=True)
-    return torch.optim.RMSprop(params, lr=cfg.lr, alpha=cfg.rmsprop_alpha, eps=cfg.rmsprop_eps,
-                               centered=cfg.rmsprop_centered)
+    return torch.optim.RMSprop(
+        params, lr=cfg.lr, alpha=cfg.rmsprop_alpha, eps=cfg.rmsprop_eps, centered=cfg.rmsprop_centered
+    )
 
 
 def compiled_step(optimizer: torch.optim.Optimizer):
@@ -58,14 +59,20 @@ def compiled_step(optimizer: torch.optim.Optimizer):
 
 def compute_targets(cfg: Config, q_net, target_net, batch) -> torch.Tensor:
     """The regression target y of the batch, without gradient."""
-    obs, actions, rewards, next_obs, terminated = (batch["obs"], batch["actions"], batch["rewards"],
-                                                   batch["next_obs"], batch["terminated"])
+    obs, actions, rewards, next_obs, terminated = (
+        batch["obs"],
+        batch["actions"],
+        batch["rewards"],
+        batch["next_obs"],
+        batch["terminated"],
+    )
     with torch.no_grad():
         if cfg.agent == "mdqn":
             q_both = target_net(torch.cat([obs, next_obs]))  # one forward for s and s'
             q_t, q_next_t = q_both.split(obs.shape[0])
-            return munchausen_target(rewards, terminated, actions, cfg.gamma, q_t, q_next_t,
-                                     cfg.m_alpha, cfg.m_tau, cfg.m_l0)
+            return munchausen_target(
+                rewards, terminated, actions, cfg.gamma, q_t, q_next_t, cfg.m_alpha, cfg.m_tau, cfg.m_l0
+            )
         q_next_t = target_net(next_obs)
         q_next_online = q_net(next_obs) if cfg.double_dqn else None
         return dqn_target(rewards, terminated, cfg.gamma, q_next_t, q_next_online)
@@ -98,8 +105,9 @@ def periodic_eval(q_net, cfg: Config, seed: int, epsilon: float = 0.0) -> dict:
     """``cfg.eval_episodes`` evaluation episodes (CartPole: all at once, batched)."""
     if cfg.env_id == "CartPole-v1" and epsilon == 0.0:
         return evaluate_vectorized(q_net, cfg.env_id, cfg.eval_episodes, seed)
-    return evaluate_policy(q_net, cfg.env_id, cfg.eval_episodes, epsilon, seed, cfg.sticky_action_prob,
-                           cfg.difficulty_ramping)
+    return evaluate_policy(
+        q_net, cfg.env_id, cfg.eval_episodes, epsilon, seed, cfg.sticky_action_prob, cfg.difficulty_ramping
+    )
 
 
 def final_eval(q_net, cfg: Config) -> dict:
@@ -124,6 +132,11 @@ def train(cfg: Config, resume: bool = False, stop_after_steps: int | None = None
     training finished but that died before its final evaluation goes straight to the evaluation.
     ``stop_after_steps`` ends the call early after saving a checkpoint, as Ctrl-C/SIGTERM does.
     """
+    if cfg.num_seeds != 1:
+        raise ValueError(
+            f"num_seeds={cfg.num_seeds}: several seeds in one process is paperlab.dqn.train_batched; "
+            "paperlab.dqn.train runs one seed"
+        )
     run_dir = Path(cfg.run_dir)
     ckpt_path = guard_run_dir(run_dir, resume, RESUME_HINT)  # None: a fresh run
     torch.set_num_threads(cfg.torch_threads)
@@ -160,12 +173,29 @@ def train(cfg: Config, resume: bool = False, stop_after_steps: int | None = None
         print(f"resuming {run_dir} from step {step} of {cfg.total_steps}", flush=True)
 
     def save_checkpoint() -> None:
-        loop = {"step": step, "episode": episode, "elapsed": elapsed + time.time() - t_start,
-                "solved": solved, "ep_return": ep_return, "ep_length": ep_length, "obs": obs,
-                "recent": list(recent), "env": pickle.dumps(env)}
-        save_training(run_dir, {"meta": meta, "q_net": q_net.state_dict(), "target_net": target_net.state_dict(),
-                                "optimizer": optimizer.state_dict(), "loop": loop, "rng": rng_state(rng)},
-                      buffer.state_dict())
+        loop = {
+            "step": step,
+            "episode": episode,
+            "elapsed": elapsed + time.time() - t_start,
+            "solved": solved,
+            "ep_return": ep_return,
+            "ep_length": ep_length,
+            "obs": obs,
+            "recent": list(recent),
+            "env": pickle.dumps(env),
+        }
+        save_training(
+            run_dir,
+            {
+                "meta": meta,
+                "q_net": q_net.state_dict(),
+                "target_net": target_net.state_dict(),
+                "optimizer": optimizer.state_dict(),
+                "loop": loop,
+                "rng": rng_state(rng),
+            },
+            buffer.state_dict(),
+        )
 
     logger = RunLogger(run_dir, cfg, resume_step=step if ckpt_path else None)
     episodes_path = run_dir / "episodes.csv"
@@ -202,8 +232,9 @@ def train(cfg: Config, resume: bool = False, stop_after_steps: int | None = None
 
                 if step > cfg.learning_starts and step % cfg.train_freq == 0:
                     for _ in range(cfg.gradient_steps):
-                        loss, q_mean = td_update(cfg, q_net, target_net, optimizer,
-                                                 buffer.sample(cfg.batch_size, rng), optimizer_step)
+                        loss, q_mean = td_update(
+                            cfg, q_net, target_net, optimizer, buffer.sample(cfg.batch_size, rng), optimizer_step
+                        )
                         loss_value = loss.item()
                         _check_loss(step, loss_value, run_dir / LAST)
                         loss_sum += loss_value
@@ -228,10 +259,13 @@ def train(cfg: Config, resume: bool = False, stop_after_steps: int | None = None
                 if cfg.eval_every and step % cfg.eval_every == 0:
                     result = periodic_eval(q_net, cfg, seed=cfg.seed + step)
                     logger.log(step, eval_return_mean=result["return_mean"], eval_return_std=result["return_std"])
-                    if (solved is None and cfg.stop_return is not None
-                            and result["return_mean"] >= cfg.stop_return):
-                        solved = {"step": step, "episode": episode, "time": elapsed + time.time() - t_start,
-                                  "eval_return_mean": result["return_mean"]}
+                    if solved is None and cfg.stop_return is not None and result["return_mean"] >= cfg.stop_return:
+                        solved = {
+                            "step": step,
+                            "episode": episode,
+                            "time": elapsed + time.time() - t_start,
+                            "eval_return_mean": result["return_mean"],
+                        }
                 if step % cfg.checkpoint_every == 0:
                     save_checkpoint()
     finally:
@@ -241,8 +275,16 @@ def train(cfg: Config, resume: bool = False, stop_after_steps: int | None = None
 
     save_checkpoint()  # at the end, on a stop and on Ctrl-C/SIGTERM: every run leaves one
     wall = elapsed + time.time() - t_start
-    summary = {"steps": step, "wall_time_s": round(wall, 2), "finished": False, "seed": cfg.seed,
-               "device": "cpu", "env_id": cfg.env_id, "agent": cfg.agent, "episodes": episode}
+    summary = {
+        "steps": step,
+        "wall_time_s": round(wall, 2),
+        "finished": False,
+        "seed": cfg.seed,
+        "device": "cpu",
+        "env_id": cfg.env_id,
+        "agent": cfg.agent,
+        "episodes": episode,
+    }
     if step < cfg.total_steps and solved is None:  # stopped early on purpose: not finished
         atomic_write_text(run_dir / "summary.json", json.dumps(summary, indent=2) + "\n")
         return summary
@@ -250,9 +292,13 @@ def train(cfg: Config, resume: bool = False, stop_after_steps: int | None = None
     save_model(run_dir / "model.pt", meta, q_net)
     result = final_eval(q_net, cfg)
     atomic_write_text(run_dir / "eval.json", json.dumps(result, indent=2) + "\n")
-    summary.update(fps=round(step / max(wall, 1e-9), 1), solved=solved,
-                   final_return_mean=(sum(recent) / len(recent)) if recent else None,
-                   eval={k: v for k, v in result.items() if k != "returns"}, finished=True)
+    summary.update(
+        fps=round(step / max(wall, 1e-9), 1),
+        solved=solved,
+        final_return_mean=(sum(recent) / len(recent)) if recent else None,
+        eval={k: v for k, v in result.items() if k != "returns"},
+        finished=True,
+    )
     atomic_write_text(run_dir / "summary.json", json.dumps(summary, indent=2) + "\n")
     return summary
 
@@ -263,8 +309,12 @@ def _check_loss(step: int, loss: float, ckpt: Path) -> None:
     try:
         check_finite(step, td_loss=loss)
     except FloatingPointError as e:
-        where = (f"the last good checkpoint is {ckpt} (resume from it with {RESUME_HINT} and a lower lr or "
-                 "max_grad_norm > 0)" if ckpt.is_file() else "no checkpoint was written yet")
+        where = (
+            f"the last good checkpoint is {ckpt} (resume from it with {RESUME_HINT} and a lower lr or "
+            "max_grad_norm > 0)"
+            if ckpt.is_file()
+            else "no checkpoint was written yet"
+        )
         raise FloatingPointError(f"{e}; {where}") from None
 
 
@@ -276,8 +326,10 @@ def summary_line(summary: dict) -> str:
     if summary.get("solved"):
         line += f", eval ≥ stop_return at step {summary['solved']['step']}"
     ev = summary["eval"]
-    return (line + f"; final eval {ev['return_mean']:.2f} ± {ev['return_std']:.2f} over {ev['episodes']} "
-            f"episodes (epsilon {ev['epsilon']})")
+    return (
+        line + f"; final eval {ev['return_mean']:.2f} ± {ev['return_std']:.2f} over {ev['episodes']} "
+        f"episodes (epsilon {ev['epsilon']})"
+    )
 
 
 def _main(argv=None) -> None:
