@@ -131,3 +131,22 @@ def test_missing_data_and_missing_weights_are_one_line_errors(tmp_path, monkeypa
     assert code == 2 and "cannot load beam_search.model_dir" in err
     code, err = run("red_team", [f"run_dir={tmp_path}/z", "red_team.detector=detoxify"], capsys)
     assert code == 2 and "pip install detoxify" in err
+
+
+def test_real_llama_path_is_a_one_line_error_offline(data_files, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    data = [
+        f"sonnet_sft.plays_path={data_files['plays']}",
+        f"sonnet_sft.sonnets_path={data_files['sonnets']}",
+        "sonnet_sft.n_heldout=3",
+    ]
+    code, err = run("sonnet_sft", [f"run_dir={tmp_path}/a", *data, f"sonnet_sft.real_model={tmp_path}/llama"], capsys)
+    assert code == 2 and "cannot load the Llama checkpoint" in err and "huggingface-cli download" in err
+    if __import__("torch").cuda.is_available():
+        return  # on a GPU machine 4-bit loading is allowed
+    code, err = run(
+        "sonnet_sft",
+        [f"run_dir={tmp_path}/b", *data, "sonnet_sft.real_model=x", "sonnet_sft.load_in_4bit=true"],
+        capsys,
+    )
+    assert code == 2 and "needs a CUDA GPU" in err
