@@ -84,6 +84,7 @@ def test_the_target_is_a_constant_and_the_gradient_flows_through_theta_K():
     assert abs(float(jax.grad(no_stop)(eta)) - float(g)) > 1e-3 * abs(float(g))  # ... other gradient
 
 
+@pytest.mark.slow  # float64 compilation of the inner step and its gradient
 def test_meta_gradient_through_the_inner_step_matches_finite_differences():
     with jax.enable_x64(True):
         p, b1 = _batch(0)

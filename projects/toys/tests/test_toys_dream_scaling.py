@@ -53,6 +53,7 @@ def test_regularisers_are_what_they_say():
     assert deep_dream.octave_sizes(3) == [7, 14, 28] and deep_dream.octave_sizes(1) == [28]
 
 
+@pytest.mark.slow  # compiles the octave loop of the dream
 def test_dream_raises_its_target_and_stays_an_image():
     params, dc = _cnn()
     dc = dataclasses.replace(dc, dream_steps=12, octaves=2)

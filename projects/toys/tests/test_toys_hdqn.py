@@ -96,6 +96,7 @@ def short_run(tmp_path_factory):
     return run, args, hdqn.main(args)
 
 
+@pytest.mark.slow  # the whole command, four agents x 3 seeds (about a minute on one core)
 def test_short_run_network_hdqn_beats_flat_and_random(short_run):
     run, _, m = short_run
     assert m["optimal_expected_reward"] == pytest.approx(0.208, abs=1e-6)
@@ -105,6 +106,7 @@ def test_short_run_network_hdqn_beats_flat_and_random(short_run):
     assert m["hdqn_net_greedy_reward_mean"] > m["random_greedy_reward_mean"] + 0.1
 
 
+@pytest.mark.slow
 def test_short_run_writes_its_files_and_evaluates_again(short_run):
     run, args, m = short_run
     saved = json.loads((run / "eval.json").read_text())

@@ -111,7 +111,7 @@ def test_reward_terms_on_hand_made_lines(corpus):
     lm = jnp.full(x.shape, -2.0)
     t = {
         k: np.asarray(v)
-        for k, v in pv.reward_terms(x, lm, jnp.asarray(corpus.syllables), jnp.asarray(corpus.rhyme)).items()
+        for k, v in jax.jit(pv.reward_terms)(x, lm, jnp.asarray(corpus.syllables), jnp.asarray(corpus.rhyme)).items()
     }
     np.testing.assert_allclose(t["form_ok"], [1, 1, 0, 1])
     np.testing.assert_allclose(t["rhyme"], [1, 1, 0, 1])
@@ -136,14 +136,15 @@ def test_reward_terms_on_hand_made_lines(corpus):
     assert m["ten_syllable_lines"] == 1.0 and m["rhyme_rate"] == 0.5 and m["same_end_word_rate"] == 0.5
 
 
+@pytest.mark.slow  # compiles the sampling loop (about 10 s)
 def test_sampler_respects_the_vocabulary_and_stops_at_eos(corpus):
     model = pv.VerseLM(len(corpus.vocab), 24, d_model=16, n_heads=2, n_layers=1)
-    params = model.init(jax.random.key(0), jnp.zeros((1, 24), jnp.int32))["params"]
-    x = np.asarray(pv.sample(model, params, jax.random.key(1), 64, 24))
+    params = jax.jit(model.init)(jax.random.key(0), jnp.zeros((1, 24), jnp.int32))["params"]
+    x = np.asarray(jax.jit(lambda p, k: pv.sample(model, p, k, 64, 24))(params, jax.random.key(1)))
     assert not np.isin(x, [pv.BOS, pv.UNK]).any()
     m = np.asarray(pv.valid_mask(jnp.asarray(x)))
     assert ((x == pv.PAD) == (m == 0)).all()  # PAD exactly after the first EOS, never before
-    lp, v, ent = pv.token_logp(model, params, jnp.asarray(x))
+    lp, v, ent = jax.jit(lambda p, x: pv.token_logp(model, p, x))(params, jnp.asarray(x))
     assert lp.shape == v.shape == ent.shape == x.shape and float(lp.max()) <= 0.0
 
 

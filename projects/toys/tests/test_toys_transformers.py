@@ -28,7 +28,7 @@ def test_from_scratch_attention_is_causal():
     cfg.reverse_digits.n_layers = 2
     model = reverse_digits.make_model(cfg.reverse_digits)
     L = 2 * cfg.reverse_digits.length
-    params = model.init(jax.random.key(0), jnp.zeros((1, L), jnp.int32))["params"]
+    params = jax.jit(model.init)(jax.random.key(0), jnp.zeros((1, L), jnp.int32))["params"]
     tokens = np.random.default_rng(0).integers(0, cfg.reverse_digits.vocab + 1, (3, L))
     _check_causal(jax.jit(lambda x: model.apply({"params": params}, x)), tokens, cfg.reverse_digits.vocab + 1)
 
@@ -39,7 +39,7 @@ def test_mask_and_attention_rows():
     cfg = Config(task="reverse_digits")
     model = reverse_digits.make_model(cfg.reverse_digits)
     x = jnp.zeros((2, 6), jnp.int32)
-    params = model.init(jax.random.key(1), x)["params"]
+    params = jax.jit(model.init)(jax.random.key(1), x)["params"]
     _, state = model.apply({"params": params}, x, mutable=["intermediates"])
     att = np.asarray(state["intermediates"]["Block_0"]["CausalSelfAttention_0"]["attention"][0])
     np.testing.assert_allclose(att.sum(-1), 1.0, atol=1e-5)  # softmax rows
@@ -50,7 +50,7 @@ def test_library_gpt_is_causal():
     cfg = Config(task="rand_transformer")
     cfg.rand_transformer.n_layers, cfg.rand_transformer.d_model = 1, 32
     model = rand_transformer.make_model(cfg.rand_transformer)
-    params = model.init(jax.random.key(0), jnp.zeros((1, 8), jnp.int32))["params"]
+    params = jax.jit(model.init)(jax.random.key(0), jnp.zeros((1, 8), jnp.int32))["params"]
     tokens = np.random.default_rng(1).integers(0, 102, (2, 8))
     _check_causal(jax.jit(lambda x: model.apply({"params": params}, x)), tokens, 102)
 
@@ -64,6 +64,7 @@ def test_heldout_split_is_disjoint():
     assert len({t.tobytes() for t in test}) == len(test)
 
 
+@pytest.mark.slow  # 200 training steps and a held-out evaluation
 def test_tiny_reversal_reaches_100_percent():
     cfg = Config(task="reverse_digits")
     rc = cfg.reverse_digits
