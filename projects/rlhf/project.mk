@@ -14,9 +14,10 @@ RLHF_INDEX   = $(if $(shell grep -s -l '<!-- headline:rlhf -->' README.md),--ind
 train-rlhf: $(VENV)/.stamp-rlhf ## the whole RLHF pipeline, each stage timed (runs/.../timing.json): base LM, pairs, reward model, PPO, RLOO, GRPO, evaluation (SEED ARGS RESUME=1)
 	$(PY) -m paperlab.rlhf.pipeline $(RLHF_CFG) $(RESUME_ARG)
 
-train-rlhf-goodhart: $(VENV)/.stamp-rlhf ## over-optimisation ablation on the base model of train-rlhf seed 1: PPO without KL penalty against a weak and a clean-label proxy (SEED RESUME=1)
+train-rlhf-goodhart: $(VENV)/.stamp-rlhf ## over-optimisation ablation on the base model of the shakespeare preset, seed 1: PPO without KL penalty against a weak and a clean-label proxy, and against a proxy of the vader-rep gold (SEED RESUME=1)
 	$(PY) -m paperlab.rlhf.pipeline --stages pairs,rm,ppo,eval --config configs/rlhf/goodhart-weak.yaml seed=$(SEED) $(ARGS) $(RESUME_ARG)
 	$(PY) -m paperlab.rlhf.pipeline --stages pairs,rm,ppo,eval --config configs/rlhf/goodhart-clean.yaml seed=$(SEED) $(ARGS) $(RESUME_ARG)
+	$(PY) -m paperlab.rlhf.pipeline --stages pairs,rm,ppo,eval --config configs/rlhf/goodhart-rep.yaml seed=$(SEED) $(ARGS) $(RESUME_ARG)
 
 train-rlhf-sft: $(VENV)/.stamp-rlhf ## stage 1: tokenizer + tiny GPT-2 pre-trained on tiny-shakespeare (ARGS="model=gpt2" for a real one) (RESUME=1)
 	$(PY) -m paperlab.rlhf.sft $(RLHF_CFG) $(RESUME_ARG)

@@ -46,6 +46,8 @@ def test_config_validation():
     with pytest.raises(ConfigError, match="unknown config key 'kl_coeff'"):
         load_config(Config, None, ["kl_coeff=0.1"])
     assert Config(seed=3).out_dir == "runs/rlhf/shakespeare/seed3"
+    with pytest.raises(ValueError, match="gold must be one of"):
+        Config(gold="human")
 
 
 def test_speeches_and_split():

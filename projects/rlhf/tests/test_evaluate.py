@@ -56,7 +56,7 @@ def test_ppo_on_a_saved_reward_model_then_evaluate_and_report(rm_run, corpus, tm
     readme = tmp_path / "README.md"
     readme.write_text("".join(f"<!-- report:{n} -->\nSTALE-BLOCK\n<!-- /report:{n} -->\n"
                               for n in ("sft", "rm", "overopt", "timing", "samples", "pipeline", "matched-kl",
-                                        "goodhart")))  # fmt: skip
+                                        "goodhart", "goodhart-fit")))  # fmt: skip
     report.main(["--results", str(results), "--readme", str(readme)])
     text = readme.read_text()
     assert "| PPO | tiny/seed1 | 2 |" in text and "best-of-4" in text and "STALE-BLOCK" not in text
@@ -67,8 +67,19 @@ def test_ppo_on_a_saved_reward_model_then_evaluate_and_report(rm_run, corpus, tm
     shutil.copytree(rm_run / "eval", results / "goodhart-weak" / "seed1" / "eval")
     report.main(["--results", str(results), "--readme", str(readme)])
     text = readme.read_text()
-    assert "| weak | goodhart-weak/seed1 |" in text and "| PPO | goodhart-weak" not in text  # not a main run
+    assert "| weak | vader | goodhart-weak/seed1 |" in text and "| PPO | goodhart-weak" not in text  # not a main run
     assert (results / "figures" / "goodhart.png").is_file()
+
+    # a run measured with the vader-rep gold: its own within-run figure, the gold column says which scorer
+    rep = results / "goodhart-rep" / "seed1" / "eval"
+    shutil.copytree(rm_run / "eval", rep)
+    e = json.loads((rep / "eval.json").read_text())
+    assert e["gold"] == "vader" and {"sentiment", "repeats"} <= set(e["base"])
+    (rep / "eval.json").write_text(json.dumps({**e, "gold": "vader-rep"}))
+    report.main(["--results", str(results), "--readme", str(readme)])
+    text = readme.read_text()
+    assert "| rep | vader-rep | goodhart-rep/seed1 |" in text
+    assert (results / "figures" / "goodhart-rep.png").is_file()
 
 
 @pytest.mark.slow
@@ -103,3 +114,18 @@ def test_gold_at_matched_kl_reads_the_first_crossing():
     assert gold == pytest.approx(0.6) and proxy == pytest.approx(1.5) and not from_base
     assert gold_at_kl(rows, 1.0)[2] and gold_at_kl(rows, 1.0)[0] == pytest.approx(0.2)  # base -> first snapshot
     assert gold_at_kl(rows, 7.0) is None  # never reached
+
+
+def test_gao_rl_form_fit_recovers_a_rise_and_fall():
+    from paperlab.rlhf.report import fit_gao_rl
+
+    alpha, beta = 0.5, 0.3  # R(d) = d (alpha - beta log d): peak at d* = exp(alpha / beta - 1)
+    rows = [{"kl": 0.0, "gold": 0.1}] + [
+        {"kl": d * d, "gold": 0.1 + d * (alpha - beta * math.log(d))} for d in (0.5, 1.0, 2.0, 3.0, 5.0, 8.0)
+    ]
+    fit = fit_gao_rl(rows)
+    assert fit["alpha"] == pytest.approx(alpha) and fit["beta"] == pytest.approx(beta)
+    assert fit["peak_kl"] == pytest.approx(math.exp(2 * (alpha / beta - 1))) and fit["r2"] == pytest.approx(1.0)
+    rising = [{"kl": 0.0, "gold": 0.0}] + [{"kl": d * d, "gold": 0.2 * d + 0.05 * d * math.log(d)} for d in (1, 2, 3)]
+    assert math.isnan(fit_gao_rl(rising)["peak_kl"])  # beta < 0: the form never turns down
+    assert fit_gao_rl(rows[:3]) is None  # two snapshots are too few

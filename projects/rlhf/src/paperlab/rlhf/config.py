@@ -17,6 +17,7 @@ import re
 from dataclasses import dataclass
 
 KL_ESTIMATORS = ("k1", "k3")
+GOLDS = ("vader", "vader-rep")  # the hidden gold scorers of paperlab.rlhf.gold (named here, never imported here)
 
 
 @dataclass
@@ -46,6 +47,7 @@ class Config:
     prompt_tokens: int = 12
     response_tokens: int = 24
     # --- gold-labelled preferences (Gao et al.'s synthetic setup) ---
+    gold: str = "vader"  # vader: VADER's compound score; vader-rep: minus the share of repeated words (gold.py)
     n_pairs: int = 3000
     bt_scale: float = 0.25  # P(a > b) = sigmoid((gold(a) - gold(b)) / bt_scale): noisy labels like humans'
     # --- proxy reward model (TRL RewardTrainer) ---
@@ -114,6 +116,8 @@ class Config:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
         if not re.fullmatch(r"auto|cpu|cuda(:\d+)?", self.device):
             raise ValueError(f"device must be auto, cpu, cuda or cuda:N, got {self.device!r}")
+        if self.gold not in GOLDS:
+            raise ValueError(f"gold must be one of {GOLDS}, got {self.gold!r}")
         if self.kl_estimator not in KL_ESTIMATORS:
             raise ValueError(f"kl_estimator must be one of {KL_ESTIMATORS}, got {self.kl_estimator!r}")
         if self.n_embd % self.n_head:

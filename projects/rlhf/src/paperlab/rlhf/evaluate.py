@@ -7,7 +7,8 @@ prompts (validation speeches) and the same sampling seed: sample ``eval_samples`
 temperature 1, then measure
   KL(pi || base)  = E_{y ~ pi} sum_t [log pi(y_t | .) - log base(y_t | .)]   (k1, per sequence, in nats)
   proxy           = the reward model's score (what the policy was trained on)
-  gold            = the hidden VADER score (what we wanted)
+  gold            = the hidden gold score (what we wanted): VADER, or VADER minus repeated words (``gold``)
+  sentiment, repeats  the two parts of the vader-rep gold score, recorded for every gold scorer
 Best-of-n samples ``bon_max_n`` responses per prompt from the base model, keeps the one with the highest
 proxy score among n, and reports its gold and proxy scores at KL = log n - (n - 1)/n (Stiennon et al.).
 Writes ``out_dir/eval/`` : ``curve-<method>.jsonl``, ``bon.json``, ``samples.jsonl``, ``eval.json``.
@@ -28,7 +29,7 @@ import torch
 from paperlab.rlhf.config import Config
 from paperlab.rlhf.core import best_of_n_kl, logprobs_of
 from paperlab.rlhf.data import write_jsonl
-from paperlab.rlhf.gold import gold_scores
+from paperlab.rlhf.gold import gold_scores, repeats, sentiment
 from paperlab.rlhf.model import left_pad, load_causal_lm, pick_device, response_forward
 from paperlab.rlhf.reward import RewardScorer
 from paperlab.rlhf.stages import decode_prompts, load_base, prompt_sets, sample_batched
@@ -59,12 +60,13 @@ def measure(lm, ref_lm, tok, scorer: RewardScorer, prompts: list[list[int]], cfg
     r_ids, r_mask, texts = sample_batched(lm, tok, reps, cfg.response_tokens, torch.Generator().manual_seed(EVAL_SEED))
     kl = sequence_logprobs(lm, tok, reps, r_ids, r_mask) - sequence_logprobs(ref_lm, tok, reps, r_ids, r_mask)
     proxy = scorer.score(decode_prompts(tok, reps), texts)
-    gold = torch.tensor(gold_scores(texts))
+    gold = torch.tensor(gold_scores(texts, cfg.gold))
     n = len(reps)
     kl = kl.cpu()
     return {"kl": kl.mean().item(), "kl_se": kl.std().item() / math.sqrt(n), "proxy": proxy.mean().item(),
             "proxy_se": proxy.std().item() / math.sqrt(n), "gold": gold.mean().item(),
-            "gold_se": gold.std().item() / math.sqrt(n), "response_len": r_mask.sum(1).float().mean().item(),
+            "gold_se": gold.std().item() / math.sqrt(n), "sentiment": float(np.mean([sentiment(t) for t in texts])),
+            "repeats": float(np.mean([repeats(t) for t in texts])), "response_len": r_mask.sum(1).float().mean().item(),
             "samples": n}  # fmt: skip
 
 
@@ -79,7 +81,7 @@ def best_of_n(lm, tok, scorer, prompts, cfg: Config) -> list[dict]:
     reps = [p for p in prompts for _ in range(N)]
     _, _, texts = sample_batched(lm, tok, reps, cfg.response_tokens, torch.Generator().manual_seed(EVAL_SEED + 1))
     proxy = scorer.score(decode_prompts(tok, reps), texts).numpy().reshape(len(prompts), N)
-    gold = np.array(gold_scores(texts)).reshape(len(prompts), N)
+    gold = np.array(gold_scores(texts, cfg.gold)).reshape(len(prompts), N)
     rows, n = [], 1
     while n <= N:  # N / n disjoint groups of n samples per prompt: an unbiased average over groups
         g_p, g_g = proxy.reshape(len(prompts), N // n, n), gold.reshape(len(prompts), N // n, n)
@@ -99,7 +101,7 @@ def side_by_side(models: dict, tok, scorer, prompts, cfg: Config) -> list[dict]:
             lm, tok, prompts, cfg.response_tokens, torch.Generator().manual_seed(EVAL_SEED + 2)
         )
         proxy = scorer.score([r["prompt"] for r in rows], texts).tolist()
-        for r, t, g, p in zip(rows, texts, gold_scores(texts), proxy):
+        for r, t, g, p in zip(rows, texts, gold_scores(texts, cfg.gold), proxy):
             r[name] = {"text": t, "gold": g, "proxy": p}
     return rows
 
@@ -115,8 +117,8 @@ def evaluate(cfg: Config, text: str | None = None) -> dict:
     sets = prompt_sets(cfg, tok, text=text)
     prompts = sets.eval[: cfg.eval_prompts]
     base_row = {"step": 0, **measure(ref, ref, tok, scorer, prompts, cfg)}
-    result = {"seed": cfg.seed, "eval_prompts": len(prompts), "eval_samples": cfg.eval_samples, "base": base_row,
-              "methods": {}}  # fmt: skip
+    result = {"seed": cfg.seed, "gold": cfg.gold, "eval_prompts": len(prompts), "eval_samples": cfg.eval_samples,
+              "base": base_row, "methods": {}}  # fmt: skip
     finals = {"base": ref}
     for method in METHODS:
         run_dir = Path(cfg.stage_dir(method))

@@ -46,7 +46,7 @@ def make_pairs(cfg: Config, text: str | None = None) -> dict:
     gen = torch.Generator().manual_seed(cfg.seed)
     _, _, texts_a = sample_batched(lm, tok, prompts, cfg.response_tokens, gen)
     _, _, texts_b = sample_batched(lm, tok, prompts, cfg.response_tokens, gen)
-    ga, gb = np.array(gold_scores(texts_a)), np.array(gold_scores(texts_b))
+    ga, gb = np.array(gold_scores(texts_a, cfg.gold)), np.array(gold_scores(texts_b, cfg.gold))
     a_wins = label_pairs(ga, gb, cfg.bt_scale, rng)
     rows = []
     for p, ta, tb, sa, sb, w in zip(decode_prompts(tok, prompts), texts_a, texts_b, ga, gb, a_wins):
@@ -57,7 +57,8 @@ def make_pairs(cfg: Config, text: str | None = None) -> dict:
     diff = np.array([r["gold_chosen"] - r["gold_rejected"] for r in rows])
     decided = diff != 0
     summary = {
-        "pairs": len(rows), "seed": cfg.seed, "bt_scale": cfg.bt_scale, "wall_time_s": round(time.time() - t0, 1),
+        "pairs": len(rows), "seed": cfg.seed, "gold": cfg.gold, "bt_scale": cfg.bt_scale,
+        "wall_time_s": round(time.time() - t0, 1),
         "gold_ties": float(np.mean(~decided)),  # both completions equally scored (mostly both neutral): coin flips
         "label_agrees_with_gold": float(np.mean(diff[decided] > 0)) if decided.any() else math.nan,
         "gold_mean": float(np.mean(np.concatenate([ga, gb]))), "gold_std": float(np.std(np.concatenate([ga, gb]))),

@@ -16,6 +16,8 @@ import math
 import shutil
 from pathlib import Path
 
+import numpy as np
+
 from paperlab.shared.cli import run_command
 from paperlab.shared.report import update_markdown, write_headline
 from paperlab.shared.runlog import read_metrics
@@ -291,9 +293,9 @@ def table_matched_kl(seeds) -> str:
 
 def table_goodhart(results: Path) -> str:
     """The ablation: PPO without KL penalty against a weak and a strong proxy, read against the gold scorer."""
-    lines = ["| proxy | run | RM train / test pairs | RM test accuracy (gold ceiling) | base gold | peak gold "
-             "(step, KL) | final gold (step, KL) | peak − final gold | final proxy gain |",
-             "|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
+    lines = ["| proxy | gold scorer | run | RM train / test pairs | RM test accuracy (gold ceiling) | base gold | "
+             "peak gold (step, KL) | final gold (step, KL) | peak − final gold | final proxy gain |",
+             "|---|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
     for s in _seeds(results, ablation=True):
         e, curve = _load(s / "eval" / "eval.json"), _load(s / "eval" / "curve-ppo.jsonl")
         if not e or not curve:
@@ -307,12 +309,113 @@ def table_goodhart(results: Path) -> str:
         peak = max(curve, key=lambda r: r["gold"])
         last = curve[-1]
         lines.append(
-            f"| {s.parent.name[len(ABLATION) :]} | {_run(s)} | {acc} | {_f(curve[0]['gold'])} | "
+            f"| {s.parent.name[len(ABLATION) :]} | {e.get('gold', 'vader')} | {_run(s)} | {acc} | "
+            f"{_f(curve[0]['gold'])} | "
             f"{_f(peak['gold'])} ({peak['step']}, {_f(peak['kl'], 1)}) | {_f(last['gold'])} ± {_f(last['gold_se'])} "
             f"({last['step']}, {_f(last['kl'], 1)}) | {_f(peak['gold'] - last['gold'])} | "
             f"{_f(last['proxy'] - curve[0]['proxy'])} |"
         )
     return "\n".join(lines)
+
+
+def _gold(seed: Path) -> str:
+    """The gold scorer a run was measured with (runs from before the choice existed: vader)."""
+    return (_load(seed / "eval" / "eval.json") or {}).get("gold", "vader")
+
+
+def fit_gao_rl(rows: list[dict]) -> dict | None:
+    """Least-squares fit of Gao et al.'s (2022) RL form to a run's gold gain over the base model,
+    R(d) = gold(d) - gold(0) = d (alpha - beta log d), d = sqrt(KL) (linear in alpha, beta; R(0) = 0).
+    With beta > 0 the form rises, peaks at d* = exp(alpha / beta - 1), then falls. ``rows`` in step order, the
+    base model first; None with fewer than three snapshots."""
+    pts = [(math.sqrt(r["kl"]), r["gold"] - rows[0]["gold"]) for r in rows[1:] if r["kl"] > 0]
+    if len(pts) < 3:
+        return None
+    d, y = np.array([p[0] for p in pts]), np.array([p[1] for p in pts])
+    X = np.stack([d, -d * np.log(d)], 1)
+    (alpha, beta), *_ = np.linalg.lstsq(X, y, rcond=None)
+    resid = y - X @ np.array([alpha, beta])
+    r2 = 1 - float(resid @ resid) / float(((y - y.mean()) ** 2).sum()) if len(y) > 1 and y.std() > 0 else math.nan
+    peak_d = math.exp(alpha / beta - 1) if beta > 0 else math.nan
+    return {"alpha": float(alpha), "beta": float(beta), "peak_kl": peak_d**2, "r2": r2, "points": len(pts)}
+
+
+def table_goodhart_fit(results: Path) -> str:
+    """Gao et al.'s RL functional form fitted to every ablation run's PPO curve, next to the measured peak."""
+    lines = ["| run | gold scorer | snapshots | α | β | fitted peak: KL (gold gain) | measured peak: KL (gold gain) | "
+             "R² |", "|---|---|---|---|---|---|---|---|"]  # fmt: skip
+    for s in _seeds(results, ablation=True):
+        rows = _load(s / "eval" / "curve-ppo.jsonl")
+        fit = fit_gao_rl(rows) if rows else None
+        if not fit:
+            continue
+        peak = max(rows, key=lambda r: r["gold"])
+        if math.isfinite(fit["peak_kl"]):
+            d = math.sqrt(fit["peak_kl"])
+            beyond = "†" if fit["peak_kl"] > max(r["kl"] for r in rows) else ""
+            fitted = f"{fit['peak_kl']:.1f}{beyond} ({d * (fit['alpha'] - fit['beta'] * math.log(d)):+.3f})"
+        else:
+            fitted = "none (β ≤ 0: no fall)"
+        lines.append(
+            f"| {_run(s)} | {_gold(s)} | {fit['points']} | {fit['alpha']:.3f} | {fit['beta']:.3f} | {fitted} | "
+            f"{peak['kl']:.1f} ({peak['gold'] - rows[0]['gold']:+.3f}) | {_f(fit['r2'], 2)} |"
+        )
+    return "\n".join(lines) + (
+        "\n\n† beyond the largest KL measured: an extrapolation of the form, not a peak the run reached."
+    )
+
+
+def figure_within_run(results: Path, out: Path) -> list[str]:
+    """The ablations measured with a gold scorer other than VADER (goodhart-rep): proxy gain, gold with its two
+    parts and Gao et al.'s fitted form against sqrt(KL), and gold against the optimised proxy."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    made = []
+    by_exp: dict[str, list[Path]] = {}
+    for s in _seeds(results, ablation=True):
+        if _gold(s) != "vader" and _load(s / "eval" / "curve-ppo.jsonl"):
+            by_exp.setdefault(s.parent.name, []).append(s)
+    for exp, seeds in by_exp.items():
+        fig, axes = plt.subplots(1, 3, figsize=(16, 4.4))
+        for i, s in enumerate(seeds):
+            rows = _load(s / "eval" / "curve-ppo.jsonl")
+            x = np.sqrt([max(r["kl"], 0.0) for r in rows])
+            gain = [r["proxy"] - rows[0]["proxy"] for r in rows]
+            c, lab = f"C{i}", s.name
+            axes[0].plot(x, gain, "o-", color=c, ms=3, label=f"PPO {lab}")
+            axes[1].plot(x, [r["gold"] for r in rows], "o-", color=c, ms=3, label=f"gold, {lab}")
+            if "sentiment" in rows[0]:
+                axes[1].plot(x, [r["sentiment"] for r in rows], ":", color=c, lw=1, label=f"VADER part, {lab}")
+                axes[1].plot(x, [-r["repeats"] for r in rows], "--", color=c, lw=1, label=f"−repeats part, {lab}")
+            fit = fit_gao_rl(rows)
+            if fit:
+                d = np.linspace(1e-3, x.max(), 200)
+                axes[1].plot(d, rows[0]["gold"] + d * (fit["alpha"] - fit["beta"] * np.log(d)), "-", color=c,
+                             alpha=0.35, lw=3, label=f"Gao et al. RL fit, {lab}")  # fmt: skip
+            bon = _load(s / "eval" / "bon.json")
+            if bon:
+                axes[1].plot([math.sqrt(r["kl"]) for r in bon], [r["gold"] for r in bon], "s-.", color=c, ms=3,
+                             alpha=0.7, label=f"best-of-n, {lab}")  # fmt: skip
+            axes[2].plot(gain, [r["gold"] for r in rows], "o-", color=c, ms=3, label=f"PPO {lab}")
+        for ax in axes[:2]:
+            ax.set_xlabel("sqrt(KL(pi || base)) [sqrt nats]")
+        axes[0].set_title("proxy RM score minus the base model's (optimised)")
+        axes[1].set_title(f"gold ({_gold(seeds[0])}) and its parts (hidden)")
+        axes[2].set_xlabel("proxy gain over the base model")
+        axes[2].set_title("gold against the optimised proxy")
+        for ax in axes:
+            ax.grid(alpha=0.3)
+            ax.legend(fontsize=6)
+        fig.suptitle(f"{exp}: PPO without KL penalty, a snapshot every few iterations ({len(seeds)} seed(s))",
+                     fontsize=10)  # fmt: skip
+        fig.tight_layout()
+        fig.savefig(out / f"{exp}.png", dpi=110)
+        plt.close(fig)
+        made.append(f"{exp}.png")
+    return made
 
 
 def figure_goodhart(results: Path, out: Path) -> list[str]:
@@ -321,7 +424,7 @@ def figure_goodhart(results: Path, out: Path) -> list[str]:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    seeds = _seeds(results, ablation=True)
+    seeds = [s for s in _seeds(results, ablation=True) if _gold(s) == "vader"]
     if not seeds:
         return []
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
@@ -516,10 +619,12 @@ def _main(argv=None) -> None:
         made += figures([s for s in seeds if s.parent.name == exp], results / "figures",
                         "" if exp == MAIN else f"-{exp}")  # fmt: skip
     made += figure_goodhart(results, results / "figures")
+    made += figure_within_run(results, results / "figures")
     main_seeds = [s for s in seeds if s.parent.name == MAIN] or seeds
     blocks = {"sft": table_sft(seeds), "rm": table_rm(seeds), "overopt": table_overopt(seeds),
               "timing": table_timing(seeds) + "\n" + table_bench(results), "pipeline": table_pipeline(seeds),
               "matched-kl": table_matched_kl(seeds), "goodhart": table_goodhart(results),
+              "goodhart-fit": table_goodhart_fit(results),
               "samples": table_samples(main_seeds)}  # fmt: skip
     update_markdown(args.readme, blocks)
     if args.index and main_seeds:
