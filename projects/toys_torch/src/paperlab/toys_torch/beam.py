@@ -1,7 +1,7 @@
 """Batched beam search for a causal LM, written out: any width, EOS, length penalty, n-best lists.
 
 The semantics are those of Hugging Face ``generate(num_beams=K, length_penalty=a,
-early_stopping=...)`` (transformers >= 4.50, the vectorised rewrite), so that the two can be
+early_stopping=...)`` (the vectorised rewrite in recent transformers; checked against 5.24), so that the two can be
 compared token for token and score for score (``tests/test_toys_torch_beam.py``):
 
 - every step each of the K running beams is extended by every token; the 2K best candidates by the
@@ -12,9 +12,9 @@ compared token for token and score for score (``tests/test_toys_torch_beam.py``)
 - the next running beams are the K best unfinished candidates (raw ``s``, no penalty);
 - a context is done when (``early_stopping="true"``) its pool holds K hypotheses, or
   (``"false"``, the default) the pool is full and the best running beam, normalised at its
-  current length, cannot beat the worst hypothesis in the pool, or (``"never"``) the same with the
-  best running beam normalised at ``max_new_tokens`` when ``a > 0`` (the exact bound for a >= 0... only
-  when log-probabilities are <= 0, which they are).
+  current length, cannot beat the worst hypothesis in the pool (a heuristic when a > 0), or
+  (``"never"``) the same with the best running beam normalised at ``max_new_tokens`` when a > 0
+  (a true bound, since summed log-probabilities only decrease).
 
 Width 1 with ``early_stopping="true"`` (or ``length_penalty=0``) is greedy decoding.
 """
