@@ -131,8 +131,10 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path, capsys):
     for content, expect in (
         (b"not a checkpoint at all", "is not a readable checkpoint"),
         ({"config": {}, "model": {}}, "is not a VAE checkpoint (no 'meta')"),  # e.g. another project's
-        ({"meta": {"config": {"latent_dims": 3}, "image_shape": [1, 16, 16], "dataset": "digits"}, "model": {}},
-         "unknown config key 'latent_dims' (from checkpoint"),  # never filtered out silently
+        (
+            {"meta": {"config": {"latent_dims": 3}, "image_shape": [1, 16, 16], "dataset": "digits"}, "model": {}},
+            "unknown config key 'latent_dims' (from checkpoint",
+        ),  # never filtered out silently
     ):
         if isinstance(content, bytes):
             (run / "model.pt").write_bytes(content)
@@ -218,8 +220,17 @@ def test_report_regenerates_the_committed_blocks_unchanged_and_writes_the_headli
         shutil.copy(project / name, tmp_path / name)
     index = tmp_path / "index.md"
     index.write_text("| vae | ... | <!-- headline:vae --> old |\n")
-    report.main(["--results", str(tmp_path / "results"), "--readme", str(tmp_path / "README.md"),
-                 str(tmp_path / "REPORT.md"), "--index", str(index)])
+    report.main(
+        [
+            "--results",
+            str(tmp_path / "results"),
+            "--readme",
+            str(tmp_path / "README.md"),
+            str(tmp_path / "REPORT.md"),
+            "--index",
+            str(index),
+        ]
+    )
     for name in ("README.md", "REPORT.md"):
         assert (tmp_path / name).read_text() == (project / name).read_text(), name
     assert "MNIST VAE test −ELBO" in index.read_text() and "one seed" in index.read_text()

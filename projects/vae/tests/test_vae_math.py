@@ -7,10 +7,13 @@ import math
 import pytest
 import torch
 
+from paperlab.vae.config import Config
 from paperlab.vae.model import (
     VAE,
     CodePrior,
+    Decoder,
     VectorQuantizer,
+    build_model,
     gaussian_kl_standard,
     gaussian_log_density,
     log_likelihood,
@@ -208,3 +211,45 @@ def test_code_prior_is_causal():
     handle.remove()
     samples = prior.sample(3, torch.Generator().manual_seed(0))
     assert samples.shape == (3, 6) and samples.max() < 5
+
+
+def _constant_input_pattern(upsample: str, seed: int = 0) -> float:
+    """Std of the decoder output, away from the zero-padded border, for a spatially constant input
+    feature map (random weights): 0 when nothing stride-periodic is built into the upsampling."""
+    torch.manual_seed(seed)
+    dec = Decoder(1, [16, 32, 32], upsample)
+    h = torch.randn(1, 32, 1, 1).expand(1, 32, 8, 8).contiguous()  # constant over space
+    with torch.no_grad():
+        out = dec(h)[0, 0]
+    assert out.shape == (64, 64)
+    return out[24:40, 24:40].std().item() / (out.abs().mean().item() + 1e-12)
+
+
+def test_resize_decoder_has_no_checkerboard_and_the_transposed_one_does():
+    """The checkerboard of the first Olivetti samples: 4x4 stride-2 transposed convs give each of the 2x2
+    output phases its own sub-kernel, so a constant input comes out with a period-2^n pattern. Nearest
+    resize + 3x3 conv maps a constant to a constant (away from the border), whatever the weights."""
+    for seed in range(3):
+        assert _constant_input_pattern("resize", seed) < 1e-5
+        assert _constant_input_pattern("transposed", seed) > 1e-2
+    for model in ("vae", "vqvae"):  # the default decoder has no transposed convolution at all
+        net = build_model(Config(model=model, dataset="olivetti", data_dir="x", channels=[8, 8, 8]))
+        assert not [m for m in net.modules() if isinstance(m, torch.nn.ConvTranspose2d)]
+
+
+def test_learned_decoder_sigma_converges_to_the_rms_residual():
+    """For a fixed decoder mean, the Gaussian log-likelihood is maximised at sigma^2 = mean squared residual:
+    gradient ascent on the learned log sigma finds it."""
+    torch.manual_seed(0)
+    x, mean = torch.rand(4, 1, 8, 8), torch.rand(4, 1, 8, 8)
+    log_sigma = torch.tensor(math.log(0.1), requires_grad=True)
+    opt = torch.optim.Adam([log_sigma], lr=0.05)
+    for _ in range(400):
+        loss = -log_likelihood(x, mean, "gaussian", log_sigma.exp()).mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    assert log_sigma.exp().item() == pytest.approx((x - mean).pow(2).mean().sqrt().item(), rel=1e-3)
+    vae = VAE((1, 16, 16), [8, 8], 4, "gaussian", 0.1, learn_sigma=True)
+    assert "log_sigma" in dict(vae.named_parameters()) and vae.sigma.item() == pytest.approx(0.1)
+    assert "log_sigma" not in dict(VAE((1, 16, 16), [8, 8], 4, "gaussian", 0.1).named_parameters())

@@ -193,7 +193,7 @@ def test_mnist_loader_names_missing_files_and_reads_idx(tmp_path):
 def test_olivetti_and_celeba_loaders_say_what_is_missing(tmp_path):
     with pytest.raises(DatasetError, match="missing .*olivettifaces.mat"):
         load_olivetti_data(tmp_path)
-    with pytest.raises(DatasetError, match=r"missing .*img_align_celeba.*list_eval_partition.txt"):
+    with pytest.raises(DatasetError, match=r"missing .*img_align_celeba.*celeba64.*list_eval_partition.txt"):
         load_celeba_data(tmp_path)
 
 
@@ -216,3 +216,39 @@ def test_celeba_folder_is_cropped_and_resized(tmp_path):
     (folder / "000002.jpg").unlink()
     with pytest.raises(DatasetError, match="000002.jpg"):
         load_celeba_data(tmp_path, 64)
+
+
+def test_celeba_loader_applies_the_recipe_of_the_64px_copy_and_the_copy_loads_as_folder_and_archive(tmp_path):
+    """Official folder: the loader's output equals Pillow's centre crop (left 15, top 35, 148x148) + bicubic
+    resize of the decoded file, the recipe data/celeba64 was made with; that copy (a folder of 64x64 JPEGs
+    or its .tar.gz) loads to the same images, the last 10% by name as the test set."""
+    import tarfile
+
+    official, folder = tmp_path / "official" / "img_align_celeba", tmp_path / "small" / "celeba64"
+    official.mkdir(parents=True)
+    folder.mkdir(parents=True)
+    rng = np.random.default_rng(1)
+    expected = []
+    for i in range(10):
+        yy, xx = np.mgrid[0:218, 0:178]
+        arr = np.stack([(xx * 1.3 + 40 * i) % 256, (yy * 1.1) % 256, rng.integers(0, 256, (218, 178))], -1)
+        Image.fromarray(arr.astype(np.uint8)).save(official / f"{i + 1:06d}.jpg", quality=95)
+        with Image.open(official / f"{i + 1:06d}.jpg") as im:
+            crop = im.convert("RGB").crop((15, 35, 163, 183)).resize((64, 64), Image.BICUBIC)
+        expected.append(torch.from_numpy(np.asarray(crop).copy()).permute(2, 0, 1))
+        crop.save(folder / f"{i + 1:06d}.jpg", quality=90)
+    data = load_celeba_data(tmp_path / "official", 64)  # no partition file: the last 10% are the test set
+    got = torch.cat([data.train.get(torch.arange(9)), data.test.get(torch.tensor([0]))])
+    assert torch.equal(got, torch.stack(expected))
+    with tarfile.open(tmp_path / "small" / "celeba64-8k.tar.gz", "w:gz") as tar:
+        tar.add(folder, arcname="celeba64")
+    from_folder = load_celeba_data(tmp_path / "small", 64)
+    (tmp_path / "only-tar").mkdir()
+    (tmp_path / "small" / "celeba64-8k.tar.gz").rename(tmp_path / "only-tar" / "celeba64-8k.tar.gz")
+    from_tar = load_celeba_data(tmp_path / "only-tar", 64)
+    for d in (from_folder, from_tar):
+        assert (len(d.train), len(d.test)) == (9, 1)
+        assert torch.equal(d.test.get(torch.tensor([0])), from_folder.test.get(torch.tensor([0])))
+    assert torch.equal(from_tar.train.get(torch.arange(9)), from_folder.train.get(torch.arange(9)))
+    # the re-encoded 64x64 JPEG is within JPEG error of the crop it was saved from
+    assert (from_folder.train.get(torch.arange(9)).float() - torch.stack(expected[:9]).float()).abs().mean() < 8

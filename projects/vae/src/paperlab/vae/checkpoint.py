@@ -40,6 +40,8 @@ FIXED_ON_RESUME = (
     "codebook_size",
     "code_dim",
     "likelihood",
+    "learn_sigma",
+    "upsample",
     "binarize",
     "batch_size",
 )
@@ -145,8 +147,7 @@ def load_model(path: str | Path, overrides=(), image_shape=None):
 
 
 # ------------------------------------------------------------------------------------ code prior
-def save_prior_training(path: Path, cfg: Config, prior, optimizer, scheduler, loop: dict,
-                        gen: torch.Generator) -> None:
+def save_prior_training(path: Path, cfg: Config, prior, optimizer, scheduler, loop: dict, gen: torch.Generator) -> None:
     state = {
         "config": to_dict(cfg),
         "prior": prior.state_dict(),
@@ -159,8 +160,9 @@ def save_prior_training(path: Path, cfg: Config, prior, optimizer, scheduler, lo
 
 
 def resume_prior(path: Path, cfg: Config, prior, optimizer, scheduler, gen: torch.Generator) -> dict:
-    state = load_checkpoint(path, required=("config", "prior", "optimizer", "scheduler", "loop", "rng"),
-                            kind="VAE code-prior training")
+    state = load_checkpoint(
+        path, required=("config", "prior", "optimizer", "scheduler", "loop", "rng"), kind="VAE code-prior training"
+    )
     check_resumable(state["config"], cfg, PRIOR_FIXED_ON_RESUME, what=f"checkpoint {path}")
     _load_state(prior, state["prior"], path)
     optimizer.load_state_dict(state["optimizer"])
@@ -172,8 +174,12 @@ def resume_prior(path: Path, cfg: Config, prior, optimizer, scheduler, gen: torc
 
 def save_prior(path: Path, cfg: Config, prior: CodePrior) -> None:
     atomic_save(
-        {"prior": prior.state_dict(), "config": to_dict(cfg), "codebook_size": prior.codebook_size,
-         "length": prior.length},
+        {
+            "prior": prior.state_dict(),
+            "config": to_dict(cfg),
+            "codebook_size": prior.codebook_size,
+            "length": prior.length,
+        },
         path,
     )
 

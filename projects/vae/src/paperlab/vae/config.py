@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 MODELS = ("vae", "ae", "vqvae")  # ae: the plain (deterministic) autoencoder, for comparison
 DATASETS = ("digits", "mnist", "olivetti", "celeba")
 LIKELIHOODS = ("bernoulli", "gaussian")
+UPSAMPLE = ("resize", "transposed")
 NATIVE_SIZE = {"digits": 16, "mnist": 28, "olivetti": 64, "celeba": 64}
 NATIVE_CHANNELS = {"digits": 1, "mnist": 1, "olivetti": 1, "celeba": 3}
 
@@ -22,14 +23,19 @@ class Config:
     seed: int = 1
     run_dir: str = "runs/vae/${dataset}/${model}-seed${seed}"  # OmegaConf fills in the ${...}
     threads: int = 1  # torch CPU threads (small nets on a shared machine: 1)
+    device: str = "cpu"  # cpu | cuda | auto (cuda when available): where the VAE / VQ-VAE trains
 
     # --- likelihood p(x|z) ---
     likelihood: str = "bernoulli"  # bernoulli (binarised images) | gaussian (fixed variance, dequantised 8-bit)
     binarize: bool = True  # bernoulli: train on dynamically binarised images, test on one fixed binarisation
-    gaussian_sigma: float = 0.1  # gaussian: the fixed standard deviation of p(x|z), on the [0, 1] pixel scale
+    gaussian_sigma: float = 0.1  # gaussian: the standard deviation of p(x|z) on the [0, 1] pixel scale (fixed,
+    #                              or the initial value when learn_sigma)
+    learn_sigma: bool = False  # gaussian: learn one scalar sigma with the ELBO (its optimum: the RMS residual)
 
     # --- networks (one stride-2 conv per entry of `channels`; the decoder mirrors the encoder) ---
     channels: list[int] = field(default_factory=lambda: [32, 64])
+    upsample: str = "resize"  # decoder x2 steps: resize (nearest + 3x3 conv) | transposed (4x4 stride-2
+    #                           transposed conv: the first results; leaves a period-2^n grid, see model.Decoder)
     latent_dim: int = 16  # vae / ae: size of z
     beta: float = 1.0  # weight of the KL term; 1.0 is the plain ELBO (anything else is a beta-VAE, not the ELBO)
 
@@ -65,9 +71,16 @@ class Config:
     def __post_init__(self):
         # load_config resolves ${...} through OmegaConf; this covers Config(...) built in Python
         self.run_dir = re.sub(r"\$\{(\w+)\}", lambda m: str(getattr(self, m.group(1))), self.run_dir)
-        for name, allowed in (("model", MODELS), ("dataset", DATASETS), ("likelihood", LIKELIHOODS)):
+        for name, allowed in (
+            ("model", MODELS),
+            ("dataset", DATASETS),
+            ("likelihood", LIKELIHOODS),
+            ("upsample", UPSAMPLE),
+        ):
             if getattr(self, name) not in allowed:
                 raise ValueError(f"{name} must be one of {allowed}, got {getattr(self, name)!r}")
+        if self.device not in ("cpu", "cuda", "auto"):
+            raise ValueError(f"device must be cpu, cuda or auto, got {self.device!r}")
         if self.dataset != "digits" and not self.data_dir:
             raise ValueError(f"dataset={self.dataset} needs data_dir=<folder with its files>")
         positive = (

@@ -4,7 +4,9 @@
     mnist     the four IDX files (``train-images-idx3-ubyte.gz``, ...) in ``data_dir``
     olivetti  ``olivettifaces.mat`` (400 faces, 64x64) in ``data_dir``; one image per person is held out
     celeba    ``img_align_celeba/*.jpg`` (+ ``list_eval_partition.txt``) in ``data_dir``, or torchvision's
-              ``data_dir/celeba/...`` layout; centre crop 148, resize 64 (read lazily, image by image)
+              ``data_dir/celeba/...`` layout; centre crop 148, bicubic resize to 64 (read lazily, image by
+              image); or an already preprocessed 64x64 copy: a folder ``celeba64/`` of JPEGs or the archive
+              ``celeba64-8k.tar.gz`` holding it (read into memory; the last 10% by file name are the test set)
 
 A batch of uint8 images becomes the model's input in :func:`to_model_input`: binarised (Bernoulli
 likelihood) or uniformly dequantised to ``(k + u) / 256`` (Gaussian likelihood, so that a density in
@@ -150,26 +152,75 @@ def load_olivetti_data(data_dir: str | Path, size: int = 64) -> ImageData:
 
 
 def load_celeba_image(path: Path, size: int = 64) -> torch.Tensor:
-    """CelebA's usual preprocessing: centre crop 148x148 of the 178x218 aligned image, resize to ``size``."""
+    """CelebA's usual preprocessing: centre crop 148x148 of the 178x218 aligned image (left 15, top 35),
+    bicubic resize to ``size`` (Pillow): the recipe of the 64x64 copy in ``data/celeba64``."""
     from PIL import Image
 
     with Image.open(path) as im:
         im = im.convert("RGB")
         w, h = im.size
         left, top = (w - 148) // 2, (h - 148) // 2
-        im = im.crop((left, top, left + 148, top + 148)).resize((size, size), Image.BILINEAR, reducing_gap=None)
+        im = im.crop((left, top, left + 148, top + 148)).resize((size, size), Image.BICUBIC)
         arr = np.asarray(im, dtype=np.uint8)
     return torch.from_numpy(arr.copy()).permute(2, 0, 1)
 
 
+CELEBA64_TAR = "celeba64-8k.tar.gz"
+
+
+def _decode_u8(data: bytes, size: int) -> torch.Tensor:
+    """A JPEG/PNG (already cropped to a square) as a uint8 (3, size, size) tensor, bicubic-resized if needed."""
+    import io
+
+    from PIL import Image
+
+    with Image.open(io.BytesIO(data)) as im:
+        im = im.convert("RGB")
+        if im.size != (size, size):
+            im = im.resize((size, size), Image.BICUBIC)
+        arr = np.asarray(im, dtype=np.uint8)
+    return torch.from_numpy(arr.copy()).permute(2, 0, 1)
+
+
+def _split_last_tenth(images: torch.Tensor) -> ImageData:
+    n_test = max(1, len(images) // 10)
+    return ImageData(ImageSet(images[:-n_test]), ImageSet(images[-n_test:]), "celeba")
+
+
+def load_celeba64(root: Path, size: int = 64) -> ImageData | None:
+    """The preprocessed copy (centre crop 148, resize 64): ``root/celeba64/*.jpg``, ``root/*.jpg`` of square
+    images, or ``root/celeba64-8k.tar.gz``; None when ``root`` holds none of these. Sorted by file name; the
+    last 10% are the test set (one image per identity in the 8k copy, so train and test people differ)."""
+    import tarfile
+
+    folder = next((d for d in (root / "celeba64", root) if any(d.glob("*.jpg"))), None) if root.is_dir() else None
+    if folder is not None:
+        files = sorted(folder.glob("*.jpg"))
+        return _split_last_tenth(torch.stack([_decode_u8(f.read_bytes(), size) for f in files]))
+    tar_path = root / CELEBA64_TAR
+    if not tar_path.is_file():
+        return None
+    with tarfile.open(tar_path, "r|gz") as tar:  # one pass in stream order (seeking a .gz is quadratic)
+        raw = {m.name: tar.extractfile(m).read() for m in tar if m.isfile() and m.name.endswith(".jpg")}
+    if not raw:
+        raise DatasetError(f"CelebA: {tar_path} holds no .jpg files")
+    images = torch.stack([_decode_u8(raw[name], size) for name in sorted(raw)])
+    return _split_last_tenth(images)
+
+
 def load_celeba_data(data_dir: str | Path, size: int = 64) -> ImageData:
-    """CelebA's aligned images; the official split when ``list_eval_partition.txt`` is present (train 0,
-    test 2), otherwise the last 10% of the sorted files are the test set."""
+    """CelebA's aligned images (``img_align_celeba/``; the official split when ``list_eval_partition.txt``
+    is present (train 0, test 2), otherwise the last 10% of the sorted files are the test set), or the
+    preprocessed 64x64 copy (:func:`load_celeba64`)."""
     root = Path(data_dir)
     base = next((d for d in (root, root / "celeba") if (d / "img_align_celeba").is_dir()), None)
     if base is None:
+        small = load_celeba64(root, size)
+        if small is not None:
+            return small
         raise DatasetError(
-            f"CelebA: missing {root / 'img_align_celeba'}/ (the folder of aligned JPEGs). " + CELEBA_HELP
+            f"CelebA: missing {root / 'img_align_celeba'}/ (the folder of aligned JPEGs), and no preprocessed "
+            f"64x64 copy ({root / 'celeba64'}/*.jpg or {root / CELEBA64_TAR}) either. " + CELEBA_HELP
         )
     folder = base / "img_align_celeba"
     files = sorted(folder.glob("*.jpg"))

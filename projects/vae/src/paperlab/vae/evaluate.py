@@ -43,7 +43,9 @@ def test_metrics(model, data: ImageData, cfg: Config, max_images: int = 0, prior
     n = 0
     with torch.random.fork_rng():
         torch.manual_seed(4321)
+        device = next(model.parameters()).device
         for _, x in fixed_test_inputs(data, cfg, max_images):
+            x = x.to(device)
             out = model(x)
             terms = {"recon": out["recon"]}
             if cfg.model == "vae":

@@ -33,15 +33,17 @@ def gaussian_log_density(x: torch.Tensor, mean: torch.Tensor, log_sigma: torch.T
     return -0.5 * ((x - mean) * torch.exp(-log_sigma)).pow(2) - log_sigma - 0.5 * LOG_2PI
 
 
-def log_likelihood(x: torch.Tensor, out: torch.Tensor, likelihood: str, sigma: float = 0.1) -> torch.Tensor:
+def log_likelihood(
+    x: torch.Tensor, out: torch.Tensor, likelihood: str, sigma: float | torch.Tensor = 0.1
+) -> torch.Tensor:
     """log p(x|z) per image (summed over all pixels) for the decoder output ``out``.
 
-    bernoulli: ``out`` are logits, x in [0, 1] (exact for binary x). gaussian: ``out`` is the mean,
-    the variance is fixed at sigma^2."""
+    bernoulli: ``out`` are logits, x in [0, 1] (exact for binary x). gaussian: ``out`` is the mean, the
+    standard deviation is ``sigma`` (a number, or a scalar tensor when it is learned)."""
     if likelihood == "bernoulli":
         ll = -F.binary_cross_entropy_with_logits(out, x, reduction="none")
     else:
-        ll = gaussian_log_density(x, out, math.log(sigma))
+        ll = gaussian_log_density(x, out, torch.log(torch.as_tensor(sigma, dtype=x.dtype)))
     return ll.flatten(1).sum(1)
 
 
@@ -68,14 +70,25 @@ class Encoder(nn.Module):
 
 
 class Decoder(nn.Module):
-    """features (B, channels[-1], h, w) -> decoder output (B, C, H, W): the mirror of :class:`Encoder`."""
+    """features (B, channels[-1], h, w) -> decoder output (B, C, H, W): the mirror of :class:`Encoder`.
 
-    def __init__(self, out_channels: int, channels: list[int]):
+    ``upsample="resize"`` (the default): each x2 step is a nearest-neighbour resize followed by a 3x3 conv,
+    so a spatially constant input stays constant away from the border: no stride-periodic pattern can be
+    built in (Odena, Dumoulin & Olah 2016, "Deconvolution and checkerboard artifacts"). ``"transposed"``:
+    the 4x4 / stride-2 transposed convs the first results were made with. Their kernel is a multiple of
+    the stride, so the overlap is even, but each of the 2x2 output phases has its own 2x2 sub-kernel: a
+    constant input already comes out with a period-2 pattern per step (period 2^n after n steps), the
+    grid visible on the Olivetti prior samples (tested in ``test_vae_math``)."""
+
+    def __init__(self, out_channels: int, channels: list[int], upsample: str = "resize"):
         super().__init__()
         rev = list(reversed(channels))
         layers = [nn.Conv2d(rev[0], rev[0], 3, 1, 1), nn.SiLU()]
         for c, nxt in zip(rev, rev[1:] + [rev[-1]]):
-            layers += [nn.ConvTranspose2d(c, nxt, 4, 2, 1), nn.SiLU()]
+            if upsample == "transposed":
+                layers += [nn.ConvTranspose2d(c, nxt, 4, 2, 1), nn.SiLU()]
+            else:
+                layers += [nn.Upsample(scale_factor=2, mode="nearest"), nn.Conv2d(c, nxt, 3, 1, 1), nn.SiLU()]
         layers += [nn.Conv2d(rev[-1], out_channels, 3, 1, 1)]
         self.net = nn.Sequential(*layers)
 
@@ -83,12 +96,31 @@ class Decoder(nn.Module):
         return self.net(h)
 
 
+class _DecoderSigma(nn.Module):
+    """The decoder's Gaussian standard deviation: the fixed ``sigma`` of the config, or (``learn_sigma``)
+    one scalar learned with the ELBO, initialised at ``sigma``. For a given decoder mean the ELBO is
+    maximised by sigma^2 = the mean squared residual, so a learned sigma is the tightest bound in the
+    family and weighs reconstruction against KL by the data, not by hand (Rybkin, Daniilidis & Levine
+    2021, "Simple and Effective VAE Training with Calibrated Decoders", arXiv 2006.13202)."""
+
+    def _init_sigma(self, sigma: float, learn: bool) -> None:
+        self.learn_sigma = learn
+        if learn:
+            self.log_sigma = nn.Parameter(torch.tensor(math.log(sigma)))
+        else:
+            self.fixed_sigma = sigma
+
+    @property
+    def sigma(self) -> float | torch.Tensor:
+        return self.log_sigma.exp() if self.learn_sigma else self.fixed_sigma
+
+
 def _check_input(x: torch.Tensor, shape: tuple[int, int, int]) -> None:
     if tuple(x.shape[1:]) != tuple(shape):
         raise ValueError(f"this model takes images of shape {tuple(shape)} (C, H, W), got {tuple(x.shape[1:])}")
 
 
-class VAE(nn.Module):
+class VAE(_DecoderSigma):
     """Gaussian q(z|x) from a conv encoder, p(z) = N(0, I), conv decoder for p(x|z).
 
     ``deterministic=True`` is the plain autoencoder: z = mu(x), no KL term, no sampling."""
@@ -101,9 +133,12 @@ class VAE(nn.Module):
         likelihood: str = "bernoulli",
         sigma: float = 0.1,
         deterministic: bool = False,
+        upsample: str = "resize",
+        learn_sigma: bool = False,
     ):
         super().__init__()
-        self.image_shape, self.likelihood, self.sigma = tuple(image_shape), likelihood, sigma
+        self.image_shape, self.likelihood = tuple(image_shape), likelihood
+        self._init_sigma(sigma, learn_sigma and likelihood == "gaussian")
         self.latent_dim, self.deterministic = latent_dim, deterministic
         c, h, w = image_shape
         f = 2 ** len(channels)
@@ -112,7 +147,7 @@ class VAE(nn.Module):
         self.encoder = Encoder(c, channels)
         self.to_q = nn.Linear(n_feat, latent_dim if deterministic else 2 * latent_dim)
         self.from_z = nn.Sequential(nn.Linear(latent_dim, n_feat), nn.SiLU())
-        self.decoder = Decoder(c, channels)
+        self.decoder = Decoder(c, channels, upsample)
 
     def encode(self, x):
         """Parameters (mu, logvar) of q(z|x); logvar is None for the plain autoencoder."""
@@ -224,7 +259,7 @@ class VectorQuantizer(nn.Module):
         return len(dead)
 
 
-class VQVAE(nn.Module):
+class VQVAE(_DecoderSigma):
     """Encoder -> 1x1 conv to D -> quantiser -> 1x1 conv -> decoder; same conv trunk as :class:`VAE`."""
 
     def __init__(
@@ -236,16 +271,19 @@ class VQVAE(nn.Module):
         commitment: float = 0.25,
         likelihood: str = "bernoulli",
         sigma: float = 0.1,
+        upsample: str = "resize",
+        learn_sigma: bool = False,
     ):
         super().__init__()
-        self.image_shape, self.likelihood, self.sigma = tuple(image_shape), likelihood, sigma
+        self.image_shape, self.likelihood = tuple(image_shape), likelihood
+        self._init_sigma(sigma, learn_sigma and likelihood == "gaussian")
         c, h, w = image_shape
         f = 2 ** len(channels)
         self.grid = (h // f, w // f)
         self.encoder = nn.Sequential(Encoder(c, channels), nn.Conv2d(channels[-1], code_dim, 1))
         self.quantizer = VectorQuantizer(codebook_size, code_dim, commitment)
         self.post = nn.Sequential(nn.Conv2d(code_dim, channels[-1], 1), nn.SiLU())
-        self.decoder = Decoder(c, channels)
+        self.decoder = Decoder(c, channels, upsample)
 
     def encode(self, x):
         _check_input(x, self.image_shape)
@@ -267,9 +305,26 @@ def build_model(cfg: Config, image_shape=None) -> nn.Module:
     shape = tuple(image_shape or cfg.image_shape)
     if cfg.model == "vqvae":
         return VQVAE(
-            shape, cfg.channels, cfg.codebook_size, cfg.code_dim, cfg.commitment, cfg.likelihood, cfg.gaussian_sigma
+            shape,
+            cfg.channels,
+            cfg.codebook_size,
+            cfg.code_dim,
+            cfg.commitment,
+            cfg.likelihood,
+            cfg.gaussian_sigma,
+            cfg.upsample,
+            cfg.learn_sigma,
         )
-    return VAE(shape, cfg.channels, cfg.latent_dim, cfg.likelihood, cfg.gaussian_sigma, deterministic=cfg.model == "ae")
+    return VAE(
+        shape,
+        cfg.channels,
+        cfg.latent_dim,
+        cfg.likelihood,
+        cfg.gaussian_sigma,
+        deterministic=cfg.model == "ae",
+        upsample=cfg.upsample,
+        learn_sigma=cfg.learn_sigma,
+    )
 
 
 # ------------------------------------------------------------------ autoregressive prior over the codes

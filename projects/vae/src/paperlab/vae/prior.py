@@ -59,8 +59,13 @@ def mean_nll(prior: CodePrior, codes: torch.Tensor) -> float:
     return nll
 
 
-def train_prior(run: str | Path, overrides=(), data: ImageData | None = None, resume: bool = False,
-                stop_after_steps: int | None = None) -> dict:
+def train_prior(
+    run: str | Path,
+    overrides=(),
+    data: ImageData | None = None,
+    resume: bool = False,
+    stop_after_steps: int | None = None,
+) -> dict:
     """Train the code prior of the finished VQ-VAE run ``run`` into ``run/prior`` and ``run/prior.pt``.
 
     ``overrides`` change the prior's settings (``prior_steps=...``); what the prior actually ran with
@@ -71,8 +76,10 @@ def train_prior(run: str | Path, overrides=(), data: ImageData | None = None, re
     run_dir = Path(run) if Path(run).is_dir() else Path(run).parent
     prior_dir = run_dir / "prior"
     if not resume and (prior_dir / LAST).is_file():
-        raise ConfigError(f"{run_dir} already has a code prior (checkpoint {prior_dir / LAST}); continue it with "
-                          f"{RESUME_HINT}, or delete {prior_dir} and {run_dir / 'prior.pt'} to train a new one")
+        raise ConfigError(
+            f"{run_dir} already has a code prior (checkpoint {prior_dir / LAST}); continue it with "
+            f"{RESUME_HINT}, or delete {prior_dir} and {run_dir / 'prior.pt'} to train a new one"
+        )
     resume_from = guard_run_dir(prior_dir, resume, RESUME_HINT)
     torch.set_num_threads(cfg.threads)
     torch.manual_seed(cfg.seed)
@@ -141,15 +148,17 @@ def train_prior(run: str | Path, overrides=(), data: ImageData | None = None, re
         atomic_write_text(prior_dir / "summary.json", json.dumps(summary, indent=2) + "\n")
         return summary
     save_prior(run_dir / "prior.pt", cfg, prior)
-    summary.update({
-        "train_nll": mean_nll(prior, train_codes),
-        "test_nll": mean_nll(prior, test_codes),
-        "best_test_nll": best_nll,
-        "best_test_step": best_step,
-        "uniform_nll": prior.length * math.log(prior.codebook_size),
-        "n_train": len(train_codes),
-        "n_test": len(test_codes),
-    })
+    summary.update(
+        {
+            "train_nll": mean_nll(prior, train_codes),
+            "test_nll": mean_nll(prior, test_codes),
+            "best_test_nll": best_nll,
+            "best_test_step": best_step,
+            "uniform_nll": prior.length * math.log(prior.codebook_size),
+            "n_train": len(train_codes),
+            "n_test": len(test_codes),
+        }
+    )
     atomic_write_text(prior_dir / "summary.json", json.dumps(summary, indent=2) + "\n")
     return summary
 

@@ -96,22 +96,23 @@ def check_prior_record(run: Path) -> dict | None:
     if (run / "prior" / "metrics.jsonl").exists():
         steps["last step in metrics.jsonl"] = max(r["step"] for r in read_metrics(run / "prior" / "metrics.jsonl"))
     if len(set(steps.values())) != 1:
-        raise ValueError(f"{run / 'prior'}: the recorded prior steps disagree: "
-                         + ", ".join(f"{k} = {v}" for k, v in steps.items()))
+        raise ValueError(
+            f"{run / 'prior'}: the recorded prior steps disagree: " + ", ".join(f"{k} = {v}" for k, v in steps.items())
+        )
     return summary
 
 
 def results_table(results: Path) -> str:
     lines = [
         "| dataset | model | params | test −log p(x) bound (nats) | bits/dim | reconstruction term (nats) | "
-        "KL / code-prior term (nats) | importance-sampled −log p(x), k=100 (nats) | steps | train time (s) |",
+        "KL / code-prior term (nats) | importance-sampled −log p(x) (nats) | steps | train time (s) |",
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for dataset, run in _runs(results):
         ev = json.loads((run / "eval.json").read_text())
         summ = json.loads((run / "summary.json").read_text()) if (run / "summary.json").exists() else {}
         t = ev["test"]
-        model = MODEL_NAMES.get(ev["model"], ev["model"])
+        model = MODEL_NAMES.get(ev["model"], ev["model"]) + _decoder_label(run)
         if ev["model"] == "vae" and not ev.get("plain_elbo", True):
             model += f" (beta={ev['beta']}, not the ELBO)"
         param_s = f"{ev['n_params'] / 1e3:.0f}k" + (
@@ -128,7 +129,7 @@ def results_table(results: Path) -> str:
         iw = ev.get("importance")
         iw_s = "-"
         if iw:
-            iw_s = f"{iw['nll'] + offset:.1f} ({iw['bits_per_dim']:.3f} b/d)"
+            iw_s = f"k={iw['k']}: {iw['nll'] + offset:.1f} ({iw['bits_per_dim']:.3f} b/d)"
             if "nelbo_same_images" in iw:
                 iw_s += f"; −ELBO on the same {iw['n_images']} images: {iw['nelbo_same_images'] + offset:.1f}"
             else:
@@ -202,6 +203,49 @@ def comparison_table(results: Path) -> str:
     return "\n".join(lines)
 
 
+def _decoder_label(run: Path) -> str:
+    """How the decoder upsampled and which Gaussian sigma it used, from the run's recorded config/metrics."""
+    cfg = _config(run)
+    parts = ["transposed-conv decoder"] if cfg.get("upsample", "resize") == "transposed" else []
+    if cfg.get("likelihood") == "gaussian":
+        if cfg.get("learn_sigma"):
+            sig = [r["sigma"] for r in read_metrics(run / "metrics.jsonl") if r.get("sigma") is not None]
+            parts.append(f"learned σ → {sig[-1]:.3f}" if sig else "learned σ")
+        else:
+            parts.append(f"fixed σ = {cfg.get('gaussian_sigma', 0.1):g}")
+    return f" ({', '.join(parts)})" if parts else ""
+
+
+def terms_table(results: Path, dataset: str = "celeba") -> str:
+    """The two ELBO terms of the ``dataset`` VAE over training (50-step training-batch means, nats per image;
+    the reconstruction term and the -ELBO include D log 256, so they are discrete 8-bit bounds), the learned
+    sigma, and the test-set values where they were measured."""
+    lines = [
+        "| steps | reconstruction term | KL | −ELBO | bits/dim | decoder σ | test reconstruction | test KL |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for ds, run in _runs(results):
+        ev = json.loads((run / "eval.json").read_text())
+        if ds != dataset or ev["model"] != "vae":
+            continue
+        rows = read_metrics(run / "metrics.jsonl")
+        train = [r for r in rows if r.get("recon") is not None]
+        last = max(r["step"] for r in train)
+        off = ev["test"].get("discrete_offset_nats", 0.0)
+        n_dims = float(np.prod(ev["image_shape"]))
+        ends = sorted({e for e in (50, 100, 250, 500, 750, 1000, 1500, 2000, 3000, 5000) if e <= last} | {last})
+        tests = {r["step"]: r for r in rows if r.get("test_kl") is not None}
+        for end in ends:
+            rec, kl, sig = (_window_mean(train, k, end) for k in ("recon", "kl", "sigma"))
+            t = tests.get(end)
+            test_s = f"{t['test_recon'] + off:.0f} | {t['test_kl']:.1f}" if t else "- | -"
+            lines.append(
+                f"| {max(1, end - 49)}-{end} | {rec + off:.0f} | {kl:.1f} | {rec + kl + off:.0f} | "
+                f"{(rec + kl + off) / (n_dims * np.log(2)):.3f} | {_fmt(sig, '{:.4f}')} | {test_s} |"
+            )
+    return "\n".join(lines)
+
+
 def _config(run: Path) -> dict:
     import yaml
 
@@ -227,7 +271,11 @@ def components_plot(run: Path, out: Path) -> None:
     train = [r for r in rows if r.get("recon") is not None]
     test = [r for r in rows if r.get("test_recon") is not None]
     s = np.array([r["step"] for r in train])
-    fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
+    has_sigma = any(r.get("sigma") is not None for r in train)
+    fig, axes = plt.subplots(1, 3 + has_sigma, figsize=(13 + 4 * has_sigma, 3.6))
+    if has_sigma:
+        axes[3].plot(s, [r["sigma"] for r in train], color="C2")
+        axes[3].set(title="learned decoder σ (pixel scale [0, 1])", xlabel="step", yscale="log")
     for ax, key, title in zip(
         axes, ("nelbo", "recon", "kl"), ("negative ELBO", "reconstruction −E_q log p(x|z)", "KL(q(z|x) ‖ p(z))")
     ):
@@ -298,7 +346,9 @@ def headline(results: Path) -> str:
         steps = _summary_get(summ, "steps", "step")
         t = ev["test"]
         seeds.add(run.name.split("-seed")[-1])
-        name = {"mnist": "MNIST", "olivetti": "Olivetti"}.get(dataset, dataset)
+        name = {"mnist": "MNIST", "olivetti": "Olivetti", "celeba": "CelebA 64x64"}.get(dataset, dataset)
+        if _config(run).get("upsample") == "transposed" and dataset == "olivetti":
+            continue  # the superseded decoder: kept in the README for the before/after comparison only
         if ev["model"] == "vae":
             parts.append(
                 f"{name} VAE test −ELBO {t['nelbo'] + t.get('discrete_offset_nats', 0):.1f} nats "
@@ -320,8 +370,9 @@ def _main(argv=None) -> None:
     parser.add_argument("--collect", type=Path, help="copy the small files of finished runs from this folder first")
     parser.add_argument("--results", type=Path, default=Path("projects/vae/results"))
     parser.add_argument("--readme", type=Path, nargs="*", default=[Path("projects/vae/README.md")])
-    parser.add_argument("--index", type=Path, default=None,
-                        help="top-level README whose <!-- headline:vae --> cell is updated")
+    parser.add_argument(
+        "--index", type=Path, default=None, help="top-level README whose <!-- headline:vae --> cell is updated"
+    )
     args = parse_args(parser, argv)
     if not args.results.is_dir():
         raise FileNotFoundError(f"no results folder at {args.results}")
@@ -331,8 +382,11 @@ def _main(argv=None) -> None:
         "results": results_table(args.results),
         "vq": vq_table(args.results),
         "compare": comparison_table(args.results),
+        "celeba-terms": terms_table(args.results, "celeba"),
     }
-    (args.results / "results.md").write_text("\n\n".join(blocks[k] for k in ("results", "vq", "compare")) + "\n")
+    (args.results / "results.md").write_text(
+        "\n\n".join(blocks[k] for k in ("results", "vq", "compare", "celeba-terms")) + "\n"
+    )
     for p in make_plots(args.results):
         print(f"wrote {p}")
     for path, names in update_markdown(args.readme, blocks).items():

@@ -46,6 +46,8 @@ def train_step(model, optimizer, x: torch.Tensor, cfg: Config, step: int) -> dic
         torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
     optimizer.step()
     logs = {"loss": loss.item(), "recon": out["recon"].mean().item()}
+    if getattr(model, "learn_sigma", False):
+        logs["sigma"] = model.sigma.item()
     if cfg.model == "vae":
         logs["kl"] = out["kl"].mean().item()
         logs["nelbo"] = logs["recon"] + logs["kl"]
@@ -74,7 +76,10 @@ def train(
 
     seed_everything(cfg.seed)
     data = data or load_data(cfg)
-    model = build_model(cfg)
+    device = torch.device(
+        "cuda" if cfg.device == "cuda" or (cfg.device == "auto" and torch.cuda.is_available()) else "cpu"
+    )
+    model = build_model(cfg).to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     gen = torch.Generator().manual_seed(cfg.seed)  # the order of the training images
     meta = make_meta(cfg, model)
@@ -94,8 +99,14 @@ def train(
         return round(elapsed + time.time() - t_start, 1)
 
     def save_checkpoint() -> None:
-        save_training(ckpt_path, meta, model, optimizer,
-                      {"step": step, "elapsed": elapsed + time.time() - t_start, "perm": perm, "pos": pos}, gen)
+        save_training(
+            ckpt_path,
+            meta,
+            model,
+            optimizer,
+            {"step": step, "elapsed": elapsed + time.time() - t_start, "perm": perm, "pos": pos},
+            gen,
+        )
 
     logger = RunLogger(run_dir, cfg, resume_step=step if resume_from is not None else None)
     desc = f"{cfg.model} {cfg.dataset}" + ("" if cfg.is_plain_elbo or cfg.model != "vae" else f" beta={cfg.beta}")
@@ -110,12 +121,16 @@ def train(
                 idx = perm[pos : pos + cfg.batch_size]
                 pos += cfg.batch_size
                 model.train()
-                x = to_model_input(data.train.get(idx), cfg)
+                x = to_model_input(data.train.get(idx), cfg).to(device)
                 try:
                     logs = train_step(model, optimizer, x, cfg, step + 1)
                 except FloatingPointError as e:
-                    where = (f"the last good checkpoint is {ckpt_path} (resume with --resume and a lower lr "
-                             "or grad_clip > 0)" if ckpt_path.exists() else "no checkpoint was written yet")
+                    where = (
+                        f"the last good checkpoint is {ckpt_path} (resume with --resume and a lower lr "
+                        "or grad_clip > 0)"
+                        if ckpt_path.exists()
+                        else "no checkpoint was written yet"
+                    )
                     raise FloatingPointError(f"{e}; {where}") from None
                 step += 1
                 z_e = logs.pop("_z_e", None)
@@ -137,9 +152,18 @@ def train(
     if saved_at != step:  # stopped by a signal between two checkpoints
         save_checkpoint()
 
-    summary = {"steps": step, "wall_time_s": wall(), "finished": step >= cfg.total_steps, "seed": cfg.seed,
-               "device": "cpu", "model": cfg.model, "dataset": cfg.dataset, "plain_elbo": cfg.is_plain_elbo,
-               "beta": cfg.beta, "n_params": meta["n_params"]}
+    summary = {
+        "steps": step,
+        "wall_time_s": wall(),
+        "finished": step >= cfg.total_steps,
+        "seed": cfg.seed,
+        "device": device.type,
+        "model": cfg.model,
+        "dataset": cfg.dataset,
+        "plain_elbo": cfg.is_plain_elbo,
+        "beta": cfg.beta,
+        "n_params": meta["n_params"],
+    }
     if step < cfg.total_steps:  # stopped early: the checkpoint is the way on
         logger.close()
         atomic_write_text(run_dir / "summary.json", json.dumps(summary, indent=2) + "\n")
