@@ -21,7 +21,7 @@ DDPM_STEPS ?= 50
 DDPM_N ?= 2000
 DDPM_ROWS ?= ddim:10 ddim:20 ddim:50 ddim:100 ddim:20:1 ddim:100:1 ddpm:1000
 
-train-ddpm: $(VENV)/.stamp-ddpm ## DDPM (DDPM_PRESET=digits|mnist|olivetti|cifar10|celeba DDPM_DATA=dir SEED STEPS ARGS; RESUME=1)
+train-ddpm: $(VENV)/.stamp-ddpm ## DDPM (DDPM_PRESET=digits|mnist|olivetti|cifar10|celeba|celeba-gpu DDPM_DATA=dir SEED STEPS ARGS; RESUME=1)
 	$(PY) -m paperlab.ddpm.train --config configs/ddpm/$(DDPM_PRESET).yaml seed=$(SEED) run_dir=$(DDPM_RUN) \
 	  $(DDPM_DATA_ARG) $(STEPS_ARG) $(ARGS) $(RESUME_ARG)
 

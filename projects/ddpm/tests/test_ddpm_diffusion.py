@@ -144,7 +144,7 @@ def test_loss_is_the_noise_mse():
 
 
 def test_ddim_clip_conventions():
-    """"consistent" recomputes eps from the clipped x0 (so x_t is still sqrt(abar) x0 + sqrt(1 - abar) eps);
+    """ "consistent" recomputes eps from the clipped x0 (so x_t is still sqrt(abar) x0 + sqrt(1 - abar) eps);
     "model-eps" keeps the network's eps. They agree wherever the predicted x0 is inside [-1, 1]."""
     betas = make_betas("linear", 100)
     cons, keep = GaussianDiffusion(betas), GaussianDiffusion(betas, ddim_clip="model-eps")

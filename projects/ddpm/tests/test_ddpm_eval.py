@@ -12,7 +12,7 @@ from scipy import linalg
 from paperlab.ddpm import evaluate as ev
 from paperlab.ddpm import report
 from paperlab.ddpm import train as train_mod
-from paperlab.ddpm.classifier import classifier_warning
+from paperlab.ddpm.classifier import classifier_warning, rotation_task, train_classifier
 from paperlab.ddpm.config import Config
 from paperlab.ddpm.data import load_digits_data
 from paperlab.shared.config import load_config
@@ -59,7 +59,8 @@ def test_rows_parse():
 
 
 def test_classifier_warning_names_the_shortfall():
-    assert classifier_warning("mnist", 0.995) is None and classifier_warning("celeba", 0.1) is None
+    assert classifier_warning("mnist", 0.995) is None and classifier_warning("celeba", 0.97) is None
+    assert "95%" in classifier_warning("celeba", 0.9)  # the rotation task of the faces
     w = classifier_warning("mnist", 0.857)
     assert w.startswith("warning:") and "85.7%" in w and "99%" in w
     assert "27.5%" in classifier_warning("olivetti", 0.275)
@@ -155,3 +156,24 @@ def test_noise_like_counts_noise_not_images():
     smooth = torch.linspace(-1, 1, 16).view(1, 1, 1, 16).expand(5, 1, 16, 16)  # a ramp: smooth images
     noise = torch.rand(3, 1, 16, 16, generator=g) * 2 - 1
     assert noise_like(torch.cat([smooth, noise])) == 3 and noise_like(smooth) == 0
+
+
+def test_rotation_task_labels_each_quarter_turn_and_trains_on_unlabelled_faces():
+    """CelebA has no classes here: the feature network learns which way is up (self-supervised). An image
+    with a bright top row must come back with its bright row where the label says it was turned to."""
+    from paperlab.ddpm.data import ImageData
+
+    x = torch.zeros(6, 3, 8, 8, dtype=torch.uint8)
+    x[:, :, 0, :] = 255  # bright top row
+    data = ImageData("celeba", x, None, x[:2], None, 0)
+    rot = rotation_task(data)
+    assert rot.num_classes == 4 and rot.train.shape == (24, 3, 8, 8) and len(rot.test_labels) == 8
+    assert rot.train_labels.tolist() == [k for k in range(4) for _ in range(6)]
+    where = [rot.train[rot.train_labels == k][0, 0] for k in range(4)]
+    assert where[0][0].float().mean() == 255 and where[1][:, 0].float().mean() == 255  # 90 deg CCW: row 0 -> col 0
+    assert where[2][-1].float().mean() == 255 and where[3][:, -1].float().mean() == 255
+    gen = torch.Generator().manual_seed(0)
+    faces = (torch.rand(64, 3, 16, 16, generator=gen) * 60).to(torch.uint8)
+    faces[:, :, :4] = 230  # an "up" that the network can find
+    net, acc = train_classifier(ImageData("celeba", faces[:48], None, faces[48:], None, 0), epochs=8, batch_size=32)
+    assert net.task == "rotation" and net.head[-1].out_features == 4 and acc > 0.9

@@ -131,6 +131,37 @@ def test_celeba_preprocessing_crops_148_and_resizes(tmp_path):
         load_celeba(tmp_path, 16)
 
 
+def test_celeba_official_folder_and_the_64px_copy_give_the_same_faces(tmp_path):
+    """The official 178x218 folder is cropped (left 15, top 35, 148x148) and bicubic-resized like the 64x64
+    copy in data/celeba64; that copy loads from its folder and from its .tar.gz, resized to image_size."""
+    import tarfile
+
+    from PIL import Image
+
+    official, small = tmp_path / "official" / "img_align_celeba", tmp_path / "small" / "celeba64"
+    official.mkdir(parents=True)
+    small.mkdir(parents=True)
+    yy, xx = np.mgrid[0:218, 0:178]
+    for i in range(10):
+        a = np.stack([(xx * 1.4 + 25 * i) % 256, (yy * 1.2) % 256, (xx + yy + 9 * i) % 256], -1).astype(np.uint8)
+        Image.fromarray(a).save(official / f"{i + 1:06d}.jpg", quality=95)
+        with Image.open(official / f"{i + 1:06d}.jpg") as im:
+            im.convert("RGB").crop((15, 35, 163, 183)).resize((64, 64), Image.BICUBIC).save(
+                small / f"{i + 1:06d}.png.jpg", format="PNG"
+            )  # lossless stand-in for the JPEG copy
+    ref = load_celeba(tmp_path / "official", 64)
+    copy = load_celeba(tmp_path / "small", 64)
+    assert ref.train.shape == copy.train.shape == (9, 3, 64, 64) and copy.test.shape == (1, 3, 64, 64)
+    assert torch.equal(ref.train, copy.train) and torch.equal(ref.test, copy.test)
+    with tarfile.open(tmp_path / "celeba64-8k.tar.gz", "w:gz") as tar:
+        tar.add(small, arcname="celeba64")
+    (tmp_path / "only-tar").mkdir()
+    (tmp_path / "celeba64-8k.tar.gz").rename(tmp_path / "only-tar" / "celeba64-8k.tar.gz")
+    from_tar = load_celeba(tmp_path / "only-tar", 32)
+    assert from_tar.train.shape == (9, 3, 32, 32) and from_tar.image_size == 32
+    assert torch.equal(from_tar.train, load_celeba(tmp_path / "small", 32).train)
+
+
 def test_digits_offline():
     data = load_digits_data(16)
     assert data.train.shape == (1500, 1, 16, 16) and data.train.dtype == torch.uint8

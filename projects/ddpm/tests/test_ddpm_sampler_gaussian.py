@@ -100,8 +100,9 @@ def oracle(d: GaussianDiffusion, shift: int = 0):
 @functools.cache  # several tests share a run of the sampler (read-only tensors)
 def sample(sampler: str, steps: int, eta: float = 0.0, sigma: str = "beta", clip: bool = True, shift: int = 0):
     d = GaussianDiffusion(make_betas("linear", T), sigma=sigma, clip_denoised=clip)
-    x, _ = d.sample(oracle(d, shift), (N_IMAGES, 1, HW, HW), sampler, steps, eta,
-                    generator=torch.Generator().manual_seed(0))
+    x, _ = d.sample(
+        oracle(d, shift), (N_IMAGES, 1, HW, HW), sampler, steps, eta, generator=torch.Generator().manual_seed(0)
+    )
     return x.double().flatten()
 
 

@@ -56,10 +56,16 @@ def check_compatible(state: dict, cfg: Config, channels: int | None = None, resu
     with ``resume``, also one that was another run (seed, batch, data)."""
     size = f"{state['config'].get('image_size')}x{state['config'].get('image_size')}x{state['channels']}"
     if channels is not None and channels != state["channels"]:
-        raise ConfigError(f"this checkpoint was trained on {size} images and does not fit: "
-                          f"channels: checkpoint {state['channels']}, data {channels}")
-    check_resumable(state["config"], cfg, RESUME_KEYS if resume else SHAPING_KEYS,
-                    what=f"this checkpoint (trained on {size} images)")
+        raise ConfigError(
+            f"this checkpoint was trained on {size} images and does not fit: "
+            f"channels: checkpoint {state['channels']}, data {channels}"
+        )
+    check_resumable(
+        state["config"],
+        cfg,
+        RESUME_KEYS if resume else SHAPING_KEYS,
+        what=f"this checkpoint (trained on {size} images)",
+    )
 
 
 def load_for_sampling(

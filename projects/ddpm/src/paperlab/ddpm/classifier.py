@@ -32,7 +32,24 @@ from paperlab.shared.config import ConfigError, add_config_args, config_from_arg
 FEATURE_DIM = 64
 CLASSIFIERS = Path("projects/ddpm/classifiers")  # the committed weights, relative to the repository root
 # The test accuracy a feature classifier needs before its Fréchet distances are worth reading.
-REQUIRED_ACCURACY = {"digits": 0.95, "mnist": 0.99, "olivetti": 0.90, "cifar10": 0.80}
+REQUIRED_ACCURACY = {"digits": 0.95, "mnist": 0.99, "olivetti": 0.90, "cifar10": 0.80, "celeba": 0.95}
+
+
+def rotation_task(data: ImageData) -> ImageData:
+    """Self-supervised labels for a dataset without classes (CelebA here): every image at 0, 90, 180 and
+    270 degrees, labelled 0..3 (Gidaris, Singh & Komodakis 2018, "Unsupervised Representation Learning by
+    Predicting Image Rotations"). To tell which way is up the network has to find the eyes, mouth, chin
+    and hair line, so its features describe face layout; the Fréchet distance uses them on upright images."""
+
+    def rotate(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return torch.cat([torch.rot90(x, k, (2, 3)) for k in range(4)]), torch.arange(4).repeat_interleave(len(x))
+
+    return ImageData(data.name, *rotate(data.train), *rotate(data.test), 4)
+
+
+def is_rotation_task(data: ImageData) -> bool:
+    """Datasets without class labels get the rotation task's features."""
+    return data.train_labels is None
 
 
 def classifier_warning(dataset: str, accuracy: float) -> str | None:
@@ -40,9 +57,11 @@ def classifier_warning(dataset: str, accuracy: float) -> str | None:
     need = REQUIRED_ACCURACY.get(dataset)
     if need is None or accuracy >= need:
         return None
-    return (f"warning: the {dataset} feature classifier has test accuracy {100 * accuracy:.1f}%, below the "
-            f"{100 * need:.0f}% it needs: its Fréchet distances are coarse (they can rank by brightness or noise "
-            "rather than by content); train a better one (make classifier-ddpm)")
+    return (
+        f"warning: the {dataset} feature classifier has test accuracy {100 * accuracy:.1f}%, below the "
+        f"{100 * need:.0f}% it needs: its Fréchet distances are coarse (they can rank by brightness or noise "
+        "rather than by content); train a better one (make classifier-ddpm)"
+    )
 
 
 def default_classifier_path(dataset: str, image_size: int) -> Path:
@@ -85,19 +104,30 @@ def augment(x: torch.Tensor, gen: torch.Generator, shift: int = 2) -> torch.Tens
     x = torch.where(flip.view(-1, 1, 1, 1), x.flip(-1), x)
     padded = F.pad(x, (shift,) * 4, mode="replicate")
     dy, dx = (torch.randint(0, 2 * shift + 1, (n,), generator=gen) for _ in range(2))
-    return torch.stack([padded[i, :, dy[i]: dy[i] + h, dx[i]: dx[i] + w] for i in range(n)])
+    return torch.stack([padded[i, :, dy[i] : dy[i] + h, dx[i] : dx[i] + w] for i in range(n)])
 
 
 def train_classifier(
-    data: ImageData, epochs: int = 2, batch_size: int = 128, lr: float = 1e-3, seed: int = 0, log=print,
-    weight_decay: float = 0.0, augment_shift: int = 0,
+    data: ImageData,
+    epochs: int = 2,
+    batch_size: int = 128,
+    lr: float = 1e-3,
+    seed: int = 0,
+    log=print,
+    weight_decay: float = 0.0,
+    augment_shift: int = 0,
 ) -> tuple[FeatureNet, float]:
     """Train the feature network on the training split (Adam, cosine-decayed lr; flips and shifts when
-    ``augment_shift`` > 0); returns it and its test accuracy."""
-    if data.train_labels is None or data.num_classes < 2:
-        raise ValueError(f"{data.name} has no class labels: the classifier features need them (use --fid-weights)")
+    ``augment_shift`` > 0); returns it and its test accuracy. A dataset without labels is trained on the
+    rotation task (:func:`rotation_task`; no flips then: a flip turns a 90-degree rotation into a 270)."""
+    task = "rotation" if is_rotation_task(data) else "classes"
+    if task == "rotation":
+        data, augment_shift = rotation_task(data), 0
+    if data.num_classes < 2:
+        raise ValueError(f"{data.name} has fewer than two classes: the classifier features need them")
     torch.manual_seed(seed)
     net = FeatureNet(data.channels, data.num_classes)
+    net.task = task
     opt = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=weight_decay)
     gen = torch.Generator().manual_seed(seed)
     n = len(data.train)
@@ -145,25 +175,30 @@ def features_of(net: FeatureNet, x_model_range: torch.Tensor) -> np.ndarray:
 
 def load_or_train_classifier(path: Path, data: ImageData, epochs: int) -> tuple[FeatureNet, float]:
     if path.is_file():
-        state = load_checkpoint(path, required=("model", "dataset", "image_size", "channels", "num_classes",
-                                                "test_accuracy"), kind="DDPM feature-classifier")
+        state = load_checkpoint(
+            path,
+            required=("model", "dataset", "image_size", "channels", "num_classes", "test_accuracy"),
+            kind="DDPM feature-classifier",
+        )
         if (state["dataset"], state["image_size"], state["channels"]) != (data.name, data.image_size, data.channels):
             raise ConfigError(
                 f"{path} is a classifier for {state['dataset']} {state['image_size']}px, not "
                 f"{data.name} {data.image_size}px; delete it or pass --classifier elsewhere"
             )
         net = FeatureNet(state["channels"], state["num_classes"])
+        net.task = state.get("task", "classes")
         net.load_state_dict(state["model"])
         return net, state["test_accuracy"]
     t0 = time.time()
     net, acc = train_classifier(data, epochs, log=lambda s: print(s, file=sys.stderr))
     atomic_save(
         {
+            "task": "rotation" if is_rotation_task(data) else "classes",
             "model": net.state_dict(),
             "dataset": data.name,
             "image_size": data.image_size,
             "channels": data.channels,
-            "num_classes": data.num_classes,
+            "num_classes": 4 if is_rotation_task(data) else data.num_classes,
             "test_accuracy": acc,
             "epochs": epochs,
             "train_time_s": time.time() - t0,
@@ -172,8 +207,6 @@ def load_or_train_classifier(path: Path, data: ImageData, epochs: int) -> tuple[
     )
     print(f"classifier: test accuracy {acc:.4f} ({time.time() - t0:.0f}s), saved to {path}", file=sys.stderr)
     return net, acc
-
-
 
 
 def _main(argv=None) -> dict:
@@ -195,10 +228,12 @@ def _main(argv=None) -> dict:
     data = load_data(cfg)
     out = a.out or default_classifier_path(data.name, data.image_size)
     t0 = time.time()
-    net, acc = train_classifier(data, a.epochs, a.batch_size, a.lr, a.seed, lambda s: print(s, file=sys.stderr),
-                                a.weight_decay, a.augment)
+    net, acc = train_classifier(
+        data, a.epochs, a.batch_size, a.lr, a.seed, lambda s: print(s, file=sys.stderr), a.weight_decay, a.augment
+    )
     info = {
         "dataset": data.name,
+        "task": "rotation" if is_rotation_task(data) else "classes",
         "image_size": data.image_size,
         "test_accuracy": acc,
         "required_accuracy": REQUIRED_ACCURACY.get(data.name),
@@ -209,7 +244,8 @@ def _main(argv=None) -> dict:
         "threads": a.threads,
         "command": "python -m paperlab.ddpm.classifier " + shlex.join(sys.argv[1:] if argv is None else argv),
     }
-    atomic_save({"model": net.state_dict(), "channels": data.channels, "num_classes": data.num_classes, **info}, out)
+    n_classes = 4 if is_rotation_task(data) else data.num_classes
+    atomic_save({"model": net.state_dict(), "channels": data.channels, "num_classes": n_classes, **info}, out)
     atomic_write_text(out.with_suffix(".json"), json.dumps(info, indent=2) + "\n")
     print(json.dumps(info, indent=2))
     warning = classifier_warning(data.name, acc)

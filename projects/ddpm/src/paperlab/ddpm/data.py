@@ -6,7 +6,9 @@
     olivetti  data_dir/olivettifaces.mat (400 faces, 40 people); images 0-7 of each person train, 8-9 test
     celeba    data_dir/img_align_celeba/*.jpg (or data_dir/celeba/img_align_celeba, torchvision's layout),
               centre crop 148, resized to image_size (64 in the usual preprocessing); list_eval_partition.txt
-              next to it selects the official splits when present
+              next to it selects the official splits when present. Or the preprocessed 64x64 copy of
+              data/celeba64: data_dir/celeba64/*.jpg or data_dir/celeba64-8k.tar.gz (the last 10% by file
+              name are the test split), bicubic-resized to image_size
 
 A missing or incomplete dataset folder raises ``DatasetError`` naming the missing files.
 """
@@ -183,7 +185,8 @@ def _celeba_folder(root: Path) -> Path:
         if folder.is_dir():
             return folder
     raise DatasetError(
-        f"CelebA: missing folder {root / 'img_align_celeba'} (or {root / 'celeba/img_align_celeba'}); " + CELEBA_HELP
+        f"CelebA: missing folder {root / 'img_align_celeba'} (or {root / 'celeba/img_align_celeba'}, or the "
+        f"preprocessed copy {root / 'celeba64'}/ or {root / 'celeba64-8k.tar.gz'}); " + CELEBA_HELP
     )
 
 
@@ -198,8 +201,47 @@ def load_celeba_image(path: Path, size: int, crop: int = 148) -> np.ndarray:
     return np.asarray(img)
 
 
+CELEBA64_TAR = "celeba64-8k.tar.gz"
+
+
+def _square_u8(data: bytes, size: int) -> np.ndarray:
+    """An already cropped square image file (bytes), bicubic-resized to ``size`` when it is not that size."""
+    from PIL import Image
+
+    img = Image.open(io.BytesIO(data)).convert("RGB")
+    if img.size != (size, size):
+        img = img.resize((size, size), Image.BICUBIC)
+    return np.asarray(img)
+
+
+def load_celeba64(root: Path, size: int, max_train: int = 0) -> ImageData | None:
+    """The preprocessed CelebA copy (centre crop 148, resize 64): ``root/celeba64/*.jpg`` or
+    ``root/celeba64-8k.tar.gz``; None when ``root`` holds neither. Sorted by name, last 10% = test."""
+    folder = root / "celeba64"
+    if folder.is_dir() and any(folder.glob("*.jpg")):
+        raw = {p.name: p.read_bytes() for p in folder.glob("*.jpg")}
+    elif (root / CELEBA64_TAR).is_file():
+        with tarfile.open(root / CELEBA64_TAR, "r|gz") as tar:  # one pass in stream order
+            raw = {m.name: tar.extractfile(m).read() for m in tar if m.isfile() and m.name.endswith(".jpg")}
+        if not raw:
+            raise DatasetError(f"CelebA: {root / CELEBA64_TAR} holds no .jpg files")
+    else:
+        return None
+    x = torch.from_numpy(np.stack([_square_u8(raw[k], size) for k in sorted(raw)])).permute(0, 3, 1, 2)
+    n_test = max(1, len(x) // 10)
+    train, test = x[:-n_test], x[-n_test:]
+    if max_train:
+        train = train[:max_train]
+    return ImageData("celeba", train.contiguous(), None, test.contiguous(), None, 0)
+
+
 def load_celeba(data_dir: str | Path, size: int, max_train: int = 0) -> ImageData:
-    folder = _celeba_folder(Path(data_dir))
+    root = Path(data_dir)
+    if not any((root / d).is_dir() for d in ("img_align_celeba", "celeba/img_align_celeba")):
+        small = load_celeba64(root, size, max_train)
+        if small is not None:
+            return small
+    folder = _celeba_folder(root)
     files = sorted(folder.glob("*.jpg"))
     if not files:
         raise DatasetError(f"CelebA: {folder} holds no .jpg files; " + CELEBA_HELP)

@@ -50,8 +50,9 @@ def _gather(v: torch.Tensor, t: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
 class GaussianDiffusion:
     """Schedule constants (float64, cast per use) and the forward, posterior, loss and samplers."""
 
-    def __init__(self, betas: torch.Tensor, sigma: str = "beta", clip_denoised: bool = True,
-                 ddim_clip: str = "consistent"):
+    def __init__(
+        self, betas: torch.Tensor, sigma: str = "beta", clip_denoised: bool = True, ddim_clip: str = "consistent"
+    ):
         if betas.dim() != 1 or not ((betas > 0) & (betas < 1)).all():
             raise ValueError("betas must be a 1-d tensor with values in (0, 1)")
         if sigma not in ("beta", "posterior"):
@@ -124,8 +125,18 @@ class GaussianDiffusion:
     ) -> tuple[torch.Tensor, list[torch.Tensor]]:
         """Ancestral sampling over all T steps from x_T ~ N(0, I). Returns x_0 and ``frames`` snapshots of x_t."""
         ts = list(reversed(range(self.T)))
-        return self._reverse(model, shape, ts, lambda eps, x, i, z: self.p_step(eps, x, ts[i], z),
-                             lambda i: ts[i] > 0, generator, device, x_T, frames, progress)
+        return self._reverse(
+            model,
+            shape,
+            ts,
+            lambda eps, x, i, z: self.p_step(eps, x, ts[i], z),
+            lambda i: ts[i] > 0,
+            generator,
+            device,
+            x_T,
+            frames,
+            progress,
+        )
 
     def _reverse(self, model, shape, ts, step, noisy, generator, device, x_T, frames, progress):
         """The reverse chain over the decreasing timesteps ``ts``: ``step(eps, x, i, z)`` is update i, ``noisy(i)``
@@ -187,8 +198,18 @@ class GaussianDiffusion:
         """DDIM sampling with ``steps`` network evaluations."""
         ts = self.ddim_timesteps(steps)
         prev = [*ts[1:], -1]  # -1: the last step goes to x_0
-        return self._reverse(model, shape, ts, lambda eps, x, i, z: self.ddim_step(eps, x, ts[i], prev[i], eta, z),
-                             lambda i: eta > 0 and prev[i] >= 0, generator, device, x_T, frames, progress)
+        return self._reverse(
+            model,
+            shape,
+            ts,
+            lambda eps, x, i, z: self.ddim_step(eps, x, ts[i], prev[i], eta, z),
+            lambda i: eta > 0 and prev[i] >= 0,
+            generator,
+            device,
+            x_T,
+            frames,
+            progress,
+        )
 
     def sample(
         self, model: EpsModel, shape: tuple[int, ...], sampler: str, steps: int, eta: float = 0.0, **kw

@@ -146,8 +146,10 @@ def evaluate(
     floor = frechet_distance(*gaussian_stats(features_of(net, data.train[perm[:n]])), mu_r, cov_r)
     # the sampling error of an FD at this sample size: two disjoint sets of real images against each other
     half = min(n, len(data.train) // 2)
-    halves = frechet_distance(*gaussian_stats(features_of(net, data.train[perm[:half]])),
-                              *gaussian_stats(features_of(net, data.train[perm[half:2 * half]])))
+    halves = frechet_distance(
+        *gaussian_stats(features_of(net, data.train[perm[:half]])),
+        *gaussian_stats(features_of(net, data.train[perm[half : 2 * half]])),
+    )
     result = {
         "checkpoint": str(ckpt),
         "step": state["step"],
@@ -155,7 +157,7 @@ def evaluate(
         "image_size": cfg.image_size,
         "n_samples": n,
         "n_real": len(real),
-        "feature": f"classifier-{FEATURE_DIM}d",
+        "feature": f"{'rotation-' if getattr(net, 'task', 'classes') == 'rotation' else ''}classifier-{FEATURE_DIM}d",
         "classifier": str(classifier),
         "classifier_test_accuracy": acc,
         "classifier_required_accuracy": REQUIRED_ACCURACY.get(cfg.dataset),
@@ -187,7 +189,7 @@ def evaluate(
                 xs.append(x)
             x = torch.cat(xs)
             fd = frechet_distance(*gaussian_stats(features_of(net, x)), mu_r, cov_r)
-            preds = net.eval()(x[:1000]).argmax(1)
+            preds = net.eval()(x[:1000]).argmax(1)  # rotation task: the share of samples seen as upright
             row = {
                 "sampler": sampler,
                 "steps": steps,
@@ -196,7 +198,7 @@ def evaluate(
                 "fd_classifier": fd,
                 "seconds": round(time.time() - t0, 1),
                 "network_evals_per_sample": steps,
-                "class_histogram": torch.bincount(preds, minlength=data.num_classes).tolist(),
+                "class_histogram": torch.bincount(preds, minlength=net.head[-1].out_features).tolist(),
                 "mean_grey": float(to_u8(x).float().mean()),
             }
             if fid_weights:
@@ -222,9 +224,13 @@ def _main(argv=None) -> dict:
     p.add_argument("--n", type=int, default=500, help="generated samples per row")
     p.add_argument("--out", type=Path, default=None, help="default: <run_dir>/eval.json")
     p.add_argument("--data-dir", default=None, help="override the checkpoint's data_dir")
-    p.add_argument("--classifier", type=Path, default=None,
-                   help="default: projects/ddpm/classifiers/<dataset>-<size>.pt if committed, "
-                   "else <run_dir>/classifier.pt (trained if absent)")
+    p.add_argument(
+        "--classifier",
+        type=Path,
+        default=None,
+        help="default: projects/ddpm/classifiers/<dataset>-<size>.pt if committed, "
+        "else <run_dir>/classifier.pt (trained if absent)",
+    )
     p.add_argument("--classifier-epochs", type=int, default=2)
     p.add_argument("--batch", type=int, default=250)
     p.add_argument("--seed", type=int, default=0)

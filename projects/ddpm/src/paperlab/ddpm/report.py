@@ -111,13 +111,31 @@ def eval_table(path: Path) -> str:
     e = json.loads(path.read_text())
     rows = sorted(e["rows"], key=lambda r: (r["sampler"] == "ddpm", r["eta"], r["steps"], not r["ema"]))
     need = e.get("classifier_required_accuracy", REQUIRED_ACCURACY.get(e["dataset"]))  # older files lack it
-    weak = (f" **This classifier is below the {100 * need:.0f}% test accuracy its features need**: the "
-            "distances are coarse." if need is not None and e["classifier_test_accuracy"] < need else "")
-    halves = (f" Sampling error: two disjoint sets of {e['n_real_halves']} real training images score "
-              f"**{e['fd_real_halves']:.2f}** against each other." if "fd_real_halves" in e else "")
+    weak = (
+        f" **This classifier is below the {100 * need:.0f}% test accuracy its features need**: the "
+        "distances are coarse."
+        if need is not None and e["classifier_test_accuracy"] < need
+        else ""
+    )
+    halves = (
+        f" Sampling error: two disjoint sets of {e['n_real_halves']} real training images score "
+        f"**{e['fd_real_halves']:.2f}** against each other."
+        if "fd_real_halves" in e
+        else ""
+    )
+    if e["feature"].startswith("rotation"):
+        space = (
+            f"Fréchet distance in the 64-d feature space of a small CNN trained here to tell the rotation (0, 90, "
+            f"180, 270°) of the {e['dataset']} training images (self-supervised; rotation test accuracy "
+            f"{100 * e['classifier_test_accuracy']:.1f}%)"
+        )
+    else:
+        space = (
+            f"Fréchet distance in the {e['feature']} feature space of a small CNN trained on {e['dataset']} "
+            f"(test accuracy {100 * e['classifier_test_accuracy']:.1f}%)"
+        )
     lines = [
-        f"Fréchet distance in the {e['feature']} feature space of a small CNN trained on {e['dataset']} "
-        f"(test accuracy {100 * e['classifier_test_accuracy']:.1f}%), **not FID**: {e['n_samples']} samples "
+        f"{space}, **not FID**: {e['n_samples']} samples "
         f"per row against the {e['n_real']} test images; checkpoint step {e['step']}. Lower is better. "
         f"Floor: {e.get('n_floor', e['n_samples'])} real training images score "
         f"**{e['fd_train_subset_vs_test']:.2f}**.{halves}{weak}",
@@ -148,7 +166,7 @@ def training_facts(folder: Path, early_step: int = 500) -> str:
     rows = [r for r in read_metrics(folder / "metrics.jsonl") if r.get("loss") is not None]
     buckets = sorted({k for r in rows for k in r if k.startswith("loss_t")}, key=lambda k: int(k[6:].split("-")[0]))
     last, early = rows[-1], _row_at(rows, early_step)
-    tail = rows[-max(1, len(rows) // 10):]
+    tail = rows[-max(1, len(rows) // 10) :]
     mean = {k: sum(r[k] for r in tail) / len(tail) for k in buckets}
 
     def label(k: str) -> str:
@@ -158,8 +176,12 @@ def training_facts(folder: Path, early_step: int = 500) -> str:
     small, second, large = buckets[0], buckets[1], buckets[-1]
     d_end, d_early = last["ema_decay"], early["ema_decay"]
     reach = max(0, round((10 * cfg["ema_decay"] - 1) / (1 - cfg["ema_decay"])))  # (1+n)/(10+n) = decay
-    ema = (f"with warm-up, d = min({cfg['ema_decay']}, (1+n)/(10+n)), which reaches {cfg['ema_decay']} only after "
-           f"{reach:,} updates" if cfg.get("ema_warmup", True) else f"constant {cfg['ema_decay']}")
+    ema = (
+        f"with warm-up, d = min({cfg['ema_decay']}, (1+n)/(10+n)), which reaches {cfg['ema_decay']} only after "
+        f"{reach:,} updates"
+        if cfg.get("ema_warmup", True)
+        else f"constant {cfg['ema_decay']}"
+    )
     lines = [
         f"- Noise-prediction loss by timestep range, mean of the last {len(tail)} logged rows (steps "
         f"{tail[0]['step']}–{last['step']}): " + ", ".join(f"{label(k)}: {mean[k]:.4f}" for k in buckets) + ".",
@@ -187,9 +209,14 @@ def _tile_mean_grey(png: Path, size: int, cols: int = 8, pad: int = 1) -> float:
     if rest or scale < 1:
         raise ValueError(f"{png} is not a {cols}-column grid of {size}px images")
     rows = (g.shape[0] // scale - pad) // (size + pad)
-    tiles = [g[scale * (pad + r * (size + pad)): scale * (pad + r * (size + pad) + size),
-               scale * (pad + c * (size + pad)): scale * (pad + c * (size + pad) + size)]
-             for r in range(rows) for c in range(cols)]
+    tiles = [
+        g[
+            scale * (pad + r * (size + pad)) : scale * (pad + r * (size + pad) + size),
+            scale * (pad + c * (size + pad)) : scale * (pad + c * (size + pad) + size),
+        ]
+        for r in range(rows)
+        for c in range(cols)
+    ]
     return float(np.mean([t.mean() for t in tiles]))
 
 
@@ -206,25 +233,31 @@ def eval_facts(path: Path) -> str:
         png = grids / f"{row_name(*key)}.png"
         return f"{_tile_mean_grey(png, e['image_size']):.0f}" if png.is_file() else "–"
 
-    real = (f"Mean grey level of the real test images: {e['real_mean_grey']:.0f}.\n\n"
-            if "real_mean_grey" in e else "")
-    lines = [f"{real}| sampler | steps | FD EMA | FD raw | better | mean grey EMA / raw (0–255) |",
-             "|---|---|---|---|---|---|"]
-    for (sampler, steps, eta, use_ema), r in sorted(rows.items(), key=lambda kv: (kv[0][0] == "ddpm", kv[0][2],
-                                                                                   kv[0][1])):
+    real = f"Mean grey level of the real test images: {e['real_mean_grey']:.0f}.\n\n" if "real_mean_grey" in e else ""
+    lines = [
+        f"{real}| sampler | steps | FD EMA | FD raw | better | mean grey EMA / raw (0–255) |",
+        "|---|---|---|---|---|---|",
+    ]
+    for (sampler, steps, eta, use_ema), r in sorted(
+        rows.items(), key=lambda kv: (kv[0][0] == "ddpm", kv[0][2], kv[0][1])
+    ):
         if not use_ema or (sampler, steps, eta, False) not in rows:
             continue
         fe, fr = r["fd_classifier"], rows[(sampler, steps, eta, False)]["fd_classifier"]
-        lines.append(f"| {_sampler_name(r)} | {steps} | {fe:.2f} | {fr:.2f} | {'EMA' if fe < fr else 'raw'} "
-                     f"({max(fe, fr) / min(fe, fr):.1f}×) | {grey((sampler, steps, eta, True))} / "
-                     f"{grey((sampler, steps, eta, False))} |")
+        lines.append(
+            f"| {_sampler_name(r)} | {steps} | {fe:.2f} | {fr:.2f} | {'EMA' if fe < fr else 'raw'} "
+            f"({max(fe, fr) / min(fe, fr):.1f}×) | {grey((sampler, steps, eta, True))} / "
+            f"{grey((sampler, steps, eta, False))} |"
+        )
     eta_lines = []
     for (sampler, steps, eta, use_ema), r in sorted(rows.items(), key=lambda kv: (kv[0][1], not kv[0][3])):
         if sampler != "ddim" or eta != 0 or ("ddim", steps, 1.0, use_ema) not in rows:
             continue
         f0, f1 = r["fd_classifier"], rows[("ddim", steps, 1.0, use_ema)]["fd_classifier"]
-        eta_lines.append(f"| {steps} | {'EMA' if use_ema else 'raw'} | {f0:.2f} | {f1:.2f} | "
-                         f"η = {0 if f0 < f1 else 1} ({max(f0, f1) / min(f0, f1):.1f}×) |")
+        eta_lines.append(
+            f"| {steps} | {'EMA' if use_ema else 'raw'} | {f0:.2f} | {f1:.2f} | "
+            f"η = {0 if f0 < f1 else 1} ({max(f0, f1) / min(f0, f1):.1f}×) |"
+        )
     if eta_lines:
         lines += ["", "| DDIM steps | weights | FD η = 0 | FD η = 1 | better |", "|---|---|---|---|---|", *eta_lines]
     return "\n".join(lines)
@@ -241,31 +274,42 @@ def clipping_table(folder: Path) -> str:
     """Noise-like samples per clipping convention, from the ``sample --json`` files in ``folder``."""
     rows = [json.loads(p.read_text()) | {"file": p} for p in sorted(folder.glob("*.json"))]
     rows.sort(key=lambda r: (r["checkpoint_step"], not r["ema"], list(CLIP_NAMES).index(r["clip"])))
-    lines = ["| checkpoint step | weights | sampler | x̂_0 clipping | noise-like samples | grid |",
-             "|---|---|---|---|---|---|"]
+    lines = [
+        "| checkpoint step | weights | sampler | x̂_0 clipping | noise-like samples | grid |",
+        "|---|---|---|---|---|---|",
+    ]
     for r in rows:
         png = r["file"].with_suffix(".png")
         final = folder.parent / "samples-final.png"  # the run's own grid: the same sampler, seed and weights
-        if not png.is_file() and (r["clip"], r["ema"], r["steps"], r["eta"]) == ("consistent", True, 50, 0.0) \
-                and json.loads((folder.parent / "summary.json").read_text())["steps"] == r["checkpoint_step"]:
+        if (
+            not png.is_file()
+            and (r["clip"], r["ema"], r["steps"], r["eta"]) == ("consistent", True, 50, 0.0)
+            and json.loads((folder.parent / "summary.json").read_text())["steps"] == r["checkpoint_step"]
+        ):
             png = final
         grid = f"[{png.name}]({png.relative_to(folder.parents[2])})" if png.is_file() else "–"
         sampler = f"DDIM {r['steps']}, η = {r['eta']:g}" if r["sampler"] == "ddim" else f"DDPM {r['steps']}"
-        lines.append(f"| {r['checkpoint_step']} | {'EMA' if r['ema'] else 'raw'} | {sampler} | "
-                     f"{CLIP_NAMES[r['clip']]} | {r['noise_like_samples']} of {r['n']} | {grid} |")
+        lines.append(
+            f"| {r['checkpoint_step']} | {'EMA' if r['ema'] else 'raw'} | {sampler} | "
+            f"{CLIP_NAMES[r['clip']]} | {r['noise_like_samples']} of {r['n']} | {grid} |"
+        )
     return "\n".join(lines)
 
 
 def classifier_table(folder: Path) -> str:
     """The committed feature classifiers (``classifier.py`` writes a JSON beside each weights file)."""
-    lines = ["| classifier | test accuracy | needed | test images | epochs | train time (1 thread) | command |",
-             "|---|---|---|---|---|---|---|"]
+    lines = [
+        "| classifier | test accuracy | needed | test images | epochs | train time (1 thread) | command |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for path in sorted(folder.glob("*.json")):
         c = json.loads(path.read_text())
         need = c.get("required_accuracy")
-        lines.append(f"| `{path.with_suffix('.pt').name}` | **{100 * c['test_accuracy']:.2f}%** | "
-                     f"{'–' if need is None else f'{100 * need:.0f}%'} | {c['test_images']:,} | {c['epochs']} | "
-                     f"{c['train_time_s'] / 60:.1f} min | `{c['command']}` |")
+        lines.append(
+            f"| `{path.with_suffix('.pt').name}` | **{100 * c['test_accuracy']:.2f}%** | "
+            f"{'–' if need is None else f'{100 * need:.0f}%'} | {c['test_images']:,} | {c['epochs']} | "
+            f"{c['train_time_s'] / 60:.1f} min | `{c['command']}` |"
+        )
     return "\n".join(lines)
 
 

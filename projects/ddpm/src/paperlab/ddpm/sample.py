@@ -48,8 +48,12 @@ def _main(argv=None) -> dict:
     p.add_argument("--gif", type=Path, default=None, help="also write a GIF of x_T -> x_0")
     p.add_argument("--frames", type=int, default=40, help="snapshots in the GIF")
     p.add_argument("--scale", type=int, default=0, help="pixel upscaling of the outputs (0: automatic)")
-    p.add_argument("--clip", choices=(*DDIM_CLIPS, "off"), default=None,
-                   help="clipping of the predicted x_0 (default: the checkpoint's clip_denoised, DDIM 'consistent')")
+    p.add_argument(
+        "--clip",
+        choices=(*DDIM_CLIPS, "off"),
+        default=None,
+        help="clipping of the predicted x_0 (default: the checkpoint's clip_denoised, DDIM 'consistent')",
+    )
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--json", type=Path, default=None, help="also write the printed summary to this file")
     a = p.parse_args(argv)
@@ -66,9 +70,7 @@ def _main(argv=None) -> dict:
     shape = (a.n, state["channels"], cfg.image_size, cfg.image_size)
     gen = torch.Generator().manual_seed(a.seed)
     t0 = time.time()
-    x, frames = diffusion.sample(
-        model, shape, a.sampler, steps, a.eta, generator=gen, frames=a.frames if a.gif else 0
-    )
+    x, frames = diffusion.sample(model, shape, a.sampler, steps, a.eta, generator=gen, frames=a.frames if a.gif else 0)
     scale = a.scale or (3 if cfg.image_size <= 32 else 1)
     eta_tag = f"-eta{a.eta:g}" if a.sampler == "ddim" and a.eta else ""
     clip_tag = "" if a.clip in (None, "consistent") else f"-clip-{a.clip}"

@@ -185,8 +185,9 @@ def train(
                 if step % cfg.checkpoint_every == 0:
                     checkpoint()
                 if cfg.sample_every and step % cfg.sample_every == 0 and step < cfg.total_steps:
-                    write_samples(ema.model, diffusion, cfg, channels, run_dir / "samples" / f"step{step:07d}.png",
-                                  device)
+                    write_samples(
+                        ema.model, diffusion, cfg, channels, run_dir / "samples" / f"step{step:07d}.png", device
+                    )
             train_time += time.time() - tick
             checkpoint()  # also when stopped by Ctrl-C/SIGTERM: the whole last step is in it
     finally:
