@@ -37,10 +37,13 @@ def test_returns_by_hand():
     np.testing.assert_allclose(np.asarray(g)[:, 0], [1.0, 0.0, 0.0])
 
 
+_ROLLOUT = jax.jit(lambda p, envs, key: bmg.rollout(p, envs, key, 0, BC))  # compiled once for every test
+
+
 def _batch(seed=0):
     p = bmg.net_init(jax.random.key(seed), 8)
     envs = jax.vmap(bmg.env_reset)(jax.random.split(jax.random.key(seed + 1), 4))
-    b, _ = bmg.rollout(p, envs, jax.random.key(seed + 2), 0, BC)
+    b, _ = _ROLLOUT(p, envs, jax.random.key(seed + 2))
     return p, b
 
 
@@ -68,9 +71,9 @@ def test_the_target_is_a_constant_and_the_gradient_flows_through_theta_K():
         return bmg.matching_loss(bmg.bootstrap_target(tk, b2, jnp.exp(eta), BC), tk, b2["obs"])
 
     eta = jnp.log(0.05)
-    const = bmg.bootstrap_target(theta_K(eta), b2, jnp.exp(eta), BC)  # computed outside the gradient
-    g = jax.grad(bmg_loss)(eta)
-    g_const = jax.grad(lambda e: bmg.matching_loss(const, theta_K(e), b2["obs"]))(eta)
+    const = jax.jit(lambda e: bmg.bootstrap_target(theta_K(e), b2, jnp.exp(e), BC))(eta)  # outside the gradient
+    g = jax.jit(jax.grad(bmg_loss))(eta)
+    g_const = jax.jit(jax.grad(lambda e: bmg.matching_loss(const, theta_K(e), b2["obs"])))(eta)
     assert float(g) == pytest.approx(float(g_const), rel=1e-5) and abs(float(g)) > 0
 
     # without the stop-gradient the target would move with eta and the gradient would differ
@@ -80,8 +83,9 @@ def test_the_target_is_a_constant_and_the_gradient_flows_through_theta_K():
         tgt = bmg.sgd_step(tgt, jax.grad(bmg.pg_loss)(tgt, b2, BC), BC.lr)
         return bmg.matching_loss(tgt, tk, b2["obs"])
 
-    assert float(no_stop(eta)) == pytest.approx(float(bmg_loss(eta)), rel=1e-5)  # same value ...
-    assert abs(float(jax.grad(no_stop)(eta)) - float(g)) > 1e-3 * abs(float(g))  # ... other gradient
+    value, grad = jax.jit(jax.value_and_grad(no_stop))(eta)
+    assert float(value) == pytest.approx(float(jax.jit(bmg_loss)(eta)), rel=1e-5)  # same value ...
+    assert abs(float(grad) - float(g)) > 1e-3 * abs(float(g))  # ... other gradient
 
 
 @pytest.mark.slow  # float64 compilation of the inner step and its gradient

@@ -23,6 +23,7 @@ def _check_causal(apply, tokens: np.ndarray, vocab: int):
         assert np.abs(out2[:, t + 1 :] - out[:, t + 1 :]).max() > 1e-4, "later outputs ignore the changed token"
 
 
+@pytest.mark.slow  # test_mask_and_attention_rows checks the same model's mask and weights
 def test_from_scratch_attention_is_causal():
     cfg = Config(task="reverse_digits")
     cfg.reverse_digits.n_layers = 2
@@ -39,7 +40,7 @@ def test_mask_and_attention_rows():
     cfg = Config(task="reverse_digits")
     model = reverse_digits.make_model(cfg.reverse_digits)
     x = jnp.zeros((2, 6), jnp.int32)
-    params = jax.jit(model.init)(jax.random.key(1), x)["params"]
+    params = model.init(jax.random.key(1), x)["params"]
     _, state = model.apply({"params": params}, x, mutable=["intermediates"])
     att = np.asarray(state["intermediates"]["Block_0"]["CausalSelfAttention_0"]["attention"][0])
     np.testing.assert_allclose(att.sum(-1), 1.0, atol=1e-5)  # softmax rows
