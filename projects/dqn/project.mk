@@ -25,8 +25,8 @@ eval-dqn: $(VENV)/.stamp-dqn ## evaluate a run's model (RUN=runs/dqn/... EPISODE
 	$(PY) -m paperlab.dqn.evaluate $(DQN_RUN)/model.pt --episodes $(or $(EPISODES),100) \
 	  $(if $(EPSILON),--epsilon $(EPSILON),) --out $(DQN_RUN)/evaluate.json
 
-gif-dqn: $(VENV)/.stamp-dqn ## GIF of a run's model (RUN=runs/dqn/... OUT=agent.gif)
-	$(PY) -m paperlab.dqn.render $(DQN_RUN)/model.pt --out $(or $(OUT),$(DQN_RUN)/agent.gif)
+gif-dqn: $(VENV)/.stamp-dqn ## GIF of a run's model (RUN=runs/dqn/... OUT=agent.gif ARGS=--frames=200)
+	$(PY) -m paperlab.dqn.render $(DQN_RUN)/model.pt --out $(or $(OUT),$(DQN_RUN)/agent.gif) $(ARGS)
 
 bench-dqn: $(VENV)/.stamp-dqn ## frames/s of 1, 4, 8 seeds per process vs the solo trainer, FLOPs, share of matmul peak
 	$(PY) -m paperlab.dqn.bench_seeds --config configs/dqn/minatar.yaml --seeds 1 4 8 --frames 3000 \

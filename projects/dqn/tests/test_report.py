@@ -101,6 +101,7 @@ def test_batched_table_means_over_seeds_leaves_out_unfinished_seeds_and_counts_w
             run.mkdir(parents=True)
             summary = {
                 "steps": 20_000,
+                "num_seeds": 5,
                 "finished": not (agent == "dqn" and k == 3),
                 "final_return_mean": ret,
                 "eval": {"return_mean": 2 * ret, "episodes": 10},
@@ -112,3 +113,6 @@ def test_batched_table_means_over_seeds_leaves_out_unfinished_seeds_and_counts_w
     assert row.startswith("| Breakout | 20k | 3.0 ± 1.0 (2 seeds) | 6.0 ± 1.0 (2 seeds) | 6.0 ± 2.0 (2 seeds)")
     assert "| 500 / 500 | ~10 |" in row
     assert "M-DQN's mean training return above DQN's on 1 of 1" in headline(tmp_path)
+    # 20k of 1M frames; 5 seeds x 1M frames at 500 agent-frames/s = 10,000 s = 2.8 h per process
+    assert "2.0% of the issue's 1M frames per seed" in batched_table(tmp_path / "batched")
+    assert "1M frames per seed would take 2.8 h per process" in batched_table(tmp_path / "batched")

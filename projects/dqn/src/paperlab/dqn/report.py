@@ -261,7 +261,25 @@ def batched_table(folder: Path) -> str:
             f"| {game_dir.name} | {fr} | {cells['dqn'][0]} | {cells['mdqn'][0]} | {cells['dqn'][1]} | "
             f"{cells['mdqn'][1]} | {fps['dqn']} / {fps['mdqn']} | ~{PAPER_DQN_5M.get(game_dir.name, '?')} |"
         )
+    lines += ["", budget_line(folder)]
     return "\n".join(lines)
+
+
+def budget_line(folder: Path) -> str:
+    """What the budgets of the issue (1M frames per seed) and the paper (5M) would cost at the measured rate."""
+    s = [x for g in folder.iterdir() if g.is_dir() for rs in _seed_runs(g).values() for x in _summaries(rs)[:1]]
+    if not s:
+        return ""
+    fps = float(np.mean([x["fps_all_agents"] for x in s]))  # agent-frames/s of one process, whole run
+    n, frames = s[0]["num_seeds"], max(x["steps"] for x in s)
+    hours = {budget: budget * n / fps / 3600 for budget in (1e6, 5e6)}
+    return (
+        f"{len(s)} processes of {n} seeds, {frames / 1e3:g}k frames per seed: {100 * frames / 1e6:.1f}% of the "
+        f"issue's 1M frames per seed and {100 * frames / 5e6:.1f}% of the paper's 5M. At their mean rate of "
+        f"{fps:.0f} agent-frames/s (whole run, warm-up and evaluation included, one core each), 1M frames per "
+        f"seed would take {hours[1e6]:.1f} h per process ({len(s) * hours[1e6]:.0f} core-hours for the table), "
+        f"5M {hours[5e6]:.0f} h per process ({len(s) * hours[5e6]:.0f} core-hours)."
+    )
 
 
 def batched_plot(folder: Path, out: Path) -> None:
