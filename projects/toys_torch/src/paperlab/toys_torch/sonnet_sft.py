@@ -104,10 +104,14 @@ def generate(model, tok, prompts: list[str], n: int, sc, seed: int) -> list[str]
     return [t.strip() for t in tok.batch_decode(out, skip_special_tokens=True)]
 
 
-def poem_stats(texts, index, clf) -> dict:
+def poem_stats(texts, index, clf, prompts: list[str] | None = None) -> dict:
+    """Metre, rhyme and P(sonnet) of the whole texts; novelty of what was generated (prompt removed)."""
+    new = [
+        t[len(p) :] if p and t.startswith(p) else t for t, p in zip(texts, prompts or [""] * len(texts), strict=True)
+    ]
     return {
         **textstats.metre_rhyme(texts),
-        **textstats.novelty(texts, index),
+        **textstats.novelty(new, index),
         "sonnet_prob": textstats.sonnet_score(clf, texts),
     }
 
@@ -231,7 +235,7 @@ def _main(argv=None):
         rows[name] = {
             "ppl_heldout_sonnets": perplexity(model, sonnet_held_ids, shape.context),
             "ppl_val_plays": perplexity(model, play_val_ids, shape.context),
-            **poem_stats(texts, index, clf),
+            **poem_stats(texts, index, clf, [sc.prompts[i % len(sc.prompts)] for i in range(len(texts))]),
             "generate_s": round(time.time() - t, 1),
         }
     write_json(
