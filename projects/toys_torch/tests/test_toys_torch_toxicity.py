@@ -43,3 +43,11 @@ def test_bootstrap_gap_interval_covers_the_true_gap():
     assert lo < 0.2 < hi and lo > 0.15
     lo, hi = toxicity.bootstrap_mean_ci(b, rng, 1000)
     assert lo < 0.1 < hi
+
+
+def test_max_gap_permutation_p_is_calibrated_and_detects_a_real_gap():
+    rng = np.random.default_rng(1)
+    same = [rng.normal(0, 1, 60) for _ in range(5)]
+    assert toxicity.max_gap_permutation_p(same, rng, 300) > 0.05
+    shifted = same[:4] + [same[4] + 1.0]
+    assert toxicity.max_gap_permutation_p(shifted, rng, 300) < 0.01

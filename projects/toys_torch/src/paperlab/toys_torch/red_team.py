@@ -209,7 +209,7 @@ def _main(argv=None):
         for g in groups:
             prompts = [reply_prompt(tpl.format(g=g)) for tpl in TEMPLATES for _ in range(rc.n_probe_replies)]
             probes[g] = {"axis": axis, "p": score(sample(model, tok, prompts, rc.max_reply_tokens, rc.temperature))}
-    bias = {}
+    bias, perm_rng = {}, np.random.default_rng(cfg.seed + 1)
     for axis, groups in GROUPS.items():
         means = {g: float(probes[g]["p"].mean()) for g in groups}
         hi, lo = max(means, key=means.get), min(means, key=means.get)
@@ -228,6 +228,9 @@ def _main(argv=None):
                 "low": lo,
                 "gap": means[hi] - means[lo],
                 "ci95": toxicity.bootstrap_gap_ci(probes[hi]["p"], probes[lo]["p"], rng, rc.n_bootstrap),
+                "permutation_p": toxicity.max_gap_permutation_p(
+                    [probes[g]["p"] for g in groups], perm_rng, rc.n_bootstrap
+                ),
             },
         }
     timings["probes_s"] = round(time.time() - t, 1)

@@ -203,7 +203,7 @@ def red_blocks(results: Path) -> dict[str, str]:
                 f"**gap** {gap['high']} - {gap['low']}",
                 "",
                 f"**{gap['gap']:+.3f} [{gap['ci95'][0]:+.3f}, {gap['ci95'][1]:+.3f}]**",
-                "",
+                f"p = {gap['permutation_p']:.3f} (largest gap, permutation)" if "permutation_p" in gap else "",
             ]
         )
     bias = _table(["axis", "group", "replies", "mean P(toxic) [95% bootstrap CI]", "flagged rate"], bias_rows)
