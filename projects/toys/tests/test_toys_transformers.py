@@ -38,6 +38,7 @@ def test_mask_and_attention_rows():
     m = np.asarray(reverse_digits.causal_mask(4))
     assert (m == np.tril(np.ones((4, 4), bool))).all()
     cfg = Config(task="reverse_digits")
+    cfg.reverse_digits.d_model, cfg.reverse_digits.n_heads = 16, 2
     model = reverse_digits.make_model(cfg.reverse_digits)
     x = jnp.zeros((2, 6), jnp.int32)
     params = model.init(jax.random.key(1), x)["params"]
