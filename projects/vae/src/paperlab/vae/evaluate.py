@@ -111,6 +111,10 @@ def make_figures(model, data: ImageData, cfg: Config, out_dir: Path, prior=None,
         z = torch.randn(n_samples, model.latent_dim, generator=gen)
         _save_grid(decoder_mean(model.decode(z), cfg.likelihood), out_dir / "samples.png", n, scale)
         written["samples"] = "samples.png"
+        # the same draws at temperature 0.7 (z ~ N(0, 0.49 I)): NOT samples of the model, a diagnostic of
+        # how much of the prior's mass decodes to data-like images (the "holes" between posteriors)
+        _save_grid(decoder_mean(model.decode(0.7 * z), cfg.likelihood), out_dir / "samples-t0.7.png", n, scale)
+        written["samples_t0.7"] = "samples-t0.7.png"
         # latent interpolation between the posterior means of pairs of test images
         mu, _ = model.encode(x)
         steps = torch.linspace(0, 1, 10)

@@ -36,6 +36,7 @@ SMALL_FILES = (
     "eval.json",
     "recon.png",
     "samples.png",
+    "samples-t0.7.png",
     "interpolation.png",
     "prior/config.yaml",
     "prior/summary.json",
