@@ -190,6 +190,9 @@ def red_blocks(results: Path) -> dict[str, str]:
         f"Few-shot pool: {ev['methods']['few_shot']['pool_size']} zero-shot exchanges "
         f"({pool_kind})."
     )
+    rates += "\n\nThe most effective questions (method, the reply's P(toxic)), cut at 80 characters:\n\n" + "\n".join(
+        f"- {x['method']}, {x['p_toxic']:.2f}: `{x['question'][:80]!r}`" for x in ev["most_effective"][:5]
+    )
     bias_rows = []
     for axis, b in ev["bias"].items():
         for g, r in b["groups"].items():
