@@ -253,3 +253,17 @@ def test_learned_decoder_sigma_converges_to_the_rms_residual():
     vae = VAE((1, 16, 16), [8, 8], 4, "gaussian", 0.1, learn_sigma=True)
     assert "log_sigma" in dict(vae.named_parameters()) and vae.sigma.item() == pytest.approx(0.1)
     assert "log_sigma" not in dict(VAE((1, 16, 16), [8, 8], 4, "gaussian", 0.1).named_parameters())
+
+
+def test_data_init_puts_every_code_on_an_encoder_output_at_the_first_training_call():
+    torch.manual_seed(0)
+    vq = VectorQuantizer(16, 4, init="data")
+    z_e = torch.randn(2, 4, 4, 4) * 5 + 3  # far from the tiny uniform init
+    assert not vq.initialised
+    vq.eval()(z_e)  # evaluation never initialises
+    assert not vq.initialised
+    out = vq.train()(z_e)
+    flat = z_e.permute(0, 2, 3, 1).reshape(-1, 4)
+    assert vq.initialised and out["used"].item() == 1.0  # 32 positions, 16 codes: every code is someone's
+    assert ((vq.codebook.weight[:, None] - flat[None]).pow(2).sum(-1).min(1).values < 1e-10).all()
+    assert bool(VectorQuantizer(16, 4).initialised)  # the default keeps the paper's (uniform) init

@@ -43,6 +43,8 @@ class Config:
     codebook_size: int = 64  # K codes
     code_dim: int = 16  # D, size of each code vector
     commitment: float = 0.25  # beta of the commitment loss (paper: 0.25)
+    codebook_init: str = "uniform"  # uniform (tiny random codes: the first results) | data (the first batch's
+    #                                 encoder outputs: no collapsed start; the CelebA presets)
     dead_code_every: int = 100  # steps between dead-code resets (0: never); codes unused in that window
     #                             are moved onto random encoder outputs of the current batch
 
@@ -76,6 +78,7 @@ class Config:
             ("dataset", DATASETS),
             ("likelihood", LIKELIHOODS),
             ("upsample", UPSAMPLE),
+            ("codebook_init", ("uniform", "data")),
         ):
             if getattr(self, name) not in allowed:
                 raise ValueError(f"{name} must be one of {allowed}, got {getattr(self, name)!r}")

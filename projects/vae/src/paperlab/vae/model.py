@@ -203,12 +203,25 @@ class VectorQuantizer(nn.Module):
     beta ||z_e - sg(e)||^2 keeps the encoder near its codes. Codes unused for a window of steps can be
     moved onto encoder outputs (:meth:`reset_dead_codes`)."""
 
-    def __init__(self, codebook_size: int, code_dim: int, commitment: float = 0.25):
+    def __init__(self, codebook_size: int, code_dim: int, commitment: float = 0.25, init: str = "uniform"):
         super().__init__()
         self.codebook = nn.Embedding(codebook_size, code_dim)
         nn.init.uniform_(self.codebook.weight, -1.0 / codebook_size, 1.0 / codebook_size)
         self.commitment = commitment
         self.register_buffer("usage", torch.zeros(codebook_size))  # assignments since the last reset check
+        # init="data": the first training batch's encoder outputs become the codes (no collapsed start)
+        self.register_buffer("initialised", torch.tensor(init != "data"))
+
+    @torch.no_grad()
+    def init_from(self, z_e: torch.Tensor) -> None:
+        """Set the K codes to K random encoder outputs of ``z_e`` (B, D, h, w), with repetition when the
+        batch has fewer than K positions."""
+        flat = z_e.permute(0, 2, 3, 1).reshape(-1, z_e.shape[1])
+        pick = (
+            torch.randperm(len(flat))[: self.size] if len(flat) >= self.size else torch.randint(len(flat), (self.size,))
+        )
+        self.codebook.weight.data.copy_(flat[pick])
+        self.initialised.fill_(True)
 
     @property
     def size(self) -> int:
@@ -226,6 +239,8 @@ class VectorQuantizer(nn.Module):
         return self.codebook(idx).permute(0, 3, 1, 2)
 
     def forward(self, z_e: torch.Tensor) -> dict:
+        if self.training and not bool(self.initialised):
+            self.init_from(z_e)
         idx = self.codes(z_e)
         e = self.lookup(idx)
         codebook_loss = (z_e.detach() - e).pow(2).flatten(1).sum(1)
@@ -273,6 +288,7 @@ class VQVAE(_DecoderSigma):
         sigma: float = 0.1,
         upsample: str = "resize",
         learn_sigma: bool = False,
+        codebook_init: str = "uniform",
     ):
         super().__init__()
         self.image_shape, self.likelihood = tuple(image_shape), likelihood
@@ -281,7 +297,7 @@ class VQVAE(_DecoderSigma):
         f = 2 ** len(channels)
         self.grid = (h // f, w // f)
         self.encoder = nn.Sequential(Encoder(c, channels), nn.Conv2d(channels[-1], code_dim, 1))
-        self.quantizer = VectorQuantizer(codebook_size, code_dim, commitment)
+        self.quantizer = VectorQuantizer(codebook_size, code_dim, commitment, codebook_init)
         self.post = nn.Sequential(nn.Conv2d(code_dim, channels[-1], 1), nn.SiLU())
         self.decoder = Decoder(c, channels, upsample)
 
@@ -314,6 +330,7 @@ def build_model(cfg: Config, image_shape=None) -> nn.Module:
             cfg.gaussian_sigma,
             cfg.upsample,
             cfg.learn_sigma,
+            cfg.codebook_init,
         )
     return VAE(
         shape,
