@@ -46,7 +46,7 @@ class BeamSearchConfig:
     contexts: list[str] = field(
         default_factory=lambda: [
             "ROMEO:\n",
-            "JULIET:\nO ",
+            "JULIET:\nO Romeo,",
             "KING RICHARD III:\nNow is the",
             "First Citizen:\nWe are",
             "HAMLET:\nTo be, or not to be",
