@@ -108,10 +108,13 @@ def test_batched_table_means_over_seeds_leaves_out_unfinished_seeds_and_counts_w
                 "fps_all_agents": 500.0,
             }
             (run / "summary.json").write_text(json.dumps(summary))
+            (run / "config.yaml").write_text("agent: x\nlearning_starts: 5000\n")
+            (run / "episodes.csv").write_text(f"step,return,length\n100,{k},100\n5000,1,100\n6000,9,100\n")
     row = batched_table(tmp_path / "batched").splitlines()[2]
     # DQN: seeds 1-2 only (seed 3 unfinished): mean 3.0, std 1.0; M-DQN: 6.0 ± 1.0; evals doubled
     assert row.startswith("| Breakout | 20k | 3.0 ± 1.0 (2 seeds) | 6.0 ± 1.0 (2 seeds) | 6.0 ± 2.0 (2 seeds)")
-    assert "| 500 / 500 | ~10 |" in row
+    # random policy: episodes ending by step 5000 (learning_starts) of the 4 finished runs: (1+1+2+1+1+1+2+1)/8
+    assert "| 1.25 | 500 / 500 | ~10 |" in row
     assert "M-DQN's mean training return above DQN's on 1 of 1" in headline(tmp_path)
     # 20k of 1M frames; 5 seeds x 1M frames at 500 agent-frames/s = 10,000 s = 2.8 h per process
     assert "2.0% of the issue's 1M frames per seed" in batched_table(tmp_path / "batched")

@@ -234,12 +234,32 @@ def _summaries(runs: list[Path]) -> list[dict]:
     return [json.loads((r / "summary.json").read_text()) for r in runs]
 
 
+def random_level(runs: dict[str, list[Path]]) -> float | None:
+    """Mean return of the episodes that ended during the replay start of every seed and agent, when
+    epsilon is still 1: the uniformly random policy's return, measured in the same runs."""
+    returns = []
+    for rs in runs.values():
+        for r in rs:
+            start = yaml_value(r / "config.yaml", "learning_starts")
+            with open(r / "episodes.csv") as f:
+                returns += [float(e["return"]) for e in csv.DictReader(f) if int(e["step"]) <= start]
+    return float(np.mean(returns)) if returns else None
+
+
+def yaml_value(path: Path, key: str) -> int:
+    """One integer entry of a saved config.yaml (flat ``key: value`` lines)."""
+    for line in path.read_text().splitlines():
+        if line.startswith(f"{key}:"):
+            return int(line.split(":", 1)[1])
+    raise KeyError(f"{key} not in {path}")
+
+
 def batched_table(folder: Path) -> str:
     lines = [
         "| game | frames per seed | DQN: return, last 100 training episodes | M-DQN: same | DQN: greedy eval "
-        "| M-DQN: greedy eval | frames/s of a 5-seed process (DQN / M-DQN) | paper's DQN at 5M frames "
-        "(read from its plot) |",
-        "|---|---|---|---|---|---|---|---|",
+        "| M-DQN: greedy eval | random policy (first 5k frames) | frames/s of a 5-seed process (DQN / M-DQN) "
+        "| paper's DQN at 5M frames (read from its plot) |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for game_dir in sorted(p for p in folder.iterdir() if p.is_dir()):
         runs = _seed_runs(game_dir)
@@ -257,9 +277,11 @@ def batched_table(folder: Path) -> str:
             else:
                 cells[agent], fps[agent] = ("-", "-"), "-"
         fr = "/".join(f"{f / 1e3:g}k" for f in sorted(frames))
+        level = random_level(runs)
+        rnd = "-" if level is None else f"{level:.2f}"
         lines.append(
             f"| {game_dir.name} | {fr} | {cells['dqn'][0]} | {cells['mdqn'][0]} | {cells['dqn'][1]} | "
-            f"{cells['mdqn'][1]} | {fps['dqn']} / {fps['mdqn']} | ~{PAPER_DQN_5M.get(game_dir.name, '?')} |"
+            f"{cells['mdqn'][1]} | {rnd} | {fps['dqn']} / {fps['mdqn']} | ~{PAPER_DQN_5M.get(game_dir.name, '?')} |"
         )
     lines += ["", budget_line(folder)]
     return "\n".join(lines)
@@ -300,6 +322,9 @@ def batched_plot(folder: Path, out: Path) -> None:
             mean, std = np.nanmean(curves, 0), np.nanstd(curves, 0)
             ax.plot(grid, mean, color=COLORS.get(agent), label=_label(agent, rs))
             ax.fill_between(grid, mean - std, mean + std, color=COLORS.get(agent), alpha=0.2)
+        level = random_level(runs)
+        if level is not None:
+            ax.axhline(level, color="k", ls="--", lw=1, label="random policy")
         ax.set_title(game.name)
         ax.set_xlabel("frames")
         ax.grid(alpha=0.3)
