@@ -123,13 +123,18 @@ def test_reward_terms_on_hand_made_lines(corpus):
     np.testing.assert_allclose(t["length"], [19, 19, 18, 8])
     vc = Config(task="ppo_verse").ppo_verse
     R = np.asarray(pv.total_reward({k: jnp.asarray(v) for k, v in t.items()}, vc, 2.0))
+    c_m, c_r, c_f = vc.metre_coef, vc.rhyme_coef, vc.form_coef
     by_hand = [
-        -2.0 + 1.0,
-        -2.0 + 1.0 - 2.0 * (1 / 17 + 1),
-        -2.0 - 2.0 * 1.0 - 1.0,
-        -2.0 - 2.0 * 0.7 + 1.0 - 2.0 * (5 / 6 + 1),
+        -2.0 + c_r,
+        -2.0 + c_r - 2.0 * (1 / 17 + 1),
+        -2.0 - c_m * 1.0 - c_f,
+        -2.0 - c_m * 0.7 + c_r - 2.0 * (5 / 6 + 1),
     ]
     np.testing.assert_allclose(R, by_hand, rtol=1e-5)
+    empty = jnp.asarray(np.array([[pv.NL, pv.EOS] + [pv.PAD] * 22], np.int32))
+    syl, rhy = jnp.asarray(corpus.syllables), jnp.asarray(corpus.rhyme)
+    assert float(pv.reward_terms(empty, lm[:1], syl, rhy, min_words=1)["form_ok"][0]) == 0.0
+    assert float(pv.reward_terms(empty, lm[:1], syl, rhy, min_words=0)["form_ok"][0]) == 1.0
     # the same measures from the words agree with the token tables
     pairs = [corpus.decode(row) for row in np.asarray(x)]
     m = pv.text_measures(pairs[:2])

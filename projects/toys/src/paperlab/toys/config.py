@@ -222,24 +222,26 @@ class PpoVerseConfig:
     d_model: int = 64  # policy, reward LM: the same causal transformer shape
     n_heads: int = 4
     n_layers: int = 2
-    mle_steps: int = 600  # maximum-likelihood steps of the policy (split A) and of the reward LM (split B)
+    value_stop_gradient: bool = True  # the value loss trains only the value head (False: the shared layers too)
+    mle_steps: int = 200  # maximum-likelihood steps of the policy (split A) and of the reward LM (split B)
     mle_batch: int = 32
     mle_lr: float = 3e-3  # AdamW (weight decay 0.1), warm-up then cosine decay
     train_steps: int = 150  # PPO iterations
     rollout_batch: int = 64  # couplets sampled per iteration
     ppo_epochs: int = 4
     minibatches: int = 4  # per epoch
-    lr: float = 3e-4  # Adam, gradients clipped at global norm 1
+    lr: float = 1e-4  # Adam, gradients clipped at global norm 1
     clip: float = 0.2
     gamma: float = 1.0
     lam: float = 0.95
     value_coef: float = 0.5
-    kl_coef: float = 0.05  # beta: per-token penalty on log pi - log pi_MLE
+    kl_coef: float = 0.1  # beta: per-token penalty on log pi - log pi_MLE
     lm_coef: float = 1.0  # the reward's terms (see ppo_verse.py)
-    metre_coef: float = 2.0
+    metre_coef: float = 5.0
     rhyme_coef: float = 1.0
     rep_coef: float = 2.0  # the repetition penalty
     form_coef: float = 1.0
+    min_words: int = 1  # a line with fewer words makes the couplet malformed (0: an empty line is allowed)
     ablate_penalty: bool = True  # also train a policy with rep_coef = 0 from the same start
     n_eval: int = 500  # couplets sampled from each policy for the measures
 

@@ -22,7 +22,7 @@ built with the CMU pronouncing dictionary, so the whole PPO iteration is one jit
          - c_metre * mean_lines min(|syllables - 10|, 10) / 10   iambic pentameter has ten syllables
          + c_rhyme * 1[the two end words share their rhyming part]
          - c_rep * (share of words repeating an earlier word + 1[the two end words are the same word])
-         - c_form * 1[not exactly two lines ending in EOS]
+         - c_form * 1[not two lines of at least min_words words, ending in EOS]
 
 PPO (Schulman et al. 2017) at the token level, as in Ziegler et al. 2019 / Stiennon et al. 2020: the
 per-token reward is r_t = -beta (log pi(x_t) - log pi_MLE(x_t)) plus R(x) at the last token;
@@ -174,6 +174,7 @@ class VerseLM(nn.Module):
     d_model: int = 64
     n_heads: int = 4
     n_layers: int = 2
+    value_stop_gradient: bool = True  # the value loss trains the value head only, not the shared layers
 
     @nn.compact
     def __call__(self, tokens_BxL):
@@ -186,7 +187,8 @@ class VerseLM(nn.Module):
         h = nn.LayerNorm()(x)
         logits = nn.Dense(self.vocab)(h)
         allowed = ~jnp.isin(jnp.arange(self.vocab), jnp.array(BANNED))
-        return jnp.where(allowed, logits, -1e9), nn.Dense(1, name="value")(h)[..., 0]
+        hv = jax.lax.stop_gradient(h) if self.value_stop_gradient else h
+        return jnp.where(allowed, logits, -1e9), nn.Dense(1, name="value")(hv)[..., 0]
 
 
 def token_logp(model, params, x_BxL):
@@ -220,15 +222,17 @@ def sample(model, params, key, n: int, length: int):
 # ----------------------------------------------------------------------------- the reward
 
 
-def reward_terms(x_BxL, lm_logp_BxL, syllables_V, rhyme_V) -> dict:
-    """Every term of R(x) for sequences x (tokens after BOS) given the reward LM's log p of each token."""
+def reward_terms(x_BxL, lm_logp_BxL, syllables_V, rhyme_V, min_words: int = 1) -> dict:
+    """Every term of R(x) for sequences x (tokens after BOS) given the reward LM's log p of each token.
+    A couplet is well formed when it has two lines of at least ``min_words`` words each and ends in EOS."""
     m = valid_mask(x_BxL)
     word = (x_BxL >= N_SPECIAL) * m
     nl = (x_BxL == NL) * m
     eos_pos = jnp.argmax(x_BxL == EOS, axis=1)
     has_eos = jnp.any(x_BxL == EOS, axis=1)
-    form_ok = has_eos & (nl.sum(1) == 1)
     line = jnp.cumsum(nl, axis=1) - nl  # 0 on the first line, 1 on the second
+    words_per_line = jnp.stack([(word * (line == k)).sum(1) for k in (0, 1)], 1)
+    form_ok = has_eos & (nl.sum(1) == 1) & (words_per_line.min(1) >= min_words)
     syl = syllables_V[x_BxL] * word
     per_line = jnp.stack([(syl * (line == k)).sum(1) for k in (0, 1)], 1)
     metre = jnp.minimum(jnp.abs(per_line - 10), 10).mean(1) / 10
@@ -313,7 +317,7 @@ def variants(vc) -> list[tuple[str, float]]:
 
 
 def make_model(vc, corpus: Corpus) -> VerseLM:
-    return VerseLM(len(corpus.vocab), vc.max_len, vc.d_model, vc.n_heads, vc.n_layers)
+    return VerseLM(len(corpus.vocab), vc.max_len, vc.d_model, vc.n_heads, vc.n_layers, vc.value_stop_gradient)
 
 
 def mle_loss(model, params, tokens_BxL1):
@@ -385,7 +389,7 @@ def make_trainer(cfg, corpus: Corpus | None = None) -> Trainer:
         logp_old, v_old, _ = token_logp(model, params, x)
         logp_ref, _, _ = token_logp(model, ref, x)
         logp_rm, _, _ = token_logp(model, rm, x)
-        terms = reward_terms(x, logp_rm, syl_V, rhyme_V)
+        terms = reward_terms(x, logp_rm, syl_V, rhyme_V, vc.min_words)
         R = total_reward(terms, vc, rep_coef)
         kl_t = (logp_old - logp_ref) * m
         last = jax.nn.one_hot(m.sum(1).astype(jnp.int32) - 1, x.shape[1])
@@ -503,7 +507,7 @@ def evaluate(cfg, params, corpus: Corpus | None = None) -> dict:
     policies = {"mle": params["ref"]}
     policies.update({n: jax.tree_util.tree_map(lambda a, j=j: a[j], params["policy"]) for j, n in enumerate(names)})
     draw = jax.jit(lambda p, k: sample(model, p, k, vc.n_eval, vc.max_len))
-    score = jax.jit(lambda x: reward_terms(x, token_logp(model, params["rm"], x)[0], syl_V, rhyme_V))
+    score = jax.jit(lambda x: reward_terms(x, token_logp(model, params["rm"], x)[0], syl_V, rhyme_V, vc.min_words))
     heldout = jax.jit(lambda p, data: mle_loss(model, p, data))
     out: dict = {
         "policies": list(policies),
