@@ -471,6 +471,8 @@ def blocks(results: Path) -> dict[str, str]:
         ("bmg", bmg_table),
         ("ppo_verse", ppo_verse_table),
         ("ppo_verse_samples", ppo_verse_samples),
+        ("ppo_verse_run1", ppo_verse_table),
+        ("ppo_verse_run1_samples", ppo_verse_samples),
     ):
         m = _load(results, task.removesuffix("_samples"))
         if m:
