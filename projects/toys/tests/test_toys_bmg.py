@@ -85,7 +85,7 @@ def test_the_target_is_a_constant_and_the_gradient_flows_through_theta_K():
 
     (value, g), g_const, (value_no_stop, g_no_stop) = all_of_them(jnp.log(0.05))
     assert float(g) == pytest.approx(float(g_const), rel=1e-5) and abs(float(g)) > 0
-    assert float(value_no_stop) == pytest.approx(float(value), rel=1e-5)  # same value ...
+    assert float(value_no_stop) == pytest.approx(float(value), rel=1e-4)  # same value (a float32 KL near 1e-4) ...
     assert abs(float(g_no_stop) - float(g)) > 1e-3 * abs(float(g))  # ... other gradient
 
 
