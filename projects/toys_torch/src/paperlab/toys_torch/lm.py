@@ -107,7 +107,9 @@ def perplexity(model, ids: np.ndarray, length: int, batch: int = 16) -> float:
         raise ValueError(f"{len(ids)} tokens are too few for a window of {length}")
     windows = torch.from_numpy(np.stack([ids[i * (length - 1) : i * (length - 1) + length] for i in range(n)]))
     total, count = 0.0, 0
+    device = next(model.parameters()).device
     for chunk in windows.split(batch):
+        chunk = chunk.to(device)
         logits = model(input_ids=chunk).logits[:, :-1].float()
         nll = torch.nn.functional.cross_entropy(
             logits.reshape(-1, logits.shape[-1]), chunk[:, 1:].reshape(-1), reduction="sum"
@@ -149,7 +151,8 @@ def train_lm(
         lr=lr,
         betas=(0.9, 0.95),
     )
-    gen = torch.Generator().manual_seed(seed)
+    gen = torch.Generator().manual_seed(seed)  # on the CPU: the same windows on every device
+    device = next(model.parameters()).device
     start, elapsed = 0, 0.0
     ckpt = guard_run_dir(stage_dir, resume)
     if ckpt is not None:
@@ -183,7 +186,7 @@ def train_lm(
     with StopSignal() as stop:
         while step < steps and not stop.requested:
             model.train()
-            x = sample_windows(train_ids, batch, shape.context, gen)
+            x = sample_windows(train_ids, batch, shape.context, gen).to(device)
             for g in opt.param_groups:
                 g["lr"] = lr_at(step, steps, lr)
             loss = model(input_ids=x, labels=x).loss

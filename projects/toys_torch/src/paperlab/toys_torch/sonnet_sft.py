@@ -90,7 +90,7 @@ def generate(model, tok, prompts: list[str], n: int, sc, seed: int) -> list[str]
     model.eval()
     tok.padding_side = "left"
     texts = [prompts[i % len(prompts)] for i in range(n)]
-    enc = tok(texts, return_tensors="pt", padding=True, add_special_tokens=False)
+    enc = tok(texts, return_tensors="pt", padding=True, add_special_tokens=False).to(next(model.parameters()).device)
     torch.manual_seed(seed)
     out = model.generate(
         **enc,
