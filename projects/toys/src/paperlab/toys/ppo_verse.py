@@ -11,9 +11,11 @@ train the reward's language model and the judge. Nothing the policy is trained o
 the models that score it.
 
 Models: the policy is a small causal transformer with a softmax over the words and a **value head** (a
-linear read-out of the same last hidden state); the reward model is a separate transformer of the same
-shape trained on split B; the judge is a count-based bigram model (absolute discounting, also split B),
-a different family, so that a quirk of the neural reward model that PPO exploits does not carry over.
+linear read-out of the same last hidden state; by default its loss trains the head only, since in the
+first run a value loss that also moved the shared layers went with a policy that blew up); the reward
+model is a separate transformer of the same shape trained on split B; the judge is a count-based
+bigram model (absolute discounting, also split B), a different family, so that a quirk of the neural
+reward model that PPO exploits does not carry over.
 
 The reward of a finished couplet x (``reward_terms``; every term computed in JAX from per-word tables
 built with the CMU pronouncing dictionary, so the whole PPO iteration is one jitted function):
