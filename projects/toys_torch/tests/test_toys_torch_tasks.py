@@ -75,6 +75,10 @@ def test_beam_search_end_to_end(data_files, tmp_path, monkeypatch, capsys):
     assert rows[-1]["val_ppl"] < 0.5 * 320  # it learned something: well below a uniform guess
     code, err = run("beam_search", args, capsys)  # a fresh run over a run with checkpoints is refused
     assert code == 2 and "already holds a run" in err
+    code, err = run("beam_search", [*args, "red_team.threshold=0.6", "--resume"], capsys)  # other sections: fine
+    assert code == 0, err
+    code, err = run("beam_search", [*args, "beam_search.length_penalty=0.5", "--resume"], capsys)
+    assert code == 2 and "differs from this config" in err
 
 
 @pytest.mark.slow

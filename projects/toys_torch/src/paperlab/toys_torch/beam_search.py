@@ -16,10 +16,17 @@ from pathlib import Path
 import torch
 
 from paperlab.shared.cli import run_command
-from paperlab.shared.config import to_dict
 from paperlab.shared.seeding import seed_everything
 from paperlab.toys_torch.beam import HFStepper, beam_search, greedy
-from paperlab.toys_torch.common import machine, parse_task_config, stage_resume, start_run, write_json, write_summary
+from paperlab.toys_torch.common import (
+    machine,
+    parse_task_config,
+    run_key,
+    stage_resume,
+    start_run,
+    write_json,
+    write_summary,
+)
 from paperlab.toys_torch.data import load_plays
 from paperlab.toys_torch.lm import build_llama, encode_docs, load_saved, set_threads, train_lm, train_tokenizer
 
@@ -47,7 +54,7 @@ def get_model(cfg, run_dir: Path, resume: bool):
             run_dir / "lm",
             cfg.seed,
             stage_resume(run_dir / "lm", resume),
-            saved_config=to_dict(cfg),
+            saved_config=run_key(cfg),
         )
         if not info["finished"]:
             return None, None, None

@@ -53,7 +53,7 @@ def start_run(cfg, resume: bool, stages: list[str]) -> Path:
         raise FileNotFoundError(f"nothing to resume: no {run_dir / 'config.yaml'} (run without --resume)")
     if resume:
         saved = load_config(type(cfg), run_dir / "config.yaml")
-        if to_dict(saved) != to_dict(cfg):
+        if run_key(saved) != run_key(cfg):
             raise ConfigError(
                 f"{run_dir}/config.yaml differs from this config; resume with the same settings "
                 "or start a new run_dir=..."
@@ -61,6 +61,11 @@ def start_run(cfg, resume: bool, stages: list[str]) -> Path:
     run_dir.mkdir(parents=True, exist_ok=True)
     save_config(cfg, run_dir / "config.yaml")
     return run_dir
+
+
+def run_key(cfg) -> dict[str, Any]:
+    """What a resumed run must share with the run it continues: task, seed and the task's own section."""
+    return {"task": cfg.task, "seed": cfg.seed, cfg.task: to_dict(cfg)[cfg.task]}
 
 
 def stage_resume(stage_dir: Path, resume: bool) -> bool:

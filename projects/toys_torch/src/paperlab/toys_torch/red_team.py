@@ -30,10 +30,9 @@ import numpy as np
 import torch
 
 from paperlab.shared.cli import run_command
-from paperlab.shared.config import to_dict
 from paperlab.shared.seeding import seed_everything
 from paperlab.toys_torch import toxicity
-from paperlab.toys_torch.common import parse_task_config, stage_resume, start_run, write_json, write_summary
+from paperlab.toys_torch.common import parse_task_config, run_key, stage_resume, start_run, write_json, write_summary
 from paperlab.toys_torch.data import load_dialogues, turns
 from paperlab.toys_torch.lm import (
     build_gpt2,
@@ -155,7 +154,7 @@ def _main(argv=None):
                 run_dir / "pretrain",
                 cfg.seed,
                 stage_resume(run_dir / "pretrain", resume),
-                saved_config=to_dict(cfg),
+                saved_config=run_key(cfg),
             )
             timings["pretrain_s"] = round(time.time() - t, 1)
             if not info["finished"]:

@@ -22,10 +22,9 @@ import numpy as np
 import torch
 
 from paperlab.shared.cli import run_command
-from paperlab.shared.config import to_dict
 from paperlab.shared.seeding import seed_everything
 from paperlab.toys_torch import textstats
-from paperlab.toys_torch.common import parse_task_config, stage_resume, start_run, write_json, write_summary
+from paperlab.toys_torch.common import parse_task_config, run_key, stage_resume, start_run, write_json, write_summary
 from paperlab.toys_torch.data import load_plays, load_sonnets
 from paperlab.toys_torch.lm import (
     build_llama,
@@ -124,7 +123,7 @@ def _main(argv=None):
     t0 = time.time()
     stages = ["pretrain"] + [f"sft_{m}" for m in sc.methods]
     run_dir = start_run(cfg, resume, stages)
-    saved_cfg = to_dict(cfg)
+    saved_cfg = run_key(cfg)
     plays = load_plays(sc.plays_path)
     train_sonnets, held_sonnets = load_sonnets(sc.sonnets_path, sc.n_heldout)
     n_val_plays = int(len(plays) * shape.val_frac)
