@@ -14,7 +14,7 @@ RLHF_INDEX   = $(if $(shell grep -s -l '<!-- headline:rlhf -->' README.md),--ind
 train-rlhf: $(VENV)/.stamp-rlhf ## the whole RLHF pipeline, each stage timed (runs/.../timing.json): base LM, pairs, reward model, PPO, RLOO, GRPO, evaluation (SEED ARGS RESUME=1)
 	$(PY) -m paperlab.rlhf.pipeline $(RLHF_CFG) $(RESUME_ARG)
 
-train-rlhf-goodhart: $(VENV)/.stamp-rlhf ## over-optimisation ablation on the base model of the shakespeare preset, seed 1: PPO without KL penalty against a weak and a clean-label proxy, and against a proxy of the vader-rep gold (SEED RESUME=1)
+train-rlhf-goodhart: $(VENV)/.stamp-rlhf ## over-optimisation ablation on the base model of `make train-rlhf RLHF_PRESET=shakespeare-fast` (seed 1): PPO without KL penalty against a weak and a clean-label proxy, and against a proxy of the vader-rep gold (SEED RESUME=1)
 	$(PY) -m paperlab.rlhf.pipeline --stages pairs,rm,ppo,eval --config configs/rlhf/goodhart-weak.yaml seed=$(SEED) $(ARGS) $(RESUME_ARG)
 	$(PY) -m paperlab.rlhf.pipeline --stages pairs,rm,ppo,eval --config configs/rlhf/goodhart-clean.yaml seed=$(SEED) $(ARGS) $(RESUME_ARG)
 	$(PY) -m paperlab.rlhf.pipeline --stages pairs,rm,ppo,eval --config configs/rlhf/goodhart-rep.yaml seed=$(SEED) $(ARGS) $(RESUME_ARG)

@@ -213,6 +213,7 @@ def table_pipeline(seeds) -> str:
         device = t["device"]
         if device == "auto":  # timing files before the runner resolved it: the stages' own record
             device = (_load(s / "sft" / "summary.json") or {}).get("device", device)
+        out += [""] if out else []  # a blank line between two runs' tables
         out += [f"`{_run(s)}/timing.json`: {t['cpu']} ({t['cores']} cores on the machine), torch threads "
                 f"{t['threads']}, OMP_NUM_THREADS={t['omp_num_threads'] or 'unset'}, device {device}; "
                 f"whole pipeline finished: {t['finished']}.\n",
@@ -303,7 +304,7 @@ def table_goodhart(results: Path) -> str:
         rm = _load(s / "rm" / "eval.json")
         cfg_rm = "own" if rm else "the CPU default run's"
         if rm is None:  # the strong proxy is the RM of the CPU default run (rm_dir)
-            rm = _load(results / "shakespeare-cpu" / "seed1" / "rm" / "eval.json")
+            rm = _load(results / "shakespeare-fast-cpu" / "seed1" / "rm" / "eval.json")
         acc = (f"{rm['train_pairs']} / {rm['test_pairs']} ({cfg_rm}) | {_f(rm['test']['accuracy'])} "
                f"({_f(rm['test'].get('gold_accuracy'))})") if rm else "– | –"  # fmt: skip
         peak = max(curve, key=lambda r: r["gold"])
