@@ -427,21 +427,21 @@ def headline(results: Path) -> str:
     if bt.is_dir():
         games = [p for p in sorted(bt.iterdir()) if p.is_dir() and _seed_runs(p)]
         if games:
-            wins, frames, seeds = 0, set(), set()
+            above, pairs, frames, seeds = 0, 0, set(), set()
             for game in games:
-                runs = _seed_runs(game)
-                means = {}
-                for agent, rs in runs.items():
+                runs, level = _seed_runs(game), random_level(_seed_runs(game))
+                for rs in runs.values():
                     s = _summaries(rs)
                     frames |= {x["steps"] for x in s}
                     seeds.add(len(s))
-                    means[agent] = np.mean([x["final_return_mean"] for x in s])
-                wins += means.get("mdqn", -np.inf) > means.get("dqn", np.inf)
+                    ret = np.array([x["final_return_mean"] for x in s])
+                    pairs += 1
+                    above += level is not None and ret.mean() - ret.std() > level
             fr = "/".join(f"{f / 1e3:.0f}k" for f in sorted(frames))
             parts.append(
-                f"MinAtar, {len(games)} games at {fr} frames per seed ({min(seeds)} seeds, one batched process "
-                f"per game and agent): M-DQN's mean training return above DQN's on {wins} of {len(games)}, "
-                "early learning only"
+                f"MinAtar, {len(games)} of 5 games at {fr} frames per seed ({min(seeds)} seeds per batched "
+                f"process): training return more than one std above the random policy for {above} of "
+                f"{pairs} game-agent pairs"
             )
     return "; ".join(parts)
 
