@@ -297,9 +297,9 @@ def budget_line(folder: Path) -> str:
     hours = {budget: budget * n / fps / 3600 for budget in (1e6, 5e6)}
     return (
         f"{len(s)} processes of {n} seeds, {frames / 1e3:g}k frames per seed: {100 * frames / 1e6:.1f}% of the "
-        f"issue's 1M frames per seed and {100 * frames / 5e6:.1f}% of the paper's 5M. At their mean rate of "
+        f"1M-frames-per-seed target and {100 * frames / 5e6:.1f}% of the paper's 5M. At their mean rate of "
         f"{fps:.0f} agent-frames/s (whole run, warm-up and evaluation included, one core each), 1M frames per "
-        f"seed would take {hours[1e6]:.1f} h per process ({len(s) * hours[1e6]:.0f} core-hours for the table), "
+        f"seed would take {hours[1e6]:.1f} h per process ({len(s) * hours[1e6]:.0f} core-hours for these processes), "
         f"5M {hours[5e6]:.0f} h per process ({len(s) * hours[5e6]:.0f} core-hours)."
     )
 
