@@ -101,6 +101,12 @@ def test_sonnet_sft_end_to_end(data_files, tmp_path, monkeypatch, capsys):
     assert {"base", "full", "lora2", "held-out sonnets (real)"} <= set(rows)
     assert rows["full"]["ppl_heldout_sonnets"] < rows["base"]["ppl_heldout_sonnets"]  # fine-tuning helps
     assert (tmp_path / "s" / "sft_lora2" / "model" / "config.json").is_file()
+    first = json.loads((tmp_path / "s" / "eval.json").read_text())["trainable_params"]
+    code, err = run("sonnet_sft", [*args, "--resume"], capsys)  # finished stages are skipped, evaluation reruns
+    assert code == 0, err
+    again = json.loads((tmp_path / "s" / "eval.json").read_text())
+    assert again["trainable_params"] == first and 0 < first["lora2"] < first["full"]
+    assert again["rows"]["full"]["ppl_heldout_sonnets"] == rows["full"]["ppl_heldout_sonnets"]
 
 
 def test_red_team_end_to_end(data_files, tmp_path, monkeypatch, capsys):

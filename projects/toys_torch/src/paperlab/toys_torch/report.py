@@ -110,17 +110,22 @@ def sonnet_blocks(results: Path) -> dict[str, str]:
     ev = _load(results, "sonnet_sft")
     if ev is None:
         return {k: _missing("sonnet_sft") for k in ("sonnet_ppl", "sonnet_poems", "sonnet_samples")}
-    rows, t = ev["rows"], ev["timings"]
+    rows, trainable = ev["rows"], ev.get("trainable_params", {})
     models = [m for m in rows if "ppl_heldout_sonnets" in rows[m]]
+
+    def seconds(m: str) -> str:  # a stage's wall time: its metrics' last row (it continues over a resume)
+        path = results / "sonnet_sft" / f"{'pretrain' if m == 'base' else 'sft_' + m}_metrics.jsonl"
+        return f"{read_metrics(path)[-1]['time']:.0f}" if path.is_file() else "-"
+
     ppl = _table(
-        ["model", "held-out sonnets ppl", "plays val ppl", "trainable params", "training s"],
+        ["model", "held-out sonnets ppl", "plays val ppl", "trainable params", "training s (pre-training for base)"],
         [
             [
                 m,
                 _f(rows[m]["ppl_heldout_sonnets"], 1),
                 _f(rows[m]["ppl_val_plays"], 1),
-                f"{t.get(f'sft_{m}_trainable_params', '-')}",
-                t.get(f"sft_{m}_s", t.get("pretrain_s", "-") if m == "base" else "-"),
+                f"{trainable[m]:,}" if m in trainable else ("all" if m == "base" else "-"),
+                seconds(m),
             ]
             for m in models
         ],

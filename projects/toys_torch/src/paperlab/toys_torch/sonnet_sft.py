@@ -17,10 +17,12 @@ LoRA (``load_in_4bit=true`` on a GPU). ``python -m paperlab.toys_torch.sonnet_sf
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
 
+from paperlab.shared.checkpoint import LAST, load_checkpoint
 from paperlab.shared.cli import run_command
 from paperlab.shared.seeding import seed_everything
 from paperlab.toys_torch import textstats
@@ -103,6 +105,13 @@ def generate(model, tok, prompts: list[str], n: int, sc, seed: int) -> list[str]
     return [t.strip() for t in tok.batch_decode(out, skip_special_tokens=True)]
 
 
+def trainable_from_checkpoint(stage_dir: Path, merged_model) -> int:
+    """Trainable parameters of a finished stage: its LoRA matrices, or every weight (full fine-tuning)."""
+    state = load_checkpoint(stage_dir / LAST, required=("model",), kind="toys_torch fine-tuning")
+    lora = sum(v.numel() for k, v in state["model"].items() if "lora_" in k)
+    return lora or sum(p.numel() for p in merged_model.parameters())
+
+
 def poem_stats(texts, index, clf, prompts: list[str] | None = None) -> dict:
     """Metre, rhyme and P(sonnet) of the whole texts; novelty of what was generated (prompt removed)."""
     new = [
@@ -170,11 +179,12 @@ def _main(argv=None):
     sonnet_train_ids, sonnet_held_ids = encode_docs(tok, train_sonnets), encode_docs(tok, held_sonnets)
 
     # 3: fine-tuning, one model per method
-    models = {"base": base}
+    models, trainable = {"base": base}, {}
     for method in methods:
         stage = run_dir / f"sft_{method}"
         if base_dir is not None and (stage / "model" / "config.json").is_file():
             models[method] = load_saved(stage / "model", method)[0]
+            trainable[method] = trainable_from_checkpoint(stage, models[method])
             continue
         torch.manual_seed(cfg.seed)
         model = load_saved(base_dir, "the base model")[0] if base_dir is not None else base
@@ -200,7 +210,7 @@ def _main(argv=None):
             saved_config=saved_cfg,
         )
         timings[f"sft_{method}_s"] = round(time.time() - t, 1)
-        timings[f"sft_{method}_trainable_params"] = n_trainable
+        trainable[method] = n_trainable
         if not info["finished"]:
             return
         if method != "full":
@@ -247,6 +257,7 @@ def _main(argv=None):
             "samples": {name: texts[: len(sc.prompts)] for name, texts in samples.items()},
             "prompts": list(sc.prompts),
             "timings": timings,
+            "trainable_params": trainable,
         },
         run_dir / "eval.json",
     )
