@@ -234,6 +234,16 @@ def eval_facts(path: Path) -> str:
         return f"{_tile_mean_grey(png, e['image_size']):.0f}" if png.is_file() else "–"
 
     real = f"Mean grey level of the real test images: {e['real_mean_grey']:.0f}.\n\n" if "real_mean_grey" in e else ""
+    unpaired = [r for k, r in sorted(rows.items()) if "mean_grey" in r and (k[0], k[1], k[2], not k[3]) not in rows]
+    if unpaired:  # rows with no EMA/raw partner: their grey level is not in the table below
+        real += (
+            "Mean grey level of the samples of the rows evaluated with one kind of weights only: "
+            + "; ".join(
+                f"{_sampler_name(r)}, {r['steps']} steps, {'EMA' if r['ema'] else 'raw'}: {r['mean_grey']:.0f}"
+                for r in unpaired
+            )
+            + ".\n\n"
+        )
     lines = [
         f"{real}| sampler | steps | FD EMA | FD raw | better | mean grey EMA / raw (0–255) |",
         "|---|---|---|---|---|---|",
