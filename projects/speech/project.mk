@@ -29,7 +29,7 @@ explore-speech: $(VENV)/.stamp-speech ## exploratory analysis + misclassified ex
 grid-speech: $(VENV)/.stamp-speech ## every experiment of the README (SPEECH_GROUPS="models augment cross mels" SPEECH_WORKERS=N; a GPU helps)
 	$(PY) -m paperlab.speech.grid --groups $(SPEECH_GROUPS) --workers $(SPEECH_WORKERS)
 
-bench-speech: $(VENV)/.stamp-speech ## CPU seconds per training epoch of each model on AESDD (one fold), into projects/speech/results/bench-cpu.json
+bench-speech: $(VENV)/.stamp-speech ## CPU seconds per training epoch of each model on AESDD (one fold) and feature extraction ms per clip, into projects/speech/results/bench-cpu.json
 	$(PY) -m paperlab.speech.bench --out projects/speech/results/bench-cpu.json
 
 report-speech: $(VENV)/.stamp-speech ## README/REPORT tables and figures from the committed results (COLLECT=1 copies runs/speech/grid first)

@@ -6,7 +6,8 @@
 A job is a preset plus overrides and its own run directory ``runs/speech/grid/<group>/<name>-seed<s>``;
 a job whose directory already holds a finished ``summary.json`` is skipped, a killed one resumes, so
 running the grid again continues it. Seeds are 1..3 (never picked afterwards). On CPU the whole grid takes
-about an hour of one core (a CNN epoch on AESDD: ~2.4 s); with --workers N the jobs run N at a time.
+about three hours of one core (a CNN epoch on AESDD: ~2 s, on RAVDESS ~5-10 s); --workers N runs N jobs
+at a time; --only <name>-seed<s> ... runs just those.
 """
 
 from __future__ import annotations
