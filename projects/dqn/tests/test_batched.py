@@ -166,3 +166,14 @@ def test_the_seeds_benchmark_reports_every_row_with_flops_and_the_machine():
     assert batched["update_mflop"] == pytest.approx(2 * solo["update_mflop"], abs=0.02) and solo["update_mflop"] > 0
     assert 0 < batched["share_of_matmul_peak"] < 1 and result["matmul_peak_gflops"] > 0
     assert result["cpu_model"] and len(batched["load_before"]) == 3
+
+
+def test_evaluation_episodes_are_cut_at_eval_max_steps():
+    from paperlab.dqn.evaluate import evaluate_agents
+
+    torch.manual_seed(0)
+    params = stack_params([MinAtarQNetwork(7, 6) for _ in range(2)])  # Freeway: 7 channels, 2500-frame episodes
+    results = evaluate_agents(params, "MinAtar/Freeway-v0", seeds=[1, 2], episodes=2, max_steps_per_episode=50)
+    assert [r["length_mean"] for r in results] == [50.0, 50.0] and [r["seed"] for r in results] == [1, 2]
+    with pytest.raises(ValueError, match="eval_max_steps must be positive"):
+        Config(eval_max_steps=0)

@@ -74,6 +74,7 @@ class Config:
     checkpoint_every: int = 50_000
     eval_episodes: int = 100
     eval_epsilon: float = 0.0
+    eval_max_steps: int = 100_000  # an evaluation episode is cut here (a greedy agent can stall forever)
 
     def __post_init__(self):
         from paperlab.dqn.envs import check_env_id
@@ -105,6 +106,7 @@ class Config:
             "eval_episodes",
             "torch_threads",
             "num_seeds",
+            "eval_max_steps",
         )
         for name in positive:
             if getattr(self, name) <= 0:

@@ -106,7 +106,14 @@ def periodic_eval(q_net, cfg: Config, seed: int, epsilon: float = 0.0) -> dict:
     if cfg.env_id == "CartPole-v1" and epsilon == 0.0:
         return evaluate_vectorized(q_net, cfg.env_id, cfg.eval_episodes, seed)
     return evaluate_policy(
-        q_net, cfg.env_id, cfg.eval_episodes, epsilon, seed, cfg.sticky_action_prob, cfg.difficulty_ramping
+        q_net,
+        cfg.env_id,
+        cfg.eval_episodes,
+        epsilon,
+        seed,
+        cfg.sticky_action_prob,
+        cfg.difficulty_ramping,
+        max_steps_per_episode=cfg.eval_max_steps,
     )
 
 

@@ -327,11 +327,11 @@ def train_batched(cfg: Config, resume: bool = False, stop_after_steps: int | Non
             atomic_write_text(Path(c.run_dir) / "summary.json", json.dumps(summary, indent=2) + "\n")
         return summaries
 
+    for k, c in enumerate(agent_cfgs):  # the models first: an evaluation cut short leaves them behind
+        nets[k].load_state_dict(unstack_params(params, k))
+        save_model(Path(c.run_dir) / "model.pt", model_meta(c, obs_shape, n_actions), nets[k])
     if cfg.env_id == "CartPole-v1":  # the solo run's (vectorized) final evaluation, agent by agent
-        results = []
-        for k, c in enumerate(agent_cfgs):
-            nets[k].load_state_dict(unstack_params(params, k))
-            results.append(final_eval(nets[k], c))
+        results = [final_eval(nets[k], c) for k, c in enumerate(agent_cfgs)]
     else:  # evaluate_policy for all agents at once (one batched forward per step)
         results = evaluate_agents(
             params,
@@ -341,10 +341,9 @@ def train_batched(cfg: Config, resume: bool = False, stop_after_steps: int | Non
             cfg.eval_epsilon,
             cfg.sticky_action_prob,
             cfg.difficulty_ramping,
+            max_steps_per_episode=cfg.eval_max_steps,
         )
     for k, (c, summary, result) in enumerate(zip(agent_cfgs, summaries, results)):
-        nets[k].load_state_dict(unstack_params(params, k))
-        save_model(Path(c.run_dir) / "model.pt", model_meta(c, obs_shape, n_actions), nets[k])
         atomic_write_text(Path(c.run_dir) / "eval.json", json.dumps(result, indent=2) + "\n")
         summary.update(
             fps=round(step / max(wall, 1e-9), 1),
