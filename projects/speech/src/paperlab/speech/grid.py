@@ -37,16 +37,16 @@ SHARED = ["emotions=[anger,disgust,fear,happiness,sadness]"]
 
 def group_jobs(group: str) -> list[tuple[str, str, list[str], tuple[int, ...]]]:
     """(name, preset, overrides, seeds) of each job of ``group``. Sized for 2 shared CPU cores: 3 seeds
-    for the main CNN and its SpecAugment ablation, 1 seed elsewhere (the SVM has no randomness)."""
+    for the CNN and CRNN and the SpecAugment ablation, 1 seed elsewhere (the SVM has no randomness)."""
     one, three = (1,), SEEDS
     if group == "models":
         return [
             ("aesdd-cnn", AESDD, ["model=cnn"], three),
             ("aesdd-svm", AESDD, ["model=svm"], one),
             ("ravdess-svm", RAVDESS, ["model=svm"], one),
-            ("aesdd-crnn", AESDD, ["model=crnn"], one),
+            ("aesdd-crnn", AESDD, ["model=crnn"], three),
             ("ravdess-cnn", RAVDESS, ["model=cnn"], three),
-            ("ravdess-crnn", RAVDESS, ["model=crnn"], one),
+            ("ravdess-crnn", RAVDESS, ["model=crnn"], three),
         ]
     if group == "augment":
         augs = {
