@@ -115,7 +115,7 @@ def test_short_run_beats_chance(tmp_path):
 
 def test_matched_parameter_counts_are_close():
     counts = {}
-    for m in ("cnn", "c4", "c8", "c16", "so2"):
+    for m in ("cnn", "c4", "c8", "c16", "d4", "so2"):
         w = matched_width(m, 3, 10, 16, [1, 1, 2, 2, 4, 4], 5, [1, 3, 5])
         cfg = Config(model=m, base_width=16)
         counts[m] = n_params(build_model(cfg, 3, 10))

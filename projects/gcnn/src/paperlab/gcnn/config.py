@@ -6,8 +6,10 @@ import re
 from dataclasses import dataclass, field
 
 # plain CNN, C_n G-CNNs, steerable SO(2) CNN; e2c4/e2c8: the peer, the same C_n topology built with e2cnn
-MODELS = ("cnn", "c4", "c8", "c16", "so2", "e2c4", "e2c8")
-GROUP_ORDER = {"cnn": 1, "c4": 4, "c8": 8, "c16": 16, "so2": 0, "e2c4": 4, "e2c8": 8}
+# d4: rotations by 90 degrees and reflections (p4m), exact
+MODELS = ("cnn", "c4", "c8", "c16", "d4", "so2", "e2c4", "e2c8")
+GROUP_ORDER = {"cnn": 1, "c4": 4, "c8": 8, "c16": 16, "d4": 8, "so2": 0, "e2c4": 4, "e2c8": 8}  # |G| (0: SO(2))
+DIHEDRAL = {"d4": 4}  # model -> n of D_n
 DATASETS = ("shapes", "eurosat", "mnist_rot")
 MATCH = ("params", "width")
 PADDING = ("zeros", "reflection", "border")
@@ -17,7 +19,7 @@ DEVICES = ("auto", "cpu", "cuda")
 @dataclass
 class Config:
     # --- experiment ---
-    model: str = "c4"  # cnn | c4 | c8 | c16 | so2 | e2c4 | e2c8 (e2cnn peer)
+    model: str = "c4"  # cnn | c4 | c8 | c16 | d4 | so2 | e2c4 | e2c8 (e2cnn peer)
     dataset: str = "shapes"  # shapes (generated, offline) | eurosat | mnist_rot
     data_dir: str = (
         ""  # eurosat: folder with 2750/ or eurosat-rgb.tar.gz or a prepared .npz; mnist_rot: MNIST IDX folder

@@ -25,8 +25,10 @@ from pathlib import Path
 import torch
 
 from paperlab.gcnn.checkpoint import load_model
-from paperlab.gcnn.config import GROUP_ORDER, Config
+from paperlab.gcnn.config import DIHEDRAL, GROUP_ORDER, Config
 from paperlab.gcnn.data import Splits, load_data, to_input
+from paperlab.gcnn.dihedral import act_on_group_map
+from paperlab.gcnn.groups import DihedralGroup
 from paperlab.gcnn.rotate import disk_mask, rotate_image
 from paperlab.gcnn.steerable import rotate_fields
 from paperlab.shared.checkpoint import atomic_write_text
@@ -34,6 +36,7 @@ from paperlab.shared.cli import run_command
 from paperlab.shared.config import config_from_dict
 
 INVARIANCE_ANGLES = [float(a) for a in range(0, 361, 15)]
+REFLECTION = "reflection"  # the equivariance key of the mirror image x -> -x (D_n models)
 
 
 @torch.no_grad()
@@ -51,8 +54,11 @@ def accuracy(
     return correct / max(1, len(y))
 
 
-def group_angles(model_name: str) -> list[float]:
-    """Angles (degrees) at which a layer's equivariance is defined for ``model_name``."""
+def group_angles(model_name: str) -> list:
+    """Angles (degrees) at which a layer's equivariance is defined for ``model_name`` (D_n: also the
+    reflection, key ``REFLECTION``)."""
+    if model_name in DIHEDRAL:
+        return [360.0 / DIHEDRAL[model_name], REFLECTION]
     n = GROUP_ORDER[model_name]
     candidates = [22.5, 45.0, 90.0]
     if n in (0, 1):  # steerable: any angle; plain CNN: measured against the plain spatial rotation
@@ -60,8 +66,19 @@ def group_angles(model_name: str) -> list[float]:
     return [a for a in candidates if abs((a * n / 360.0) - round(a * n / 360.0)) < 1e-9]
 
 
-def act(feature: torch.Tensor, model, model_name: str, layer: int, angle: float) -> torch.Tensor:
-    """The group element 'rotation by angle (degrees)' acting on a layer's feature map."""
+def transform_input(x: torch.Tensor, angle) -> torch.Tensor:
+    """Rotate ``x`` by ``angle`` degrees, or mirror it (x -> -x) for ``angle == REFLECTION``."""
+    return torch.flip(x, dims=(-1,)) if angle == REFLECTION else rotate_image(x, math.radians(angle))
+
+
+def act(feature: torch.Tensor, model, model_name: str, layer: int, angle) -> torch.Tensor:
+    """The group element 'rotation by angle (degrees)' (or the reflection) acting on a layer's feature map."""
+    if model_name in DIHEDRAL:
+        n = DIHEDRAL[model_name]
+        g = n if angle == REFLECTION else round(angle * n / 360.0) % n  # element f*n + k = r^k s^f
+        return act_on_group_map(DihedralGroup(n), g, feature)
+    if angle == REFLECTION:
+        return torch.flip(feature, dims=(-1,))  # the plain mirror image (no action on the channels)
     rad = math.radians(angle)
     if model_name == "so2":
         return rotate_fields(feature, model.mults[layer + 1], rad)
@@ -84,7 +101,7 @@ def equivariance_errors(model, model_name: str, x: torch.Tensor, angles: list[fl
     base = model.features(x)
     out = {}
     for a in angles:
-        rotated = model.features(rotate_image(x, math.radians(a)))
+        rotated = model.features(transform_input(x, a))
         errs = []
         for layer, (f, fr) in enumerate(zip(base, rotated)):
             target = _disc(act(f, model, model_name, layer, a))

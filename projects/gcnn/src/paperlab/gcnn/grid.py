@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -27,6 +28,7 @@ from paperlab.shared.cli import run_command
 
 MODELS = ("c16", "so2", "c8", "c4", "cnn")  # the expensive ones first: no straggler at the end
 SEEDS = (1, 2, 3)
+CPU_MODELS = ("so2", "c16", "c8", "d4", "c4", "cnn")
 
 
 def plan(name: str, tiny: bool, epochs: int | None = None) -> list[tuple[str, list[str]]]:
@@ -56,8 +58,22 @@ def plan(name: str, tiny: bool, epochs: int | None = None) -> list[tuple[str, li
     elif name == "mnist_rot_cpu":  # the CPU-scale comparison: every model once, most informative first
         small = ["seed=1", "base_width=8", "train_fraction=0.5", "max_test=5000"]
         jobs = [(f"{m}-seed1", [f"model={m}", *small]) for m in ("cnn", "c4", "so2", "c8", "c16", "e2c8")]
+    elif name == "mnist_rot_cpu_full":  # CPU scale, complete: all 12,000 digits, all 50,000 test digits, 3 seeds
+        small = ["base_width=8", "test_angles=[0.0]"]
+        for seed in SEEDS:
+            jobs += [(f"{m}-seed{seed}", [f"model={m}", f"seed={seed}", *small]) for m in CPU_MODELS]
+        jobs += [(f"e2c8-seed{s}", ["model=e2c8", f"seed={s}", *small]) for s in SEEDS]
+        for seed in SEEDS:  # upright-train / rotated-test, then data efficiency (the same epochs on less data)
+            for m in ("cnn", "c4", "so2"):
+                jobs.append((f"{m}-upright-seed{seed}", [f"model={m}", f"seed={seed}", "train_upright=true", *small]))
+            for frac in (0.125, 0.25, 0.5):
+                jobs += [
+                    (f"{m}-frac{frac}-seed{seed}", [f"model={m}", f"seed={seed}", f"train_fraction={frac}", *small])
+                    for m in ("cnn", "c4", "so2")
+                ]
+        jobs += [(f"c4-width-seed{s}", ["model=c4", "match=width", f"seed={s}", *small]) for s in SEEDS]
     else:
-        raise ValueError(f"unknown grid {name!r}; valid: eurosat, mnist_rot, mnist_rot_cpu")
+        raise ValueError(f"unknown grid {name!r}; valid: eurosat, mnist_rot, mnist_rot_cpu, mnist_rot_cpu_full")
     if epochs:
         jobs = [(j, [f"epochs={epochs}", *o]) for j, o in jobs]  # a job's own epochs= (later) wins
     if tiny:
@@ -100,9 +116,12 @@ def run_grid(
     preset: str | None = None,
     extra: list[str] | None = None,
     epochs: int | None = None,
+    only: str | None = None,
 ) -> list[dict]:
-    preset = preset or f"configs/gcnn/{name.removesuffix('_cpu')}.yaml"
+    preset = preset or f"configs/gcnn/{re.sub(r'_cpu.*$', '', name)}.yaml"
     jobs = plan(name, tiny, epochs)
+    if only:  # a chunk of the plan (a queue job of its own): the jobs whose name matches the regex
+        jobs = [(j, o) for j, o in jobs if re.fullmatch(only, j)]
     out.parent.mkdir(parents=True, exist_ok=True)
     t0 = time.time()
     pending, running, done = list(jobs), {}, []
@@ -165,7 +184,7 @@ def run_grid(
 
 def _main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("grid", choices=("eurosat", "mnist_rot", "mnist_rot_cpu"))
+    parser.add_argument("grid", choices=("eurosat", "mnist_rot", "mnist_rot_cpu", "mnist_rot_cpu_full"))
     parser.add_argument("--data-dir", required=True)
     parser.add_argument("--work", default="runs/gcnn/grid")
     parser.add_argument("--out", required=True)
@@ -175,6 +194,7 @@ def _main(argv=None) -> None:
     parser.add_argument("--preset", default=None)
     parser.add_argument("--epochs", type=int, default=None, help="epochs of every job (default: the preset's)")
     parser.add_argument("--tiny", action="store_true")
+    parser.add_argument("--only", default=None, help="run only the jobs whose name matches this regex")
     parser.add_argument("extra", nargs="*", help="key=value overrides for every job")
     args = parser.parse_args(argv)
     work = Path(args.work)
@@ -191,6 +211,7 @@ def _main(argv=None) -> None:
         args.preset,
         args.extra,
         args.epochs,
+        args.only,
     )
 
 

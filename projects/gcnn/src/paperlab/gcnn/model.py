@@ -4,6 +4,7 @@ average pooling after ``pool_after``, a global average and one linear layer):
     cnn     plain conv -> BN -> ReLU                      translation equivariant only
     c4      lifting + C4 group convs, group max pool      exactly invariant to 90-degree rotations
     c8/c16  the same with C8 / C16 (interpolated filter rotations; 90-degree steps stay exact)
+    d4      lifting + D4 group convs (90-degree rotations and reflections), exactly invariant to all 8
     so2     steerable SO(2) convs on fields of frequency 0..L, norm nonlinearities, invariant norms
 
 ``matched_width`` picks the base width of an equivariant net whose parameter count is closest to the
@@ -16,7 +17,9 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from paperlab.gcnn.config import GROUP_ORDER
+from paperlab.gcnn.config import DIHEDRAL, GROUP_ORDER
+from paperlab.gcnn.dihedral import GroupGroupConv, GroupLiftingConv
+from paperlab.gcnn.groups import DihedralGroup
 from paperlab.gcnn.layers import (
     GroupBatchNorm,
     GroupConv,
@@ -58,22 +61,35 @@ class PlainCNN(nn.Module):
 
 
 class GCNN(nn.Module):
-    """C_n G-CNN: lifting conv, then group convs; feature maps (B, C, n, H, W)."""
+    """C_n (or, with ``reflections``, D_n) G-CNN: lifting conv, then group convs; feature maps
+    (B, C, |G|, H, W)."""
 
     def __init__(
-        self, n: int, in_channels: int, n_classes: int, widths: list[int], kernel_size: int, pool_after: list[int]
+        self,
+        n: int,
+        in_channels: int,
+        n_classes: int,
+        widths: list[int],
+        kernel_size: int,
+        pool_after: list[int],
+        reflections: bool = False,
     ):
         super().__init__()
         self.n = n
-        layers = [LiftingConv(in_channels, widths[0], kernel_size, n)]
-        layers += [GroupConv(a, b, kernel_size, n) for a, b in zip(widths[:-1], widths[1:])]
+        self.group = DihedralGroup(n) if reflections else None
+        if reflections:
+            layers = [GroupLiftingConv(self.group, in_channels, widths[0], kernel_size)]
+            layers += [GroupGroupConv(self.group, a, b, kernel_size) for a, b in zip(widths[:-1], widths[1:])]
+        else:
+            layers = [LiftingConv(in_channels, widths[0], kernel_size, n)]
+            layers += [GroupConv(a, b, kernel_size, n) for a, b in zip(widths[:-1], widths[1:])]
         self.convs = nn.ModuleList(layers)
         self.norms = nn.ModuleList(GroupBatchNorm(w) for w in widths)
         self.pool_after = set(pool_after)
         self.head = nn.Linear(widths[-1], n_classes)
 
     def features(self, x: torch.Tensor) -> list[torch.Tensor]:
-        check_square(x, f"C{self.n} G-CNN")
+        check_square(x, f"{'D' if self.group else 'C'}{self.n} G-CNN")
         out = []
         for i, (conv, norm) in enumerate(zip(self.convs, self.norms), start=1):
             x = F.relu(norm(conv(x)))
@@ -83,8 +99,8 @@ class GCNN(nn.Module):
         return out
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        # max over rotations (invariant to the cyclic shift), then mean over the plane (invariant to the
-        # spatial rotation of a square map): a rotation-invariant descriptor
+        # max over the group axis (invariant to its permutation), then mean over the plane (invariant to
+        # rotating or flipping a square map): a rotation- (and reflection-) invariant descriptor
         return self.head(group_max_pool(self.features(x)[-1]).mean(dim=(-2, -1)))
 
 
@@ -143,6 +159,8 @@ def build(
         from paperlab.gcnn.peer import E2CNN  # the peer library, imported only when asked for
 
         return E2CNN(GROUP_ORDER[model], in_channels, n_classes, widths, kernel_size, pool_after)
+    if model in DIHEDRAL:
+        return GCNN(DIHEDRAL[model], in_channels, n_classes, widths, kernel_size, pool_after, reflections=True)
     if model in GROUP_ORDER:
         return GCNN(GROUP_ORDER[model], in_channels, n_classes, widths, kernel_size, pool_after)
     raise ValueError(f"unknown model {model!r}; valid: {tuple(GROUP_ORDER)}")

@@ -21,12 +21,13 @@ from pathlib import Path
 from paperlab.shared.cli import run_command
 from paperlab.shared.report import update_markdown
 
-ORDER = ["cnn", "c4", "c8", "c16", "so2", "e2c4", "e2c8"]
+ORDER = ["cnn", "c4", "c8", "c16", "d4", "so2", "e2c4", "e2c8"]
 NAMES = {
     "cnn": "plain CNN",
     "c4": "C4 G-CNN",
     "c8": "C8 G-CNN",
     "c16": "C16 G-CNN",
+    "d4": "D4 G-CNN",
     "so2": "steerable SO(2)",
     "e2c4": "e2cnn C4 (peer)",
     "e2c8": "e2cnn C8 (peer)",
@@ -140,9 +141,8 @@ def equivariance_table(rows: list[dict]) -> str:
         if not runs or not runs[0]["eval"].get("equivariance"):
             continue
         for angle, errs in runs[0]["eval"]["equivariance"].items():
-            lines.append(
-                f"| {NAMES[m]} | {angle.rstrip('0').rstrip('.')}° | " + " | ".join(f"{e:.1e}" for e in errs) + " |"
-            )
+            label = f"{angle.rstrip('0').rstrip('.')}°" if angle[0].isdigit() else angle
+            lines.append(f"| {NAMES[m]} | {label} | " + " | ".join(f"{e:.1e}" for e in errs) + " |")
     return "\n".join(lines)
 
 
