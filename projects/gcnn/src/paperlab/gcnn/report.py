@@ -161,24 +161,114 @@ def invariance_table(rows: list[dict], angles=("15.0", "30.0", "45.0", "90.0", "
     return "\n".join(lines)
 
 
-def efficiency_table(rows: list[dict]) -> str:
+def efficiency_table(rows: list[dict], error: bool = False) -> str:
+    """Accuracy (or error) % vs the fraction of the training set, at the same number of epochs."""
     g = grouped(rows)
     fracs = sorted({k[1] for k in g if k[1].startswith("frac")}, key=lambda s: float(s[4:]))
     if not fracs:
         return "(no data-efficiency runs finished)"
+    n_full = next((r["summary"]["n_train"] for r in rows if setting(r["job"]) == "main"), None)
+
+    def head(f: float) -> str:
+        return f"{100 * f:g}% of train" + (f" ({round(f * n_full):,})" if n_full else "")
+
     lines = [
-        "| model | " + " | ".join(f"{100 * float(f[4:]):g}% of train" for f in fracs) + " | 100% |",
+        "| model | " + " | ".join(head(float(f[4:])) for f in fracs) + f" | {head(1.0)} |",
         "|---|" + "---|" * (len(fracs) + 1),
     ]
     for m in ORDER:
-        cells = [fmt([r["eval"]["accuracy"]["0.0"] for r in g.get((m, f), [])], digits=1) for f in [*fracs, "main"]]
+        cells = [
+            fmt([(1 - a if error else a) for a in (r["eval"]["accuracy"]["0.0"] for r in g.get((m, f), []))], digits=1)
+            for f in [*fracs, "main"]
+        ]
         if any(c != "-" for c in cells[:-1]):
             n = sorted({len(g.get((m, f), [])) for f in fracs})
             lines.append(f"| {NAMES[m]} (seeds {'/'.join(map(str, n))}) | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
-def width_table(rows: list[dict]) -> str:
+def error_table(rows: list[dict], key: str = "main", time_label: str = "s/epoch (1 core, shared)") -> str:
+    """Test error % on the (rotated) test set per model of setting ``key``: mean ± sd over seeds, and each seed."""
+    g = grouped(rows)
+    lines = [
+        f"| model | params | seeds | test error % | per seed | epochs | train / test images | {time_label} |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for m in ORDER:
+        runs = sorted(g.get((m, key), []), key=lambda r: r["eval"]["seed"])
+        if not runs:
+            continue
+        errs = [1 - r["eval"]["accuracy"]["0.0"] for r in runs]
+        epoch_s = [t for r in runs for t in r["summary"].get("epoch_times_s", [])]
+        lines.append(
+            f"| {NAMES[m]} | {runs[0]['eval']['n_params']:,} | {len(runs)} | {fmt(errs)} | "
+            f"{', '.join(f'{100 * e:.2f}' for e in errs)} | {runs[0]['summary']['epochs']} | "
+            f"{runs[0]['summary']['n_train']:,} / {runs[0]['eval']['n_test']:,} | {sum(epoch_s) / len(epoch_s):.1f} |"
+        )
+    return "\n".join(lines)
+
+
+def upright_table(rows: list[dict]) -> str:
+    """Rotated test error of the models trained on rotated digits vs on the same digits upright."""
+    g = grouped(rows)
+    lines = [
+        "| model | seeds | trained on rotated digits: test error % | trained upright: test error % |",
+        "|---|---|---|---|",
+    ]
+    for m in ORDER:
+        up = g.get((m, "upright"), [])
+        if up:
+            rot = [1 - r["eval"]["accuracy"]["0.0"] for r in g.get((m, "main"), [])]
+            lines.append(
+                f"| {NAMES[m]} | {len(rot)} / {len(up)} | {fmt(rot)} | "
+                f"{fmt([1 - r['eval']['accuracy']['0.0'] for r in up])} |"
+            )
+    return "\n".join(lines)
+
+
+def plot_efficiency(rows: list[dict], path: Path, title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    g = grouped(rows)
+    fig, ax = plt.subplots(figsize=(6.0, 3.6))
+    for m in ORDER:
+        pts = []
+        for (model, key), runs in g.items():
+            if model == m and (key == "main" or key.startswith("frac")):
+                errs = [100 * (1 - r["eval"]["accuracy"]["0.0"]) for r in runs]
+                pts.append((runs[0]["summary"]["n_train"], sum(errs) / len(errs)))
+        if len(pts) > 1:
+            pts.sort()
+            ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", ms=4, label=NAMES[m])
+    ax.set_xscale("log", base=2)
+    ax.set_xlabel("training digits (same number of epochs)")
+    ax.set_ylabel("rotated test error %")
+    ax.set_title(title, fontsize=10)
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def width_table(rows: list[dict], error: bool = False) -> str:
+    if error:
+        g = grouped(rows)
+        lines = ["| model | params | seeds | test error % |", "|---|---|---|---|"]
+        for m, key in (("cnn", "main"), ("c4", "main"), ("c4", "width")):
+            runs = g.get((m, key), [])
+            if runs:
+                label = NAMES[m] + (" at the CNN's width" if key == "width" else " (matched params)")
+                errs = [1 - r["eval"]["accuracy"]["0.0"] for r in runs]
+                lines.append(f"| {label} | {runs[0]['eval']['n_params']:,} | {len(runs)} | {fmt(errs)} |")
+        return "\n".join(lines)
+    return _width_table_accuracy(rows)
+
+
+def _width_table_accuracy(rows: list[dict]) -> str:
     g = grouped(rows)
     lines = ["| model | params | seeds | test accuracy % | rotated 90° |", "|---|---|---|---|---|"]
     for m, key in (("cnn", "main"), ("c4", "main"), ("c4", "width")):
@@ -324,6 +414,7 @@ def build_blocks(results: Path) -> dict[str, str]:
     es = read_grid(results / "eurosat" / "grid.jsonl")
     mn = read_grid(results / "mnist_rot" / "grid.jsonl")
     cpu = read_grid(results / "cpu" / "grid.jsonl")
+    full = read_grid(results / "cpu_full" / "grid.jsonl")
     if es:
         arb = ["15.0", "30.0", "45.0", "60.0"]
         blocks["gcnn-eurosat"] = accuracy_table(es, "main", arb)
@@ -345,8 +436,17 @@ def build_blocks(results: Path) -> dict[str, str]:
             blocks["gcnn-mnist-upright"] = accuracy_table(mn, "upright", ["45.0"], error=True)
     if cpu:
         blocks["gcnn-cpu"] = accuracy_table(cpu, "main", ["45.0"], error=True, time_label="s/epoch (1 core, shared)")
-        blocks["gcnn-cpu-equivariance"] = equivariance_table(cpu)
-        blocks["gcnn-cpu-invariance"] = invariance_table(cpu)
+    if full:
+        blocks["gcnn-cpu-full"] = error_table(full)
+        blocks["gcnn-cpu-full-equivariance"] = equivariance_table(full)
+        blocks["gcnn-cpu-full-invariance"] = invariance_table(full)
+        settings = {setting(r["job"]) for r in full}
+        blocks["gcnn-cpu-upright"] = upright_table(full) if "upright" in settings else "(no upright runs finished)"
+        blocks["gcnn-cpu-efficiency"] = efficiency_table(full, error=True)
+        if any(s.startswith("frac") for s in settings):
+            plot_efficiency(full, results / "efficiency-mnist-cpu.png", "Rotated MNIST (CPU scale): error vs data")
+        if "width" in settings:
+            blocks["gcnn-cpu-width"] = width_table(full, error=True)
     blocks["gcnn-unfinished"] = unfinished_table(
         [results / "eurosat" / "grid.jsonl", results / "mnist_rot" / "grid.jsonl"]
     )
