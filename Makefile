@@ -46,8 +46,9 @@ test: $(VENV)/.stamp-all ## run the fast test suite
 test-slow: $(VENV)/.stamp-all ## run only the slow tests
 	$(PY) -m pytest -q -m slow
 
-lint: $(VENV)/.stamp-all ## ruff
+lint: $(VENV)/.stamp-all ## ruff check + ruff format --check
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 
 format: $(VENV)/.stamp-all ## ruff fix + format
 	$(BIN)/ruff check --fix . && $(BIN)/ruff format .

@@ -56,8 +56,10 @@ PRESETS = sorted((ROOT / "configs").glob("*/*.yaml"))
 def test_every_preset_loads_into_its_projects_config(preset):
     schemas = _config_schemas()
     project = preset.parent.name
-    assert project in schemas, (f"configs/{project}/ has no config schema: add an entry point "
-                                f"[project.entry-points.\"paperlab.configs\"] {project} = ...")
+    assert project in schemas, (
+        f"configs/{project}/ has no config schema: add an entry point "
+        f'[project.entry-points."paperlab.configs"] {project} = ...'
+    )
     cfg = load_config(schemas[project], preset)
     assert type(cfg) is schemas[project]
 
@@ -145,8 +147,11 @@ def test_imports_flow_one_way(project):
 @pytest.mark.parametrize("project", PROJECTS, ids=lambda p: p.name)
 def test_commands_go_through_the_shared_cli(project):
     """Every module with a main() runs it through paperlab.shared.cli.run_command."""
-    missing = [p.name for p in _sources(project)
-               if re.search(r"^def main\(", p.read_text(), re.M) and "run_command(" not in p.read_text()]
+    missing = [
+        p.name
+        for p in _sources(project)
+        if re.search(r"^def main\(", p.read_text(), re.M) and "run_command(" not in p.read_text()
+    ]
     assert not missing, f"{project.name}: main() without run_command in {', '.join(missing)}"
 
 
@@ -158,8 +163,12 @@ def test_no_local_copies_of_shared_helpers(project):
         r"signal\.signal\(": "paperlab.shared.cli.StopSignal",
         r"class \w+\((?:Arithmetic|FloatingPoint|Runtime)Error\)": "FloatingPointError via check_finite",
     }
-    found = [f"{p.relative_to(ROOT)}: {rx} (use {use})" for p in _sources(project)
-             for rx, use in patterns.items() if re.search(rx, p.read_text(), re.M)]
+    found = [
+        f"{p.relative_to(ROOT)}: {rx} (use {use})"
+        for p in _sources(project)
+        for rx, use in patterns.items()
+        if re.search(rx, p.read_text(), re.M)
+    ]
     assert not found, "\n".join(found)
 
 
@@ -178,9 +187,14 @@ def test_make_help_lists_targets_with_underscores():
     import subprocess
 
     out = subprocess.run(["make", "-s", "help"], cwd=ROOT, capture_output=True, text=True, check=True).stdout
-    documented = {m for m in re.findall(r"^([a-zA-Z][\w-]*)\s*:[^=\n]*## ",
-                                        "\n".join(p.read_text() for p in [ROOT / "Makefile",
-                                                  *ROOT.glob("projects/*/project.mk")]), re.M)}
+    documented = {
+        m
+        for m in re.findall(
+            r"^([a-zA-Z][\w-]*)\s*:[^=\n]*## ",
+            "\n".join(p.read_text() for p in [ROOT / "Makefile", *ROOT.glob("projects/*/project.mk")]),
+            re.M,
+        )
+    }
     listed = {line.split("\t")[0] for line in out.splitlines()}
     assert documented <= listed, f"make help hides: {sorted(documented - listed)}"
     assert "RESUME=1" in out

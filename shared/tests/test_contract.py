@@ -183,7 +183,8 @@ def test_sigterm_finishes_the_step_then_exits_130(tmp_path):
     """A real process: SIGTERM mid-loop -> the loop ends after a whole step, saves, and exits 130."""
     script = tmp_path / "loop.py"
     out = tmp_path / "steps.txt"
-    script.write_text(textwrap.dedent(f"""
+    script.write_text(
+        textwrap.dedent(f"""
         import os, signal, time
         from paperlab.shared.cli import StopSignal, run_command
         def main(argv):
@@ -196,7 +197,8 @@ def test_sigterm_finishes_the_step_then_exits_130(tmp_path):
                     time.sleep(0.001)
             open({str(out)!r}, "w").write(str(step))
         run_command(main)
-    """))
+    """)
+    )
     r = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=60)
     assert r.returncode == 130, r.stderr
     assert out.read_text() == "5" and "continue with --resume" in r.stderr

@@ -210,6 +210,10 @@ def test_torchvision_imports_in_a_fresh_interpreter():
     keep, patched = out.stdout.split("]")
     assert keep + "]" == "[0, 2]"
     # patched only where the compiled extension does not load
-    probe = subprocess.run([sys.executable, "-c", "import paperlab.shared.torchvision_compat as c;"
-                            "print(c.extension_loads())"], capture_output=True, text=True, timeout=120)
+    probe = subprocess.run(
+        [sys.executable, "-c", "import paperlab.shared.torchvision_compat as c;print(c.extension_loads())"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert patched.strip() == str(probe.stdout.strip() == "False")

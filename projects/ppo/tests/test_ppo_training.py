@@ -142,8 +142,10 @@ def test_committed_models_load_and_evaluate():
 
 
 def test_evaluate_and_render_do_not_import_train():
-    code = ("import sys, paperlab.ppo.evaluate, paperlab.ppo.render, paperlab.ppo.report;"
-            "assert 'paperlab.ppo.train' not in sys.modules, 'train imported'")
+    code = (
+        "import sys, paperlab.ppo.evaluate, paperlab.ppo.render, paperlab.ppo.report;"
+        "assert 'paperlab.ppo.train' not in sys.modules, 'train imported'"
+    )
     subprocess.run([sys.executable, "-c", code], check=True)
 
 

@@ -1,9 +1,9 @@
 """Checkpoints that survive a kill: atomic writes, RNG state, resume checks, a guarded run directory.
 
-    ckpt = guard_run_dir(run_dir, resume)    # None for a fresh run; refuses to overwrite a history
-    atomic_save({"model": ..., "rng": rng_state(gen)}, run_dir / LAST)
-    state = load_checkpoint(ckpt, required=("config", "model"), kind="DQN")
-    check_resumable(state["config"], cfg, keys=("seed", "hidden")); restore_rng_state(state["rng"], gen)
+ckpt = guard_run_dir(run_dir, resume)    # None for a fresh run; refuses to overwrite a history
+atomic_save({"model": ..., "rng": rng_state(gen)}, run_dir / LAST)
+state = load_checkpoint(ckpt, required=("config", "model"), kind="DQN")
+check_resumable(state["config"], cfg, keys=("seed", "hidden")); restore_rng_state(state["rng"], gen)
 """
 
 from __future__ import annotations
@@ -115,8 +115,9 @@ def restore_rng_state(state: dict, *generators: np.random.Generator) -> Any:
     random.setstate(state["python"])
     np.random.set_state(state["numpy"])
     if len(generators) != len(state["generators"]):
-        raise CheckpointError(f"the checkpoint holds {len(state['generators'])} numpy generators, "
-                              f"{len(generators)} were passed")
+        raise CheckpointError(
+            f"the checkpoint holds {len(state['generators'])} numpy generators, {len(generators)} were passed"
+        )
     for g, s in zip(generators, state["generators"], strict=True):
         g.bit_generator.state = s
     if "torch" in state:
@@ -137,8 +138,10 @@ def check_resumable(saved: dict, cfg: Any, keys: Sequence[str], what: str = "the
     now = cfg if isinstance(cfg, dict) else to_dict(cfg)
     changed = [f"{k}: {saved.get(k)!r} in {what}, {now.get(k)!r} now" for k in keys if saved.get(k) != now.get(k)]
     if changed:
-        raise ConfigError(f"{what} does not fit this config ({'; '.join(changed)}); "
-                          "use the checkpoint's values or start a new run_dir")
+        raise ConfigError(
+            f"{what} does not fit this config ({'; '.join(changed)}); "
+            "use the checkpoint's values or start a new run_dir"
+        )
 
 
 def guard_run_dir(run_dir: str | Path, resume: bool, resume_hint: str = "--resume") -> Path | None:
@@ -149,6 +152,8 @@ def guard_run_dir(run_dir: str | Path, resume: bool, resume_hint: str = "--resum
     if resume and not ckpt.is_file():
         raise FileNotFoundError(f"nothing to resume: no {ckpt} (run without resuming to start a fresh run)")
     if not resume and ckpt.is_file():
-        raise ConfigError(f"{run_dir} already holds a run (checkpoint {ckpt}); continue it with {resume_hint} "
-                          "or give a new run_dir=...")
+        raise ConfigError(
+            f"{run_dir} already holds a run (checkpoint {ckpt}); continue it with {resume_hint} "
+            "or give a new run_dir=..."
+        )
     return ckpt if resume else None

@@ -23,8 +23,15 @@ import traceback
 from collections.abc import Callable
 from typing import Any
 
-BAD_INPUT = (ValueError, LookupError, FileNotFoundError, FileExistsError, NotADirectoryError, IsADirectoryError,
-             PermissionError)
+BAD_INPUT = (
+    ValueError,
+    LookupError,
+    FileNotFoundError,
+    FileExistsError,
+    NotADirectoryError,
+    IsADirectoryError,
+    PermissionError,
+)
 _stopped = threading.Event()  # set by StopSignal when a run ended early on a signal
 
 

@@ -53,8 +53,9 @@ def load_config(schema: type[T], preset: str | Path | None = None, overrides: Se
     return _build(schema, data, str(preset), overrides)
 
 
-def config_from_dict(schema: type[T], data: dict[str, Any], overrides: Sequence[str] = (),
-                     source: str = "checkpoint") -> T:
+def config_from_dict(
+    schema: type[T], data: dict[str, Any], overrides: Sequence[str] = (), source: str = "checkpoint"
+) -> T:
     """Validate ``data`` (e.g. the config dict saved in a checkpoint) into ``schema``.
 
     Same checks and errors as a YAML preset: an unknown key or a bad value names the key and
@@ -119,8 +120,9 @@ def add_config_args(parser: argparse.ArgumentParser, resume: bool = False) -> No
     parser.add_argument("--config", "-c", default=None, help="YAML preset (e.g. configs/dqn/cartpole.yaml)")
     parser.add_argument("overrides", nargs="*", help="config overrides, key=value (e.g. seed=3 lr=1e-3)")
     if resume:
-        parser.add_argument("--resume", action="store_true",
-                            help="continue the run in run_dir from its checkpoints/last.pt")
+        parser.add_argument(
+            "--resume", action="store_true", help="continue the run in run_dir from its checkpoints/last.pt"
+        )
 
 
 def parse_args(parser: argparse.ArgumentParser, argv: Sequence[str] | None = None) -> argparse.Namespace:

@@ -28,7 +28,7 @@ def grid(images, nrow: int | None = None, pad: int = 1, pad_value: int = 255) ->
     out = np.full((rows * (h + pad) + pad, nrow * (w + pad) + pad, 3), pad_value, dtype=np.uint8)
     for i, tile in enumerate(tiles):
         r, c = divmod(i, nrow)
-        out[pad + r * (h + pad): pad + r * (h + pad) + h, pad + c * (w + pad): pad + c * (w + pad) + w] = tile
+        out[pad + r * (h + pad) : pad + r * (h + pad) + h, pad + c * (w + pad) : pad + c * (w + pad) + w] = tile
     return out
 
 

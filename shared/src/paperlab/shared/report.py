@@ -57,8 +57,9 @@ def write_headline(index: str | Path, name: str, line: str) -> None:
     """Set the ``<!-- headline:NAME -->`` cell of the top-level README's table to ``line``."""
     index = Path(index)
     cell = " ".join(line.replace("|", "/").split())  # one table cell: no pipes, no newlines
-    text, n = re.subn(rf"<!-- headline:{re.escape(name)} -->[^|\n]*",
-                      lambda m: f"<!-- headline:{name} --> {cell} ", index.read_text())
+    text, n = re.subn(
+        rf"<!-- headline:{re.escape(name)} -->[^|\n]*", lambda m: f"<!-- headline:{name} --> {cell} ", index.read_text()
+    )
     if n != 1:
         raise ValueError(f"{index} has {n} <!-- headline:{name} --> cells, expected one")
     index.write_text(text)

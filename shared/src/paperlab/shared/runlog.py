@@ -74,8 +74,11 @@ class LineProgress:
         self._last = now = time.time()
         rate = (self.n - self._start_n) / max(now - self._start, 1e-9)
         pct = 100.0 * self.n / self.total if self.total else 0.0
-        print(f"{self.desc}: {self.n}/{self.total} ({pct:.0f}%) {rate:.3g}/s {self._postfix}".rstrip(),
-              file=sys.stderr, flush=True)
+        print(
+            f"{self.desc}: {self.n}/{self.total} ({pct:.0f}%) {rate:.3g}/s {self._postfix}".rstrip(),
+            file=sys.stderr,
+            flush=True,
+        )
 
     def close(self) -> None:
         self._print()
@@ -91,8 +94,9 @@ class RunLogger:
         tensorboard: also write TensorBoard event files.
     """
 
-    def __init__(self, run_dir: str | Path, config: Any = None, resume_step: int | None = None,
-                 tensorboard: bool = True):
+    def __init__(
+        self, run_dir: str | Path, config: Any = None, resume_step: int | None = None, tensorboard: bool = True
+    ):
         self.run_dir = Path(run_dir)
         self.run_dir.mkdir(parents=True, exist_ok=True)
         if config is not None:

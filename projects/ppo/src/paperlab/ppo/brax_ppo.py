@@ -62,8 +62,10 @@ def run(cfg: Config) -> dict:
     )
     run_dir = Path(cfg.run_dir)
     if (run_dir / "metrics.jsonl").exists():
-        raise ConfigError(f"{run_dir} already holds a run (metrics.jsonl); Brax's trainer cannot continue it: "
-                          "give a new run_dir=... (or move the old one away)")
+        raise ConfigError(
+            f"{run_dir} already holds a run (metrics.jsonl); Brax's trainer cannot continue it: "
+            "give a new run_dir=... (or move the old one away)"
+        )
     logger = RunLogger(run_dir, cfg)
     rows: list[dict] = []
     start = time.perf_counter()
@@ -146,8 +148,10 @@ def _main(argv=None):
     add_config_args(parser, resume=True)
     args = parse_args(parser, argv)
     if args.resume:
-        raise ValueError("Brax's own PPO cannot resume a run (its trainer restores parameters only, not Adam or "
-                         "its step count); start a new run_dir=... instead")
+        raise ValueError(
+            "Brax's own PPO cannot resume a run (its trainer restores parameters only, not Adam or "
+            "its step count); start a new run_dir=... instead"
+        )
     cfg = config_from_args(Config, args)
     if not any(o.startswith("run_dir=") for o in args.overrides or []):
         cfg.run_dir = str(Path(cfg.run_dir).parent / f"brax-ppo-seed{cfg.seed}")

@@ -46,8 +46,9 @@ def save_model(path: str | Path, cfg: Config, agent: ActorCritic, obs_rms: Runni
     atomic_save(model_state(cfg, agent, obs_rms), path)
 
 
-def save_checkpoint(path: str | Path, cfg: Config, agent: ActorCritic, obs_rms: RunningMeanStd | None,
-                    **training: Any) -> None:
+def save_checkpoint(
+    path: str | Path, cfg: Config, agent: ActorCritic, obs_rms: RunningMeanStd | None, **training: Any
+) -> None:
     """``checkpoints/last.pt``: the model keys plus ``training`` (see ``TRAIN_KEYS``)."""
     missing = set(TRAIN_KEYS) - set(MODEL_KEYS) - set(training)
     if missing:
@@ -84,6 +85,8 @@ def load_for_resume(path: str | Path, cfg: Config, obs_dim: int, act_dim: int) -
     blob = load_checkpoint(path, required=TRAIN_KEYS, kind="PPO training")
     check_resumable(blob["config"], cfg, RESUME_KEYS, what=f"checkpoint {path}")
     if (blob["obs_dim"], blob["act_dim"]) != (obs_dim, act_dim):
-        raise ConfigError(f"checkpoint {path} has obs {blob['obs_dim']}, actions {blob['act_dim']}; "
-                          f"{cfg.env_id} has obs {obs_dim}, actions {act_dim}")
+        raise ConfigError(
+            f"checkpoint {path} has obs {blob['obs_dim']}, actions {blob['act_dim']}; "
+            f"{cfg.env_id} has obs {obs_dim}, actions {act_dim}"
+        )
     return blob

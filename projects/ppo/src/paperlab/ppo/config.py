@@ -96,8 +96,16 @@ class Config:
             raise ValueError(f"activation must be one of {ACTIVATIONS}, got {self.activation!r}")
         if self.adv_norm not in ADV_NORMS:
             raise ValueError(f"adv_norm must be one of {ADV_NORMS}, got {self.adv_norm!r}")
-        for name in ("num_envs", "num_steps", "update_epochs", "num_minibatches", "total_steps", "eval_episodes",
-                     "checkpoint_every", "log_every"):
+        for name in (
+            "num_envs",
+            "num_steps",
+            "update_epochs",
+            "num_minibatches",
+            "total_steps",
+            "eval_episodes",
+            "checkpoint_every",
+            "log_every",
+        ):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.batch_size % self.num_minibatches:

@@ -143,8 +143,11 @@ class RunningMeanStd:
         return _clip_(y, clip)
 
     def state_dict(self) -> dict:
-        return {"mean": torch.tensor(np.asarray(self.mean)), "var": torch.tensor(np.asarray(self.var)),
-                "count": float(self.count)}
+        return {
+            "mean": torch.tensor(np.asarray(self.mean)),
+            "var": torch.tensor(np.asarray(self.var)),
+            "count": float(self.count),
+        }
 
     def load_state_dict(self, d: dict) -> None:
         self.mean, self.var, self.count = _np64(d["mean"]), _np64(d["var"]), float(d["count"])

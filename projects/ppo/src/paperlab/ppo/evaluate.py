@@ -1,6 +1,6 @@
 """Evaluate a trained policy (deterministic: the Gaussian's mean) on fresh episodes.
 
-    python -m paperlab.ppo.evaluate runs/ppo/InvertedPendulum-v5/ppo-seed1/model.pt --episodes 10
+python -m paperlab.ppo.evaluate runs/ppo/InvertedPendulum-v5/ppo-seed1/model.pt --episodes 10
 """
 
 from __future__ import annotations
@@ -76,8 +76,10 @@ def _main(argv=None):
     result = evaluate(args.model, args.episodes, args.seed)
     if args.out:
         atomic_write_text(args.out, json.dumps(result, indent=2) + "\n")
-    print(f"{result['env_id']} {result['algo']}: mean return {result['mean_return']:.1f} "
-          f"± {result['std_return']:.1f} over {episodes_text(result)}" + (f" -> {args.out}" if args.out else ""))
+    print(
+        f"{result['env_id']} {result['algo']}: mean return {result['mean_return']:.1f} "
+        f"± {result['std_return']:.1f} over {episodes_text(result)}" + (f" -> {args.out}" if args.out else "")
+    )
     return result
 
 

@@ -135,8 +135,15 @@ def brax_frames(cfg, act, max_steps: int, seed: int, every: int, track: str) -> 
     return frames, total, float(env.dt)
 
 
-def render(model: str | Path, out: str | Path, max_steps: int = 1000, every: int = 4, fps: float = 25,
-           seed: int = 0, track: str = "auto") -> dict:
+def render(
+    model: str | Path,
+    out: str | Path,
+    max_steps: int = 1000,
+    every: int = 4,
+    fps: float = 25,
+    seed: int = 0,
+    track: str = "auto",
+) -> dict:
     if every < 1 or max_steps < 1 or fps <= 0:
         raise ValueError(f"--every and --max-steps must be >= 1 and --fps > 0 (got {every}, {max_steps}, {fps})")
     os.environ.setdefault("MUJOCO_GL", "egl")
@@ -157,8 +164,12 @@ def _main(argv=None):
     p.add_argument("--every", type=int, default=4, help="keep one frame in this many env steps")
     p.add_argument("--fps", type=float, default=25)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--track", choices=("auto", "on", "off"), default="auto",
-                   help="tracking camera on the torso (auto: for floating-base robots)")
+    p.add_argument(
+        "--track",
+        choices=("auto", "on", "off"),
+        default="auto",
+        help="tracking camera on the torso (auto: for floating-base robots)",
+    )
     args = p.parse_args(argv)
     r = render(args.model, args.out, args.max_steps, args.every, args.fps, args.seed, args.track)
     speed = f", {r['speed']:.2g}x real time" if r["speed"] > 0 else ""

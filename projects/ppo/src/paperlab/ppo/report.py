@@ -303,8 +303,10 @@ def headline(results: Path) -> str:
             who = "Brax's JAX PPO" if run.name.startswith("brax-ppo") else "ours"
             last = rows[-1]
             std = f" ± {last['eval_return_std']:.0f}" if last.get("eval_return_std") is not None else ""
-            brax.append(f"Brax {run.parent.name} ({who}): eval {last['eval_return']:.0f}{std} "
-                        f"after {_fmt_k(last['step'])} steps")
+            brax.append(
+                f"Brax {run.parent.name} ({who}): eval {last['eval_return']:.0f}{std} "
+                f"after {_fmt_k(last['step'])} steps"
+            )
     if brax:
         episodes = sorted({_eval_episodes(run) for run in brax_runs(results)} - {None})
         n = "/".join(str(e) for e in episodes) or "?"
