@@ -14,6 +14,7 @@ from paperlab.gnn.data import (
     load_pyg_zinc,
     load_zinc,
     penalized_logp,
+    ring_terms,
     smiles_to_data,
     target_terms,
 )
@@ -42,6 +43,15 @@ def test_long_ring_penalty_counts_cycle_basis_cycles():
     assert target_terms(Chem.MolFromSmiles(smiles))[2] == 6
     assert target_terms(Chem.MolFromSmiles("c1ccccc1"))[2] == 0
     assert target_terms(Chem.MolFromSmiles("C1CCCCCCC1"))[2] == 2  # cyclooctane
+
+
+def test_ring_terms_separate_real_large_rings_from_cycle_basis_envelopes():
+    from rdkit import Chem
+
+    assert ring_terms(Chem.MolFromSmiles("C1CCCCCCC1")) == (2, 8)  # cyclooctane: a real 8-ring
+    assert ring_terms(Chem.MolFromSmiles("c1ccccc1")) == (0, 6)
+    # adamantane: only 6-rings, but the target's cycle basis holds an 8-cycle around two of them
+    assert ring_terms(Chem.MolFromSmiles("C1C2CC3CC1CC(C2)C3")) == (2, 6)
 
 
 def test_graph_of_a_molecule_uses_the_benchmark_dictionaries():

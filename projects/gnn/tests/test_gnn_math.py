@@ -13,7 +13,7 @@ from paperlab.gnn.config import MODELS, Config
 from paperlab.gnn.data import synthetic_graphs
 from paperlab.gnn.evaluate import mae
 from paperlab.gnn.model import GTN, GatedGCNLayer, GraphTransformerLayer, build_model, edge_type_adjacency
-from paperlab.gnn.pe import add_lap_pe, laplacian, laplacian_pe, random_sign_flip, rwse
+from paperlab.gnn.pe import add_lap_pe, add_rwse, laplacian, laplacian_pe, random_sign_flip, rwse
 
 # a small graph: a 4-cycle 0-1-2-3 with a pendant 4 on node 2, both directions stored
 EDGES = [(0, 1), (1, 2), (2, 3), (3, 0), (2, 4)]
@@ -114,11 +114,12 @@ def _permute(d: Data, perm: torch.Tensor) -> Data:
     return out
 
 
-@pytest.mark.parametrize("model_name", MODELS)
+@pytest.mark.parametrize("model_name", [*MODELS, "gt-rwse"])
 def test_graph_output_is_invariant_to_node_permutation(model_name):
     torch.manual_seed(0)
-    graphs = add_lap_pe(synthetic_graphs(6, seed=3), 4)
-    cfg = Config(model=model_name, hidden=16, layers=2, heads=2, pe_dim=4, gtn_channels=2)
+    pe = "rwse" if model_name == "gt-rwse" else "lap"
+    graphs = (add_rwse if pe == "rwse" else add_lap_pe)(synthetic_graphs(6, seed=3), 4)
+    cfg = Config(model=model_name.removesuffix("-rwse"), hidden=16, layers=2, heads=2, pe_dim=4, pe=pe)
     model = build_model(cfg).eval()
     g = torch.Generator().manual_seed(1)
     permuted = [_permute(d, torch.randperm(d.num_nodes, generator=g)) for d in graphs]
@@ -182,6 +183,44 @@ def test_rwse_on_a_triangle_and_a_square():
     np.testing.assert_allclose(rwse(tri, 3, 3).numpy(), [[0, 0.5, 0.25]] * 3, atol=1e-7)
     sq = torch.tensor([[0, 1, 1, 2, 2, 3, 3, 0], [1, 0, 2, 1, 3, 2, 0, 3]])
     np.testing.assert_allclose(rwse(sq, 4, 3).numpy(), [[0, 0.5, 0]] * 4, atol=1e-7)  # bipartite: no odd returns
+
+
+def test_rwse_is_not_sign_flipped_but_lap_pe_is():
+    """In training mode the LapPE GT sees random signs (two passes differ); RWSE has none to flip."""
+    outs = {}
+    for pe in ("lap", "rwse"):
+        torch.manual_seed(0)
+        graphs = (add_rwse if pe == "rwse" else add_lap_pe)(synthetic_graphs(4, seed=5), 4)
+        batch = Batch.from_data_list(graphs)
+        model = build_model(Config(model="gt", hidden=16, layers=2, heads=2, pe_dim=4, pe=pe)).train()
+        outs[pe] = (model(batch), model(batch))
+    assert not torch.allclose(*outs["lap"])
+    torch.testing.assert_close(*outs["rwse"])
+
+
+def test_softmax_attention_without_pe_cannot_tell_adamantane_from_cyclodecane():
+    """Both are ten sp3 carbons joined by single bonds; cyclodecane carries a ring penalty of 4, adamantane (by
+    the target's cycle basis) of 2. Attention averages its neighbours (weights sum to one), so with every
+    atom and bond alike each node's state stays the same whatever its degree: the GT without a PE gives both
+    the same output. GINE's sum sees the degrees (3 at adamantane's bridgeheads) and RWSE the ring lengths."""
+    from paperlab.gnn.data import smiles_to_data
+
+    graphs = [smiles_to_data(s, y=0.0) for s in ("C1C2CC3CC1CC(C2)C3", "C1CCCCCCCCC1")]
+    assert [g.num_nodes for g in graphs] == [10, 10] and graphs[0].num_edges == 2 * 12
+    out = {}
+    for name, cfg in {
+        "gt": Config(model="gt", hidden=16, layers=3, heads=2, pe_dim=0),
+        "gt-rwse": Config(model="gt", hidden=16, layers=3, heads=2, pe_dim=8, pe="rwse"),
+        "gine": Config(model="gine", hidden=16, layers=3),
+    }.items():
+        torch.manual_seed(0)
+        model = build_model(cfg).eval()
+        gs = add_rwse([g.clone() for g in graphs], 8) if cfg.pe_dim else graphs
+        with torch.no_grad():
+            out[name] = model(Batch.from_data_list(gs))
+    torch.testing.assert_close(out["gt"][0], out["gt"][1])
+    assert abs(out["gt-rwse"][0] - out["gt-rwse"][1]) > 1e-4
+    assert abs(out["gine"][0] - out["gine"][1]) > 1e-4
 
 
 def test_mae():

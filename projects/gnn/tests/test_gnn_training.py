@@ -79,5 +79,8 @@ def test_cli_errors_are_one_line_with_exit_2(tmp_path, capsys):
     err = capsys.readouterr().err
     assert e.value.code == 2 and "raw/train.pickle" in err and err.count("\n") == 1
     with pytest.raises(SystemExit) as e:
+        main(["pe=sin"])
+    assert e.value.code == 2 and "lap, rwse" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as e:
         main(["model=gat"])
     assert e.value.code == 2 and "gcn, gin, gine, gatedgcn, gt, gtn" in capsys.readouterr().err

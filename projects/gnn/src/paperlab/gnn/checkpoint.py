@@ -33,6 +33,7 @@ FIXED_ON_RESUME = (
     "pool",
     "norm",
     "heads",
+    "pe",
     "pe_dim",
     "gtn_channels",
     "gtn_layers",

@@ -8,6 +8,7 @@ MODELS = ("gcn", "gin", "gine", "gatedgcn", "gt", "gtn")
 DATASETS = ("synthetic", "zinc", "pyg")
 POOLS = ("sum", "mean")
 NORMS = ("batch", "layer")
+PES = ("lap", "rwse")
 
 
 @dataclass
@@ -28,7 +29,8 @@ class Config:
     norm: str = "batch"  # gt: batch | layer (the other models use batch norm)
     dropout: float = 0.0
     heads: int = 4  # gt
-    pe_dim: int = 8  # gt: Laplacian eigenvectors (random sign flip in training); 0 disables
+    pe: str = "lap"  # gt: lap (Laplacian eigenvectors, random sign flips in training) | rwse (random-walk returns)
+    pe_dim: int = 8  # gt: number of eigenvectors (lap) or walk lengths 1..pe_dim (rwse); 0 disables
     gtn_channels: int = 2  # gtn: C soft meta-path channels
     gtn_layers: int = 2  # gtn: meta-paths have gtn_layers + 1 soft edge-type selections
     gtn_gcn_layers: int = 3  # gtn: GCN layers on each learned adjacency
@@ -54,6 +56,8 @@ class Config:
             raise ValueError(f"dataset must be one of {', '.join(DATASETS)}, got {self.dataset!r}")
         if self.pool not in POOLS:
             raise ValueError(f"pool must be one of {', '.join(POOLS)}, got {self.pool!r}")
+        if self.pe not in PES:
+            raise ValueError(f"pe must be one of {', '.join(PES)}, got {self.pe!r}")
         if self.norm not in NORMS:
             raise ValueError(f"norm must be one of {', '.join(NORMS)}, got {self.norm!r}")
         if self.model == "gt" and self.hidden % self.heads:

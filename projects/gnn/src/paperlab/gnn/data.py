@@ -3,6 +3,7 @@
 
     python -m paperlab.gnn.data check data_dir=data/zinc     # reproduce the official val/test y and graphs
     python -m paperlab.gnn.data build data_dir=data/zinc     # build + cache all 12,000 graphs
+    python -m paperlab.gnn.data rings data_dir=data/zinc     # ring penalty and SSSR ring of every molecule
 
 A graph is a ``torch_geometric.data.Data`` with ``x`` [N] atom type (0..27), ``edge_index`` [2, E]
 (both directions), ``edge_attr`` [E] bond type (1 single, 2 double, 3 triple; aromatic rings
@@ -90,9 +91,10 @@ def mol_to_graph(mol) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     return x, torch.tensor([src, dst], dtype=torch.long).view(2, -1), torch.tensor(attr, dtype=torch.long)
 
 
-def target_terms(mol) -> tuple[float, float, int]:
+def target_terms(mol, with_scores: bool = True) -> tuple[float, float, int]:
     """(Crippen logP, SA score, long-ring penalty) as JT-VAE computed them: on the canonical isomeric SMILES,
-    the ring penalty from networkx's cycle basis of the adjacency matrix (max(0, longest cycle - 6))."""
+    the ring penalty from networkx's cycle basis of the adjacency matrix (max(0, longest cycle - 6)).
+    ``with_scores=False`` skips logP and SA (returned as nan)."""
     import networkx as nx
     from rdkit.Chem import Crippen, rdmolops
     from rdkit.Contrib.SA_Score import sascorer
@@ -101,6 +103,8 @@ def target_terms(mol) -> tuple[float, float, int]:
     mol = Chem.MolFromSmiles(Chem.MolToSmiles(mol, isomericSmiles=True))
     cycles = nx.cycle_basis(nx.Graph(rdmolops.GetAdjacencyMatrix(mol)))
     longest = max((len(c) for c in cycles), default=0)
+    if not with_scores:
+        return float("nan"), float("nan"), max(0, longest - 6)
     return Crippen.MolLogP(mol), sascorer.calculateScore(mol), max(0, longest - 6)
 
 
@@ -130,25 +134,27 @@ def _need(folder: Path, names, what: str) -> None:
         raise FileNotFoundError(f"{what}: missing {', '.join(str(folder / n) for n in missing)}")
 
 
-def build_zinc(data_dir: str | Path) -> tuple[dict[str, list], dict]:
-    """All ZINC-12k graphs from ``zinc12k_smiles_score.csv`` with the official split; targets recomputed.
-
-    Returns ({"train": [...], "val": [...], "test": [...]}, stats). A SMILES RDKit cannot parse is skipped
-    and counted in ``stats["skipped"]``; an atom outside the dictionary stops the build with its symbol."""
+def split_smiles(data_dir: str | Path) -> dict[str, list[str]]:
+    """{"train"|"val"|"test": SMILES in the benchmark's order} from the two ZINC-12k CSV files."""
     data_dir = Path(data_dir)
     _need(data_dir, ZINC_FILES, "ZINC-12k SMILES (see projects/gnn/README.md, 'Data')")
     with open(data_dir / "zinc12k_smiles_score.csv") as f:
         smiles = [r["SMILES"] for r in csv.DictReader(f)]
     with open(data_dir / "zinc12k_split_rows.csv") as f:
         rows = list(csv.DictReader(f))
+    return {split: [smiles[int(r[split])] for r in rows if r[split] != ""] for split in ("train", "val", "test")}
+
+
+def build_zinc(data_dir: str | Path) -> tuple[dict[str, list], dict]:
+    """All ZINC-12k graphs from ``zinc12k_smiles_score.csv`` with the official split; targets recomputed.
+
+    Returns ({"train": [...], "val": [...], "test": [...]}, stats). A SMILES RDKit cannot parse is skipped
+    and counted in ``stats["skipped"]``; an atom outside the dictionary stops the build with its symbol."""
     splits: dict[str, list] = {}
     skipped: list[str] = []
-    for split in ("train", "val", "test"):
+    for split, smiles in split_smiles(data_dir).items():
         graphs = []
-        for r in rows:
-            if r[split] == "":
-                continue
-            s = smiles[int(r[split])]
+        for s in smiles:
             try:
                 d = smiles_to_data(s)
             except ValueError as e:
@@ -272,6 +278,26 @@ def load_data(cfg) -> Splits:
     return Splits(**splits)
 
 
+def ring_terms(mol) -> tuple[int, int]:
+    """(the target's long-ring penalty, the largest ring of RDKit's smallest set of smallest rings).
+
+    The penalty uses networkx's cycle basis in canonical-SMILES atom order (as the target does), which may
+    hold an *envelope* cycle around two fused rings (a 5+5 bicycle gives an 8-cycle); SSSR holds the rings
+    a chemist would name. Where the two disagree the penalty is an artefact of the basis, not a large ring."""
+    sssr = max((len(r) for r in mol.GetRingInfo().AtomRings()), default=0)
+    return target_terms(mol, with_scores=False)[2], sssr
+
+
+def ring_table(data_dir: str | Path) -> dict:
+    """{split: {"penalty": [...], "sssr": [...]}} for every molecule in split order (as :func:`build_zinc`)."""
+    Chem = _rdkit()
+    out: dict = {}
+    for split, smiles in split_smiles(data_dir).items():
+        terms = [ring_terms(m) for m in (Chem.MolFromSmiles(s) for s in smiles) if m is not None]
+        out[split] = {"penalty": [t[0] for t in terms], "sssr": [t[1] for t in terms]}
+    return out
+
+
 # ---------------------------------------------------------------- the check against the official graphs
 def _nx_graph(x: torch.Tensor, edge_index: torch.Tensor, edge_attr: torch.Tensor, bond_order: bool):
     import networkx as nx
@@ -344,11 +370,12 @@ class _DataArgs:
     data_dir: str = "data/zinc"
     cache_dir: str = "runs/gnn/cache"
     out: str = "runs/gnn/data_check.json"
+    rings_out: str = "runs/gnn/rings.json"
 
 
 def _main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("action", choices=("check", "build"))
+    parser.add_argument("action", choices=("check", "build", "rings"))
     add_config_args(parser)
     args = parse_args(parser, argv)
     cfg = config_from_args(_DataArgs, args)
@@ -357,6 +384,13 @@ def _main(argv=None) -> None:
         atomic_write_text(Path(cfg.out), json.dumps(report, indent=2) + "\n")
         print(json.dumps({k: v for k, v in report.items() if k in ("val", "test")}, indent=2))
         print(f"wrote {cfg.out}")
+    elif args.action == "rings":
+        rings = ring_table(cfg.data_dir)
+        atomic_write_text(Path(cfg.rings_out), json.dumps(rings) + "\n")
+        for split, t in rings.items():
+            pairs = list(zip(t["penalty"], t["sssr"], strict=True))
+            print(split, {f"penalty {p}, SSSR ring {r}": pairs.count((p, r)) for p, r in sorted(set(pairs)) if p})
+        print(f"wrote {cfg.rings_out}")
     else:
         splits = load_zinc(cfg.data_dir, cfg.cache_dir)
         print({k: len(v) for k, v in splits.items()})

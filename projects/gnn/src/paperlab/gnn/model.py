@@ -145,11 +145,12 @@ class GNN(nn.Module):
         heads: int = 4,
         pe_dim: int = 0,
         norm: str = "batch",
+        pe: str = "lap",
     ):
         super().__init__()
         from torch_geometric.nn import GCNConv, GINConv, GINEConv
 
-        self.kind, self.dropout, self.pe_dim = kind, dropout, pe_dim
+        self.kind, self.dropout, self.pe_dim, self.pe = kind, dropout, pe_dim, pe
         self.atom = nn.Embedding(NUM_ATOM_TYPES, hidden)
         self.uses_edges = kind in ("gine", "gatedgcn", "gt")
         if self.uses_edges:
@@ -182,7 +183,7 @@ class GNN(nn.Module):
         h = self.atom(batch.x)
         if self.kind == "gt" and self.pe_dim:
             pe = batch.pe
-            if self.training:
+            if self.training and self.pe == "lap":  # RWSE has no sign ambiguity
                 from paperlab.gnn.pe import random_sign_flip
 
                 pe = random_sign_flip(pe, batch.batch, batch.num_graphs)
@@ -292,6 +293,7 @@ def build_model(cfg) -> nn.Module:
         cfg.heads,
         cfg.pe_dim if cfg.model == "gt" else 0,
         cfg.norm,
+        cfg.pe,
     )
 
 

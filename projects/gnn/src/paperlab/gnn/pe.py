@@ -62,6 +62,13 @@ def add_lap_pe(graphs: list, k: int) -> list:
     return graphs
 
 
+def add_rwse(graphs: list, k: int) -> list:
+    """Store ``pe`` = RWSE [N, k] on every graph (in place; returns the list)."""
+    for d in graphs:
+        d.pe = rwse(d.edge_index, d.num_nodes, k)
+    return graphs
+
+
 def random_sign_flip(pe: torch.Tensor, batch: torch.Tensor, num_graphs: int) -> torch.Tensor:
     """Multiply each graph's each eigenvector by an independent random sign (torch's global RNG)."""
     signs = torch.randint(0, 2, (num_graphs, pe.size(1))).float() * 2 - 1
