@@ -14,6 +14,7 @@ from PIL import Image
 
 from paperlab.shared.config import ConfigError, load_config, save_config
 from paperlab.shared.gif import save_gif, to_uint8_rgb
+from paperlab.shared.idx import read_idx, write_idx
 from paperlab.shared.runlog import RunLogger, read_metrics
 from paperlab.shared.seeding import seed_env, seed_everything
 
@@ -217,3 +218,33 @@ def test_torchvision_imports_in_a_fresh_interpreter():
         timeout=120,
     )
     assert patched.strip() == str(probe.stdout.strip() == "False")
+
+
+@pytest.mark.parametrize("name", ["x-idx3-ubyte.gz", "x-idx3-ubyte"])
+def test_idx_roundtrip_matches_the_mnist_header(tmp_path, name):
+    x = np.random.default_rng(0).integers(0, 256, (5, 28, 28)).astype(np.uint8)
+    write_idx(tmp_path / name, x)
+    np.testing.assert_array_equal(read_idx(tmp_path / name), x)
+    import gzip
+
+    raw = (tmp_path / name).read_bytes()
+    raw = gzip.decompress(raw) if name.endswith(".gz") else raw
+    assert raw[:16] == bytes.fromhex("00000803000000050000001c0000001c")  # MNIST's images header
+    labels = np.arange(7) % 10
+    write_idx(tmp_path / "y.gz", labels)
+    assert read_idx(tmp_path / "y.gz").tolist() == labels.tolist()
+
+
+def test_idx_refuses_bad_magic_other_types_truncation_and_out_of_range(tmp_path):
+    (tmp_path / "a").write_bytes(b"\x01\x02\x08\x01" + b"\x00" * 8)
+    with pytest.raises(ValueError, match="bad magic"):
+        read_idx(tmp_path / "a")
+    (tmp_path / "b").write_bytes(b"\x00\x00\x0d\x01\x00\x00\x00\x01" + b"\x00" * 4)  # float32
+    with pytest.raises(ValueError, match="not unsigned bytes"):
+        read_idx(tmp_path / "b")
+    write_idx(tmp_path / "c", np.zeros((4, 3), np.uint8))
+    (tmp_path / "c").write_bytes((tmp_path / "c").read_bytes()[:-1])
+    with pytest.raises(ValueError, match=r"shape \(4, 3\).*11 values"):
+        read_idx(tmp_path / "c")
+    with pytest.raises(ValueError, match="0-255"):
+        write_idx(tmp_path / "d", np.array([0, 256]))

@@ -108,18 +108,16 @@ def test_optimisers_work_under_jit_and_vmap():
     assert _max_diff(jax.tree_util.tree_map(lambda a: a[0], p), ref) < 1e-6
 
 
-def test_idx_round_trip_and_missing_data(tmp_path):
+def test_mnist_folder_round_trip_and_missing_or_bad_data(tmp_path):
     x, y = mnist.fake_mnist(50, seed=3)
-    mnist.write_idx(tmp_path / "x.gz", x)
-    np.testing.assert_array_equal(mnist.read_idx(tmp_path / "x.gz"), x)
     d = mnist.write_fake_mnist(tmp_path / "m", 100, 40)
     data = mnist.load_mnist(d)
     assert data["train_x"].shape == (100, 28, 28) and data["test_y"].shape == (40,)
     with pytest.raises(FileNotFoundError, match="MNIST not found"):
         mnist.load_mnist(tmp_path / "nowhere")
-    (tmp_path / "bad.idx").write_bytes(b"\x00\x00\x0d\x01")
-    with pytest.raises(ValueError, match="not an IDX file"):
-        mnist.read_idx(tmp_path / "bad.idx")
+    (d / mnist.FILES["test_x"]).write_bytes(b"not gzip")
+    with pytest.raises(OSError, match="gzip"):
+        mnist.load_mnist(d)
 
 
 def test_im2col_conv_equals_lax_conv():

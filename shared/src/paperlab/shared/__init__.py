@@ -8,8 +8,9 @@
 - :mod:`paperlab.shared.report`: README result blocks and the top-level index's headline cells.
 - :mod:`paperlab.shared.seeding`: seeds python, numpy and torch in one call; jax keys; gymnasium envs.
 - :mod:`paperlab.shared.gif`, :mod:`paperlab.shared.images`: animated GIFs and PNG image grids.
+- :mod:`paperlab.shared.idx`: IDX files (the MNIST format), read and written.
 
 Nothing project-specific lives here.
 """
 
-__all__ = ["checkpoint", "cli", "config", "gif", "images", "report", "runlog", "seeding"]
+__all__ = ["checkpoint", "cli", "config", "gif", "idx", "images", "report", "runlog", "seeding"]

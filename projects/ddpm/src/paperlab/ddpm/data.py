@@ -15,9 +15,7 @@ A missing or incomplete dataset folder raises ``DatasetError`` naming the missin
 
 from __future__ import annotations
 
-import gzip
 import io
-import struct
 import tarfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +23,8 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
+
+from paperlab.shared.idx import read_idx
 
 MNIST_FILES = (
     "train-images-idx3-ubyte.gz",
@@ -98,18 +98,6 @@ def load_digits_data(size: int) -> ImageData:
     return ImageData("digits", imgs[:1500], labels[:1500], imgs[1500:], labels[1500:], 10)
 
 
-def _read_idx(path: Path) -> np.ndarray:
-    with gzip.open(path, "rb") as f:
-        data = f.read()
-    magic, n = struct.unpack(">II", data[:8])
-    if magic == 0x803:
-        rows, cols = struct.unpack(">II", data[8:16])
-        return np.frombuffer(data, dtype=np.uint8, offset=16).reshape(n, rows, cols)
-    if magic == 0x801:
-        return np.frombuffer(data, dtype=np.uint8, offset=8)
-    raise DatasetError(f"{path}: not an MNIST IDX file (magic {magic:#x})")
-
-
 def load_mnist(data_dir: str | Path, size: int) -> ImageData:
     root = Path(data_dir)
     folder = next((f for f in (root, root / "MNIST" / "raw") if not _missing(f, MNIST_FILES)), None)
@@ -117,7 +105,7 @@ def load_mnist(data_dir: str | Path, size: int) -> ImageData:
         raise DatasetError(
             f"MNIST: missing in {root} (or {root / 'MNIST' / 'raw'}): " + ", ".join(_missing(root, MNIST_FILES))
         )
-    x_tr, y_tr, x_te, y_te = (_read_idx(folder / n) for n in MNIST_FILES)
+    x_tr, y_tr, x_te, y_te = (read_idx(folder / n) for n in MNIST_FILES)
     tr = resize_u8(torch.from_numpy(x_tr.copy())[:, None], size)
     te = resize_u8(torch.from_numpy(x_te.copy())[:, None], size)
     return ImageData(

@@ -12,14 +12,14 @@ embeddings and never trains the last one. A missing dataset folder raises ``Data
 
 from __future__ import annotations
 
-import gzip
-import struct
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+
+from paperlab.shared.idx import read_idx
 
 MNIST_FILES = (
     "train-images-idx3-ubyte.gz",
@@ -75,18 +75,6 @@ def _digits(size: int, keep) -> Split:
     return Split(imgs[n_test:], labels[n_test:], imgs[:n_test], labels[:n_test])
 
 
-def _read_idx(path: Path) -> np.ndarray:
-    with gzip.open(path, "rb") as f:
-        data = f.read()
-    magic, n = struct.unpack(">II", data[:8])
-    if magic == 0x803:
-        rows, cols = struct.unpack(">II", data[8:16])
-        return np.frombuffer(data, dtype=np.uint8, offset=16).reshape(n, rows, cols)
-    if magic == 0x801:
-        return np.frombuffer(data, dtype=np.uint8, offset=8)
-    raise DatasetError(f"{path}: not an MNIST IDX file (magic {magic:#x})")
-
-
 def load_mnist(data_dir: str | Path, size: int) -> Split:
     root = Path(data_dir)
     missing = [n for n in MNIST_FILES if not (root / n).is_file()]
@@ -95,7 +83,7 @@ def load_mnist(data_dir: str | Path, size: int) -> Split:
             f"MNIST: missing in {root}: {', '.join(missing)} (the four IDX .gz files of "
             "http://yann.lecun.com/exdb/mnist/ or any mirror)"
         )
-    x_tr, y_tr, x_te, y_te = (_read_idx(root / n) for n in MNIST_FILES)
+    x_tr, y_tr, x_te, y_te = (read_idx(root / n) for n in MNIST_FILES)
     return Split(
         resize_u8(torch.from_numpy(x_tr.copy())[:, None], size),
         torch.from_numpy(y_tr.astype(np.int64)),

@@ -1,8 +1,9 @@
-"""MNIST for tasks 10-12: the IDX reader, batches drawn inside jitted loops, and a small CNN in plain JAX.
+"""MNIST for tasks 10-12: the four IDX files (read by ``paperlab.shared.idx``), batches drawn inside
+jitted loops, and a small CNN in plain JAX.
 
 The data lives in ``data/mnist`` (the four standard ``*-idx?-ubyte.gz`` files); nothing is
 downloaded. Tests use :func:`fake_mnist`, generated digit-like images, written to IDX files with
-:func:`write_idx` so that the reader is tested too.
+``write_idx`` so that the loader is tested end to end.
 
 The CNN is written with plain ``jax.numpy`` (parameters are a list of ``{"w", "b"}`` dicts, easy to
 ``vmap`` over seeds and to hand to the optimisers of task 11). Its 3x3 convolution is nine shifted
@@ -13,13 +14,13 @@ CPU core this trains a 2-layer CNN of 8/16 channels at 18 ms per step of 128 ima
 
 from __future__ import annotations
 
-import gzip
-import struct
 from pathlib import Path
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+
+from paperlab.shared.idx import read_idx, write_idx
 
 FILES = {
     "train_x": "train-images-idx3-ubyte.gz",
@@ -27,29 +28,6 @@ FILES = {
     "test_x": "t10k-images-idx3-ubyte.gz",
     "test_y": "t10k-labels-idx1-ubyte.gz",
 }
-
-# ----------------------------------------------------------------------------- the IDX files
-
-
-def read_idx(path: str | Path) -> np.ndarray:
-    """An IDX array (uint8 data: magic 0x0801 labels, 0x0803 images), gzip or plain."""
-    path = Path(path)
-    raw = gzip.decompress(path.read_bytes()) if path.suffix == ".gz" else path.read_bytes()
-    if len(raw) < 4 or raw[:2] != b"\x00\x00" or raw[2] != 0x08:
-        raise ValueError(f"{path} is not an IDX file of unsigned bytes")
-    ndim = raw[3]
-    dims = struct.unpack(f">{ndim}I", raw[4 : 4 + 4 * ndim])
-    data = np.frombuffer(raw, np.uint8, offset=4 + 4 * ndim)
-    if data.size != int(np.prod(dims)):
-        raise ValueError(f"{path}: header says {dims}, the file holds {data.size} values")
-    return data.reshape(dims)
-
-
-def write_idx(path: str | Path, array: np.ndarray) -> None:
-    """Write a uint8 array as a gzip IDX file (the test fixtures)."""
-    a = np.ascontiguousarray(array, np.uint8)
-    header = bytes([0, 0, 0x08, a.ndim]) + struct.pack(f">{a.ndim}I", *a.shape)
-    Path(path).write_bytes(gzip.compress(header + a.tobytes()))
 
 
 def load_mnist(data_dir: str | Path) -> dict[str, np.ndarray]:

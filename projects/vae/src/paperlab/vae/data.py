@@ -15,7 +15,6 @@ nats converts to a discrete 8-bit likelihood by adding ``D log 256``).
 
 from __future__ import annotations
 
-import gzip
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +23,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from paperlab.shared.idx import read_idx
 from paperlab.vae.config import Config
 
 MNIST_FILES = {
@@ -93,20 +93,6 @@ def load_digits_data(size: int = 16) -> ImageData:
     return ImageData(ImageSet(x[:1500]), ImageSet(x[1500:]), "digits")
 
 
-def _read_idx(path: Path) -> np.ndarray:
-    opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rb") as f:
-        data = f.read()
-    if len(data) < 8 or data[0] != 0 or data[1] != 0:
-        raise DatasetError(f"{path} is not an IDX file (bad magic number)")
-    ndim = data[3]
-    dims = [int.from_bytes(data[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim)]
-    arr = np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * ndim)
-    if arr.size != math.prod(dims):
-        raise DatasetError(f"{path} is truncated: header says {dims}, found {arr.size} values")
-    return arr.reshape(dims)
-
-
 def load_mnist_data(data_dir: str | Path, size: int = 28) -> ImageData:
     """MNIST from its IDX files (``.gz`` or uncompressed) in ``data_dir`` or ``data_dir/MNIST/raw``."""
     root = Path(data_dir)
@@ -124,7 +110,7 @@ def load_mnist_data(data_dir: str | Path, size: int = 28) -> ImageData:
             "torchvision.datasets.MNIST(root, download=True) run on a machine with network (they land in "
             "root/MNIST/raw/)."
         )
-    train, test = _read_idx(paths["train_images"]), _read_idx(paths["test_images"])
+    train, test = read_idx(paths["train_images"]), read_idx(paths["test_images"])
     for split, arr in (("train", train), ("test", test)):
         if arr.ndim != 3 or arr.shape[1:] != (28, 28):
             raise DatasetError(f"MNIST {split} images have shape {arr.shape}, expected (N, 28, 28)")
