@@ -1,5 +1,5 @@
 # 1-Lipschitz networks (spectral normalisation, Björck, deel-torchlip peer), included by the top-level Makefile.
-.PHONY: train-lipschitz train-lipschitz-table eval-lipschitz bench-lipschitz sweep-lipschitz report-lipschitz
+.PHONY: train-lipschitz train-lipschitz-table train-lipschitz-long pilot-lipschitz eval-lipschitz bench-lipschitz sweep-lipschitz report-lipschitz
 
 $(VENV)/.stamp-lipschitz: constraints.txt shared/pyproject.toml projects/lipschitz/pyproject.toml | $(PY)
 	$(PIP) -e ./shared -e "./projects/lipschitz[peer]"
@@ -10,7 +10,7 @@ $(VENV)/.stamp-lipschitz: constraints.txt shared/pyproject.toml projects/lipschi
 # with torchvision's cifar-10-batches-py/>.
 LIP_PRESET   ?= synthetic
 LIP_DATA_DIR  = $(if $(DATA_DIR),data_dir=$(DATA_DIR),)
-LIP_RUN       = $(or $(RUN),runs/lipschitz/$(subst -,/,$(LIP_PRESET))-seed$(SEED))
+LIP_RUN       = $(or $(RUN),runs/lipschitz/$(patsubst cifar10-%,cifar10/%,$(LIP_PRESET))-seed$(SEED))
 LIP_MODELS    = baseline spectral bjorck torchlip
 LIP_INDEX     = $(if $(shell grep -s -l '<!-- headline:lipschitz -->' README.md),--index README.md,)
 
@@ -22,6 +22,14 @@ train-lipschitz-table: $(VENV)/.stamp-lipschitz ## the four CIFAR-10 models of t
 	for m in $(LIP_MODELS); do \
 	  $(PY) -m paperlab.lipschitz.train --config configs/lipschitz/cifar10-$$m.yaml seed=$(SEED) time_limit_s=0 $(LIP_DATA_DIR) $(ARGS) $(RESUME_ARG) && \
 	  $(PY) -m paperlab.lipschitz.evaluate runs/lipschitz/cifar10/$$m-seed$(SEED) $(LIP_DATA_DIR) || exit 1; done
+
+train-lipschitz-long: $(VENV)/.stamp-lipschitz ## the best 1-Lipschitz recipe: Björck net, offset CE, long cosine run, then evaluated (SEED DATA_DIR ARGS RESUME=1; stops after time_limit_s, resume in chunks)
+	$(PY) -m paperlab.lipschitz.train --config configs/lipschitz/cifar10-bjorck-cert.yaml seed=$(SEED) $(LIP_DATA_DIR) $(ARGS) $(RESUME_ARG)
+
+pilot-lipschitz: $(VENV)/.stamp-lipschitz ## the short loss pilots behind the long run's recipe: Björck net, 2 epochs each, scored on 2000 test images (SEED RESUME=1)
+	for spec in "hkr margin=0.5" "ce temperature=10" "ce temperature=5" $(LIP_PILOTS); do set -- $$spec; \
+	  run=runs/lipschitz/pilot/$$(echo "$$*" | tr ' =' '--'); \
+	  $(PY) -m paperlab.lipschitz.train --config configs/lipschitz/cifar10-pilot.yaml loss=$$* run_dir=$$run seed=$(SEED) $(LIP_DATA_DIR) $(RESUME_ARG) || exit 1; done
 
 eval-lipschitz: $(VENV)/.stamp-lipschitz ## clean / certified / PGD accuracy and the Lipschitz bounds of a run (RUN=runs/lipschitz/...)
 	$(PY) -m paperlab.lipschitz.evaluate $(LIP_RUN) $(LIP_DATA_DIR) $(ARGS)

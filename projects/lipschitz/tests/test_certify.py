@@ -54,6 +54,11 @@ def test_hkr_matches_deel_torchlip():
 def test_ce_temperature():
     logits, y = torch.tensor([[1.0, 0.0]]), torch.tensor([0])
     assert ce_temperature(logits, y, 3.0).item() == pytest.approx(math.log(1 + math.exp(-3.0)))
+    # offset u = 0.4 on the true logit: the margin 1.0 counts as 0.6 -> log(1 + exp(-3 * 0.6))
+    assert ce_temperature(logits, y, 3.0, offset=0.4).item() == pytest.approx(math.log(1 + math.exp(-1.8)))
+    # the offset only moves the true class: a misclassified point is pushed harder, never rewarded
+    wrong = torch.tensor([1])
+    assert ce_temperature(logits, wrong, 3.0, offset=0.4).item() == pytest.approx(math.log(1 + math.exp(4.2)))
 
 
 def _toy_net(seed: int) -> LipschitzSequential:

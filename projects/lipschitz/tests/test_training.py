@@ -73,6 +73,26 @@ def test_bad_config_refused():
         Config(model="batchnorm-net")
     with pytest.raises(ValueError, match="data_dir"):
         Config(dataset="cifar10")
+    with pytest.raises(ValueError, match="offset"):
+        Config(loss="ce", offset=-0.1)
+
+
+def test_report_labels_losses_and_reads_pilots(tmp_path):
+    """The table's loss column and the pilot table come from each run's own config and metrics files."""
+    from paperlab.lipschitz.report import loss_label, pilots
+    from paperlab.shared.config import save_config, to_dict
+
+    assert loss_label(to_dict(Config(loss="hkr", margin=0.5))) == "hKR (m 0.5)"
+    assert loss_label(to_dict(Config(loss="ce", temperature=10.0))) == "CE (τ 10)"
+    run = tmp_path / "pilot" / "ce-offset"
+    run.mkdir(parents=True)
+    save_config(Config(loss="ce", temperature=10.0, offset=0.2, epochs=2, eval_images=2000), run / "config.yaml")
+    (run / "summary.json").write_text(json.dumps({"epochs_done": 2.0, "wall_time_s": 150.0, "finished": True}))
+    lines = [{"step": 1, "loss": 1.0}, {"step": 2, "test_acc": 0.5, "test_cert36": 0.3, "epoch": 1.0}]
+    lines.append({"step": 4, "test_acc": 0.55, "test_cert36": 0.35, "epoch": 2.0})
+    (run / "metrics.jsonl").write_text("\n".join(json.dumps(d) for d in lines) + "\n")
+    row = pilots(tmp_path).splitlines()[-1]
+    assert row == "| ce-offset | bjorck | CE (τ 10, offset 0.2) | 2 | 50000 | 2000 | 55.0 | 35.0 | 150 |"
 
 
 def test_cifar_python_batches_are_read_cached_and_test_shuffled(tmp_path):

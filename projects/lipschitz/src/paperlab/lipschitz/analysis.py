@@ -69,7 +69,7 @@ def step_cost(kinds=("baseline", "spectral", "bjorck", "torchlip"), batch: int =
         for i in range(steps + 1):
             if i == 1:  # the first step warms up
                 t = time.perf_counter()
-            loss = loss_fn(cfg.loss, model(x), y, cfg.temperature, cfg.margin, cfg.alpha)
+            loss = loss_fn(cfg.loss, model(x), y, cfg.temperature, cfg.margin, cfg.alpha, cfg.offset)
             opt.zero_grad()
             loss.backward()
             opt.step()

@@ -31,9 +31,10 @@ class Config:
     n_power: int = 1  # power iterations per training step (persistent vector)
     n_bjorck: int = 15  # Björck iterations per training step (back-propagated through)
 
-    # --- loss: ce (with temperature) | hinge (margin) | hkr (alpha * hinge - (1 - alpha) * KR) ---
+    # --- loss: ce (temperature, offset) | hinge (margin) | hkr (alpha * hinge - (1 - alpha) * KR) ---
     loss: str = "hkr"
     temperature: float = 10.0
+    offset: float = 0.0  # ce only: CE(temperature * (f - offset * onehot(y)), y); 0 = plain CE
     margin: float = 0.5
     alpha: float = 0.98
 
@@ -72,6 +73,8 @@ class Config:
         for name in ("lr", "temperature", "margin"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
+        if self.offset < 0:
+            raise ValueError(f"offset must be >= 0, got {self.offset}")
         if not 0.0 <= self.alpha <= 1.0:
             raise ValueError(f"alpha must be in [0, 1], got {self.alpha}")
         if not self.widths or any(w <= 0 for w in self.widths) or len(self.widths) > 5:

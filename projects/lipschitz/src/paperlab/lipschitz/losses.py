@@ -2,7 +2,10 @@
 
 - Cross-entropy with a temperature (Béthune et al. 2022): ``CE(tau * f(x), y)``. For a 1-Lipschitz f
   the temperature sets the trade-off: a large tau behaves like the plain CE of an unconstrained net
-  (accuracy), a small tau pushes for large margins (robustness).
+  (accuracy), a small tau pushes for large margins (robustness). With an offset u (the "offset
+  cross-entropy" of the certified-robustness literature, e.g. Prach & Lampert 2022): ``CE(tau * (f(x)
+  - u e_y), y)``: the true logit must beat the others by u before the loss treats the point as a
+  correctly classified one, so u aims the margin at a radius (u = sqrt(2) r for radius r).
 - Multi-class hinge with margin m, in deel-torchlip's one-vs-all form: every logit is pushed to
   ``+m/2`` (true class) or ``-m/2`` (others), the true class weighted by (K - 1).
 - hKR (Serrurier et al. 2021): ``alpha * hinge - (1 - alpha) * KR`` where the Kantorovich-Rubinstein
@@ -17,7 +20,10 @@ import torch
 import torch.nn.functional as F
 
 
-def ce_temperature(logits: torch.Tensor, y: torch.Tensor, temperature: float) -> torch.Tensor:
+def ce_temperature(logits: torch.Tensor, y: torch.Tensor, temperature: float, offset: float = 0.0) -> torch.Tensor:
+    """``CE(tau * (f - u e_y), y)``: temperature tau, offset u subtracted from the true logit."""
+    if offset:
+        logits = logits - offset * F.one_hot(y, logits.shape[1]).to(logits.dtype)
     return F.cross_entropy(logits * temperature, y)
 
 
@@ -48,9 +54,17 @@ def hkr(logits: torch.Tensor, y: torch.Tensor, alpha: float, margin: float) -> t
     return alpha * multiclass_hinge(logits, y, margin) - (1 - alpha) * kr_multiclass(logits, y)
 
 
-def loss_fn(name: str, logits: torch.Tensor, y: torch.Tensor, temperature: float, margin: float, alpha: float):
+def loss_fn(
+    name: str,
+    logits: torch.Tensor,
+    y: torch.Tensor,
+    temperature: float,
+    margin: float,
+    alpha: float,
+    offset: float = 0.0,
+):
     if name == "ce":
-        return ce_temperature(logits, y, temperature)
+        return ce_temperature(logits, y, temperature, offset)
     if name == "hinge":
         return multiclass_hinge(logits, y, margin)
     if name == "hkr":

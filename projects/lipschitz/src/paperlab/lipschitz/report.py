@@ -4,8 +4,9 @@
         --readme projects/lipschitz/README.md projects/lipschitz/REPORT.md
 
 ``--collect`` first copies the small files of every evaluated run (``runs/lipschitz/cifar10/<model>-seed<k>``,
-``runs/lipschitz/sweep/<name>``: config.yaml, summary.json, eval.json, metrics.jsonl) and the analysis
-JSONs into ``results/``; without it only the committed files are read.
+``runs/lipschitz/sweep/<name>``: config.yaml, summary.json, eval.json, metrics.jsonl), of every finished
+pilot (``runs/lipschitz/pilot/<name>``: short runs scored by the end-of-epoch evaluation only) and the
+analysis JSONs into ``results/``; without it only the committed files are read.
 """
 
 from __future__ import annotations
@@ -18,9 +19,10 @@ from pathlib import Path
 from paperlab.shared.cli import run_command
 from paperlab.shared.report import update_markdown, write_headline
 
-MODELS = ("baseline", "spectral", "bjorck", "torchlip", "bjorck-long")  # run names <model>-seed1
+MODELS = ("baseline", "spectral", "bjorck", "torchlip", "bjorck-long", "bjorck-cert")  # run names <model>-seed1
 LABELS = {
     "bjorck-long": "Björck (here), longer run",
+    "bjorck-cert": "Björck (here), long run, loss from the pilots",
     "baseline": "unconstrained CNN (ReLU, CE)",
     "spectral": "spectral norm (here)",
     "bjorck": "Björck (here)",
@@ -41,6 +43,15 @@ def collect(runs: Path, results: Path) -> int:
                 if (run / name).is_file():
                     shutil.copy2(run / name, dest / name)
             n += 1
+    for run in sorted((runs / "pilot").glob("*")):
+        summary = _load(run / "summary.json")
+        if not (summary and summary.get("finished")):
+            continue
+        dest = results / "pilot" / run.name
+        dest.mkdir(parents=True, exist_ok=True)
+        for name in ("config.yaml", "summary.json", "metrics.jsonl"):
+            shutil.copy2(run / name, dest / name)
+        n += 1
     for name in ("step_cost.json", "spectra.json"):
         if (runs / "analysis" / name).is_file():
             (results / "analysis").mkdir(parents=True, exist_ok=True)
@@ -56,24 +67,39 @@ def _pct(v) -> str:
     return "–" if v is None else f"{100 * v:.1f}"
 
 
+def _config(run: Path) -> dict:
+    import yaml
+
+    return yaml.safe_load((run / "config.yaml").read_text()) if (run / "config.yaml").is_file() else {}
+
+
+def loss_label(cfg: dict) -> str:
+    """hKR (m 0.5) | CE (τ 10) | CE (τ 10, offset 0.3) | hinge (m 0.5), from a run's config.yaml."""
+    if cfg.get("loss") == "ce":
+        offset = cfg.get("offset", 0.0)
+        return f"CE (τ {cfg['temperature']:g}" + (f", offset {offset:g})" if offset else ")")
+    if cfg.get("loss") in ("hkr", "hinge"):
+        return f"{'hKR' if cfg['loss'] == 'hkr' else 'hinge'} (m {cfg['margin']:g})"
+    return "?"
+
+
 def table(results: Path) -> str:
     head = (
-        "| model | params | epochs | s / epoch | clean | cert. 36 | cert. 72 | cert. 108 | cert. 255 "
+        "| model | loss | params | epochs | s / epoch | clean | cert. 36 | cert. 72 | cert. 108 | cert. 255 "
         "| PGD 36 | PGD 72 | PGD 108 | PGD 255 | Lip. lower | Lip. upper |"
     )
-    rows = [head, "|" + "---|" * 15]
+    rows = [head, "|" + "---|" * 16]
     for m in MODELS:
         ev = _load(results / "cifar10" / f"{m}-seed1" / "eval.json")
         if ev is None:
-            rows.append(f"| {LABELS[m]} | not run yet |" + " |" * 13)
+            rows.append(f"| {LABELS[m]} | not run yet |" + " |" * 14)
             continue
         if ev.get("epochs") is None:
             ev = {**ev, "epochs": "?"}
-        if ev.get("epochs") is None:
-            ev = {**ev, "epochs": "?"}
         c, p = ev["certified"], ev["pgd"]
+        label = loss_label(_config(results / "cifar10" / f"{m}-seed1"))
         rows.append(
-            f"| {LABELS[m]} | {ev.get('n_params', 0) / 1e3:.0f}k | {ev.get('epochs')} "
+            f"| {LABELS[m]} | {label} | {ev.get('n_params', 0) / 1e3:.0f}k | {ev.get('epochs')} "
             f"| {ev.get('epoch_time_s') or 0:.0f} "
             f"| {_pct(ev['clean_acc'])} | "
             + " | ".join(_pct(c.get(r)) for r in ("36", "72", "108", "255"))
@@ -169,6 +195,29 @@ def sweep(results: Path) -> str:
     return "\n".join(rows)
 
 
+def pilots(results: Path) -> str:
+    """The short pilots that chose the long run's loss: end-of-epoch clean / certified (36/255) accuracy on
+    the first ``eval_images`` test images (the end-of-epoch evaluation of train.py; a 1-Lipschitz head,
+    so the plain certificate margin / sqrt(2) is valid)."""
+    runs = sorted((results / "pilot").glob("*")) if (results / "pilot").is_dir() else []
+    if not runs:
+        return "not run yet"
+    rows = [
+        "| pilot | model | loss | epochs | train images | test images | clean | cert. 36 | train s |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for run in runs:
+        cfg, summ = _config(run), _load(run / "summary.json")
+        last = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines() if '"epoch"' in line][-1]
+        test = {"test_acc": last["test_acc"], "test_cert36": last.get("test_cert36")}
+        rows.append(
+            f"| {run.name} | {cfg['model']} | {loss_label(cfg)} | {summ['epochs_done']:g} "
+            f"| {cfg.get('train_subset') or 50000} | {cfg['eval_images']} | {_pct(test['test_acc'])} "
+            f"| {_pct(test['test_cert36'])} | {summ['wall_time_s']:.0f} |"
+        )
+    return "\n".join(rows)
+
+
 def figures(results: Path) -> None:
     import matplotlib
 
@@ -229,6 +278,9 @@ def headline(results: Path) -> str | None:
     )
     if evs["bjorck-long"]:
         line += f"; Björck {evs['bjorck-long'].get('epochs'):g} epochs {cell('bjorck-long')}"
+    if evs["bjorck-cert"]:
+        label = loss_label(_config(results / "cifar10" / "bjorck-cert-seed1"))
+        line += f"; Björck {evs['bjorck-cert'].get('epochs'):g} epochs, {label}: {cell('bjorck-cert')}"
     best = max(ev["certified"]["36"] for m, ev in evs.items() if ev and m != "baseline")
     line += f"; goal 45% {'met' if best >= 0.45 else 'not met'}"
     flips = sum((ev or {}).get("certified_points_flipped_by_pgd", 0) for ev in evs.values())
@@ -248,7 +300,12 @@ def _main(argv=None) -> None:
     figures(results)
     written = update_markdown(
         args.readme,
-        {"lipschitz-table": table(results), "lipschitz-cost": cost(results), "lipschitz-sweep": sweep(results)},
+        {
+            "lipschitz-table": table(results),
+            "lipschitz-cost": cost(results),
+            "lipschitz-sweep": sweep(results),
+            "lipschitz-pilot": pilots(results),
+        },
     )
     print(json.dumps(written))
     line = headline(results)

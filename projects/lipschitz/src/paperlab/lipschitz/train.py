@@ -117,7 +117,7 @@ def train(cfg: Config, resume: bool = False, stop_after_steps: int | None = None
                 for group in optimizer.param_groups:
                     group["lr"] = lr_at(cfg, step, total)
                 logits = model(x)
-                loss = loss_fn(cfg.loss, logits, y, cfg.temperature, cfg.margin, cfg.alpha)
+                loss = loss_fn(cfg.loss, logits, y, cfg.temperature, cfg.margin, cfg.alpha, cfg.offset)
                 check_finite(step + 1, loss=loss.item())
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
