@@ -1,5 +1,5 @@
 # 1-Lipschitz networks (spectral normalisation, Björck, deel-torchlip peer), included by the top-level Makefile.
-.PHONY: train-lipschitz train-lipschitz-table train-lipschitz-long pilot-lipschitz eval-lipschitz bench-lipschitz sweep-lipschitz report-lipschitz
+.PHONY: train-lipschitz train-lipschitz-table train-lipschitz-long train-lipschitz-pair-ce pilot-lipschitz eval-lipschitz bench-lipschitz sweep-lipschitz report-lipschitz
 
 $(VENV)/.stamp-lipschitz: constraints.txt shared/pyproject.toml projects/lipschitz/pyproject.toml | $(PY)
 	$(PIP) -e ./shared -e "./projects/lipschitz[peer]"
@@ -26,8 +26,14 @@ train-lipschitz-table: $(VENV)/.stamp-lipschitz ## the four CIFAR-10 models of t
 train-lipschitz-long: $(VENV)/.stamp-lipschitz ## the best 1-Lipschitz recipe: Björck net, offset CE, long cosine run, then evaluated (SEED DATA_DIR ARGS RESUME=1; stops after time_limit_s, resume in chunks)
 	$(PY) -m paperlab.lipschitz.train --config configs/lipschitz/cifar10-bjorck-cert.yaml seed=$(SEED) $(LIP_DATA_DIR) $(ARGS) $(RESUME_ARG)
 
+train-lipschitz-pair-ce: $(VENV)/.stamp-lipschitz ## Björck vs deel-torchlip with the long run's loss (CE tau 5, offset 0.2) at the table's 6 epochs, each then evaluated (SEED DATA_DIR RESUME=1)
+	for m in bjorck torchlip; do \
+	  $(PY) -m paperlab.lipschitz.train --config configs/lipschitz/cifar10-$$m.yaml loss=ce temperature=5 offset=0.2 \
+	    run_dir=runs/lipschitz/cifar10/$$m-ce-seed$(SEED) seed=$(SEED) time_limit_s=0 $(LIP_DATA_DIR) $(ARGS) $(RESUME_ARG) || exit 1; done
+
 pilot-lipschitz: $(VENV)/.stamp-lipschitz ## the short loss pilots behind the long run's recipe: Björck net, 2 epochs each, scored on 2000 test images (SEED RESUME=1)
-	for spec in "hkr margin=0.5" "ce temperature=10" "ce temperature=5" $(LIP_PILOTS); do set -- $$spec; \
+	for spec in "hkr margin=0.5" "ce temperature=10" "ce temperature=5" "ce temperature=10 offset=0.2" \
+	  "ce temperature=5 offset=0.2" "ce temperature=10 offset=0.4" $(LIP_PILOTS); do set -- $$spec; \
 	  run=runs/lipschitz/pilot/$$(echo "$$*" | tr ' =' '--'); \
 	  $(PY) -m paperlab.lipschitz.train --config configs/lipschitz/cifar10-pilot.yaml loss=$$* run_dir=$$run seed=$(SEED) $(LIP_DATA_DIR) $(RESUME_ARG) || exit 1; done
 
