@@ -6,14 +6,14 @@ $(VENV)/.stamp-gcnn: constraints.txt shared/pyproject.toml projects/gcnn/pyproje
 	@touch $@
 
 # GCNN_DATA picks the preset configs/gcnn/<GCNN_DATA>.yaml: shapes (generated, offline; the default),
-# eurosat, mnist_rot. GCNN_MODEL: cnn | c4 | c8 | c16 | so2 | e2c4 | e2c8 (e2cnn peer, needs e2cnn).
+# eurosat, mnist_rot. GCNN_MODEL: cnn | c4 | c8 | c16 | d4 | so2 | e2c4 | e2c8 (e2cnn peer, needs e2cnn).
 GCNN_DATA     ?= shapes
 GCNN_MODEL    ?= c4
 GCNN_DATA_DIR ?=
 GCNN_RUN       = runs/gcnn/$(GCNN_DATA)/$(GCNN_MODEL)-seed$(SEED)
 GCNN_PREP      = runs/gcnn/data
 
-train-gcnn: $(VENV)/.stamp-gcnn ## train + evaluate one model (GCNN_DATA=shapes|eurosat|mnist_rot GCNN_MODEL=cnn|c4|c8|c16|so2 SEED ARGS RESUME=1)
+train-gcnn: $(VENV)/.stamp-gcnn ## train + evaluate one model (GCNN_DATA=shapes|eurosat|mnist_rot GCNN_MODEL=cnn|c4|c8|c16|d4|so2 SEED ARGS RESUME=1)
 	$(PY) -m paperlab.gcnn.train --config configs/gcnn/$(GCNN_DATA).yaml model=$(GCNN_MODEL) seed=$(SEED) \
 	  run_dir=$(GCNN_RUN) $(if $(GCNN_DATA_DIR),data_dir=$(GCNN_DATA_DIR),) $(ARGS) $(RESUME_ARG)
 

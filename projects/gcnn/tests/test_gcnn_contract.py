@@ -183,3 +183,17 @@ def test_shapes_are_deterministic_and_rotated():
     x2, y2 = make_shapes(20, 16, seed=1)
     assert torch.equal(x, x2) and torch.equal(y, y2) and x.shape == (20, 1, 16, 16)
     assert len(torch.unique(y)) > 3
+
+
+def test_confusion_matrix_counts_and_pairs():
+    from paperlab.gcnn.confusion import confused_pairs, confusion_matrix
+
+    class Sign(torch.nn.Module):  # predicts class 1 for any bright image, 0 otherwise
+        def forward(self, x):
+            return torch.nn.functional.one_hot((x.flatten(1).sum(1) > 0).long(), 3).float()
+
+    x = torch.tensor([0, 255, 255, 0], dtype=torch.uint8).view(4, 1, 1, 1)
+    y = torch.tensor([0, 1, 2, 2])
+    m = confusion_matrix(Sign(), x, y, torch.zeros(1, 1, 1), torch.ones(1, 1, 1), 3, batch=3)
+    assert m.tolist() == [[1, 0, 0], [0, 1, 0], [1, 1, 0]]  # rows: true class; across two batches
+    assert confused_pairs(m.tolist(), top=2) == [(0, 2, 1), (1, 2, 1)]

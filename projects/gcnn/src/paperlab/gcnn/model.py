@@ -1,4 +1,4 @@
-"""The five classifiers compared here, all with the same topology (6 conv layers, k x k filters, 2x2
+"""The six classifiers compared here, all with the same topology (6 conv layers, k x k filters, 2x2
 average pooling after ``pool_after``, a global average and one linear layer):
 
     cnn     plain conv -> BN -> ReLU                      translation equivariant only

@@ -283,6 +283,28 @@ def _width_table_accuracy(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def confusion_table(path: Path) -> str:
+    """The most confused digit pairs of each analysed run, as % of the test digits (either direction)."""
+    from paperlab.gcnn.confusion import confused_pairs
+
+    runs = json.loads(path.read_text())
+    lines = [
+        "| model (seed) | test error % | 6 ↔ 9 | 2 ↔ 5 | the three most confused pairs |",
+        "|---|---|---|---|---|",
+    ]
+    for name in sorted(runs, key=lambda n: ORDER.index(runs[n]["model"])):
+        r = runs[name]
+        m, n = r["matrix"], r["n_test"]
+        err = 100 * (1 - sum(m[i][i] for i in range(len(m))) / n)
+
+        def pair(a: int, b: int, m=m, n=n) -> str:
+            return f"{100 * (m[a][b] + m[b][a]) / n:.2f}"
+
+        top = ", ".join(f"{a} ↔ {b}: {100 * c / n:.2f}" for a, b, c in confused_pairs(m))
+        lines.append(f"| {NAMES[r['model']]} ({r['seed']}) | {err:.2f} | {pair(6, 9)} | {pair(2, 5)} | {top} |")
+    return "\n".join(lines)
+
+
 def bench_table(paths: list[Path]) -> str:
     lines = [
         "| device | input | model | params | ms/step | images/s | filter expansion ms (forward) |",
@@ -447,6 +469,8 @@ def build_blocks(results: Path) -> dict[str, str]:
             plot_efficiency(full, results / "efficiency-mnist-cpu.png", "Rotated MNIST (CPU scale): error vs data")
         if "width" in settings:
             blocks["gcnn-cpu-width"] = width_table(full, error=True)
+    if (results / "cpu_full" / "confusion.json").is_file():
+        blocks["gcnn-cpu-confusion"] = confusion_table(results / "cpu_full" / "confusion.json")
     blocks["gcnn-unfinished"] = unfinished_table(
         [results / "eurosat" / "grid.jsonl", results / "mnist_rot" / "grid.jsonl"]
     )
