@@ -28,7 +28,7 @@ prepare-gcnn: $(VENV)/.stamp-gcnn ## decoded EuroSAT + rotated MNIST into runs/g
 bench-gcnn: $(VENV)/.stamp-gcnn ## training throughput of every model on this machine (runs/gcnn/bench.json)
 	$(PY) -m paperlab.gcnn.bench --out runs/gcnn/bench.json
 
-grid-gcnn: $(VENV)/.stamp-gcnn ## the whole models x seeds grid as parallel processes (GRID=eurosat|mnist_rot; a GPU: scripts/device.sh)
+grid-gcnn: $(VENV)/.stamp-gcnn ## the whole models x seeds grid as parallel processes (GRID=eurosat|mnist_rot|mnist_rot_cpu_full; a GPU: scripts/device.sh)
 	$(PY) -m paperlab.gcnn.grid $(or $(GRID),eurosat) --data-dir $(GCNN_PREP) --work runs/gcnn/grid \
 	  --out runs/gcnn/grid-$(or $(GRID),eurosat).jsonl $(ARGS)
 
