@@ -26,7 +26,7 @@ LABELS = {
     "bjorck-ce": "Björck (here), offset CE",
     "torchlip-ce": "deel-torchlip (peer), offset CE",
     "bjorck-long": "Björck (here), longer run",
-    "bjorck-cert": "Björck (here), long run, loss from the pilots",
+    "bjorck-cert": "Björck (here), long run, offset CE",
     "baseline": "unconstrained CNN (ReLU, CE)",
     "spectral": "spectral norm (here)",
     "bjorck": "Björck (here)",
