@@ -71,6 +71,9 @@ def plan(name: str, tiny: bool, epochs: int | None = None) -> list[tuple[str, li
                     (f"{m}-frac{frac}-seed{seed}", [f"model={m}", f"seed={seed}", f"train_fraction={frac}", *small])
                     for m in ("cnn", "c4", "so2")
                 ]
+        for frac in (0.125, 0.25):  # the same number of steps as on the full set: epochs x 1/frac
+            more = [f"train_fraction={frac}", f"epochs={round((epochs or 3) / frac)}"]
+            jobs += [(f"{m}-eqsteps{frac}-seed1", [f"model={m}", "seed=1", *more, *small]) for m in ("cnn", "c4")]
         jobs += [(f"c4-width-seed{s}", ["model=c4", "match=width", f"seed={s}", *small]) for s in SEEDS]
     else:
         raise ValueError(f"unknown grid {name!r}; valid: eurosat, mnist_rot, mnist_rot_cpu, mnist_rot_cpu_full")

@@ -161,10 +161,11 @@ def invariance_table(rows: list[dict], angles=("15.0", "30.0", "45.0", "90.0", "
     return "\n".join(lines)
 
 
-def efficiency_table(rows: list[dict], error: bool = False) -> str:
-    """Accuracy (or error) % vs the fraction of the training set, at the same number of epochs."""
+def efficiency_table(rows: list[dict], error: bool = False, prefix: str = "frac") -> str:
+    """Accuracy (or error) % vs the fraction of the training set; settings ``<prefix><fraction>``
+    (frac: the same number of epochs; eqsteps: about the same number of steps)."""
     g = grouped(rows)
-    fracs = sorted({k[1] for k in g if k[1].startswith("frac")}, key=lambda s: float(s[4:]))
+    fracs = sorted({k[1] for k in g if k[1].startswith(prefix)}, key=lambda s: float(s[len(prefix) :]))
     if not fracs:
         return "(no data-efficiency runs finished)"
     n_full = next((r["summary"]["n_train"] for r in rows if setting(r["job"]) == "main"), None)
@@ -173,7 +174,9 @@ def efficiency_table(rows: list[dict], error: bool = False) -> str:
         return f"{100 * f:g}% of train" + (f" ({round(f * n_full):,})" if n_full else "")
 
     lines = [
-        "| model | " + " | ".join(head(float(f[4:])) for f in fracs) + f" | {head(1.0)} |",
+        "| model (seeds: fractions; 100%) | "
+        + " | ".join(head(float(f[len(prefix) :])) for f in fracs)
+        + f" | {head(1.0)} |",
         "|---|" + "---|" * (len(fracs) + 1),
     ]
     for m in ORDER:
@@ -183,7 +186,8 @@ def efficiency_table(rows: list[dict], error: bool = False) -> str:
         ]
         if any(c != "-" for c in cells[:-1]):
             n = sorted({len(g.get((m, f), [])) for f in fracs})
-            lines.append(f"| {NAMES[m]} (seeds {'/'.join(map(str, n))}) | " + " | ".join(cells) + " |")
+            seeds = f"{'/'.join(map(str, n))}; {len(g.get((m, 'main'), []))}"
+            lines.append(f"| {NAMES[m]} ({seeds}) | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
@@ -465,6 +469,8 @@ def build_blocks(results: Path) -> dict[str, str]:
         settings = {setting(r["job"]) for r in full}
         blocks["gcnn-cpu-upright"] = upright_table(full) if "upright" in settings else "(no upright runs finished)"
         blocks["gcnn-cpu-efficiency"] = efficiency_table(full, error=True)
+        if any(s.startswith("eqsteps") for s in settings):
+            blocks["gcnn-cpu-efficiency-steps"] = efficiency_table(full, error=True, prefix="eqsteps")
         if any(s.startswith("frac") for s in settings):
             plot_efficiency(full, results / "efficiency-mnist-cpu.png", "Rotated MNIST (CPU scale): error vs data")
         if "width" in settings:
