@@ -95,6 +95,22 @@ def test_report_labels_losses_and_reads_pilots(tmp_path):
     assert row == "| ce-offset | bjorck | CE (τ 10, offset 0.2) | 2 | 50000 | 2000 | 55.0 | 35.0 | 150 |"
 
 
+def test_report_long_seeds_lists_each_seed_then_mean_and_std(tmp_path):
+    from paperlab.lipschitz.report import long_seeds
+
+    assert long_seeds(tmp_path).startswith("No long run")
+    for seed, acc, cert in ((1, 0.68, 0.47), (2, 0.66, 0.45), (10, 0.70, 0.49)):
+        run = tmp_path / "cifar10" / f"bjorck-cert-seed{seed}"
+        run.mkdir(parents=True)
+        ev = {"clean_acc": acc, "certified": {"36": cert, "72": 0.3, "108": 0.1}, "pgd": {"36": 0.6}}
+        ev |= {"epochs": 40.0, "epoch_time_s": 47.7, "certified_points_flipped_by_pgd": 0}
+        (run / "eval.json").write_text(json.dumps(ev))
+    lines = long_seeds(tmp_path).splitlines()
+    assert [row.split(" | ")[0] for row in lines[2:5]] == ["| 1", "| 2", "| 10"]  # numeric seed order
+    mean = "| mean ± std (3 seeds) | | | 68.0 ± 2.0 | 47.0 ± 2.0 | 30.0 ± 0.0 | 10.0 ± 0.0 | 60.0 ± 0.0 | |"
+    assert lines[-1] == mean
+
+
 def test_cifar_python_batches_are_read_cached_and_test_shuffled(tmp_path):
     import pickle
 

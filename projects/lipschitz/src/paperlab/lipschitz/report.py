@@ -201,6 +201,34 @@ def sweep(results: Path) -> str:
     return "\n".join(rows)
 
 
+def long_seeds(results: Path) -> str:
+    """Every seed of the long run (``bjorck-cert-seed<k>``), and their mean and spread once there are two."""
+    import numpy as np
+
+    keys = ("clean", "cert. 36", "cert. 72", "cert. 108", "PGD 36")
+    head = "| seed | epochs | s / epoch | " + " | ".join(keys) + " | PGD flips of certified points |"
+    rows = [head, "|" + "---|" * 9]
+    vals = []
+    runs = sorted((results / "cifar10").glob("bjorck-cert-seed*"), key=lambda r: int(r.name.rsplit("seed", 1)[1]))
+    for run in runs:
+        ev = _load(run / "eval.json")
+        if ev is None:
+            continue
+        c = ev["certified"]
+        v = [ev["clean_acc"], c.get("36"), c.get("72"), c.get("108"), ev["pgd"].get("36")]
+        vals.append(v)
+        rows.append(
+            f"| {run.name.rsplit('seed', 1)[1]} | {ev.get('epochs'):g} | {ev.get('epoch_time_s') or 0:.0f} | "
+            + " | ".join(_pct(x) for x in v)
+            + f" | {ev.get('certified_points_flipped_by_pgd')} |"
+        )
+    if len(vals) >= 2:
+        a = 100 * np.array(vals, dtype=float)
+        cells = " | ".join(f"{m:.1f} ± {sd:.1f}" for m, sd in zip(a.mean(0), a.std(0, ddof=1)))
+        rows.append(f"| mean ± std ({len(vals)} seeds) | | | {cells} | |")
+    return "\n".join(rows) if vals else "No long run collected yet (`make train-lipschitz-long`)."
+
+
 def pilots(results: Path) -> str:
     """The short pilots that chose the long run's loss: end-of-epoch clean / certified (36/255) accuracy on
     the first ``eval_images`` test images (the end-of-epoch evaluation of train.py; a 1-Lipschitz head,
@@ -311,6 +339,7 @@ def _main(argv=None) -> None:
             "lipschitz-cost": cost(results),
             "lipschitz-sweep": sweep(results),
             "lipschitz-pilot": pilots(results),
+            "lipschitz-long-seeds": long_seeds(results),
         },
     )
     print(json.dumps(written))
