@@ -38,6 +38,7 @@ NAMES = {
 # Rows that are variants of a model (run directories runs/gnn/zinc/<row>-seed<k>); other rows are NAMES[model].
 VARIANTS = {
     "gt-e120": "Graph Transformer (LapPE), 120 epochs",
+    "gine-e120": "GINE, 120 epochs",
     "gt-rwse": "Graph Transformer (RWSE k=16)",
 }
 # Published ZINC-12k test MAE (mean ± std over 4 seeds in their papers), with the paper's budget. The 500k
@@ -255,7 +256,7 @@ def plots(runs: dict, results: Path) -> None:
         plt.close(fig)
 
 
-SHORT = {"gt": "GT", "gtn": "GTN", "gt-e120": "GT (120 epochs)", "gt-rwse": "GT-RWSE"}
+SHORT = {"gt": "GT", "gtn": "GTN", "gt-e120": "GT (120 epochs)", "gine-e120": "GINE (120 epochs)", "gt-rwse": "GT-RWSE"}
 
 
 def headline(runs: dict) -> str:
