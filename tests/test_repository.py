@@ -162,6 +162,7 @@ def test_no_local_copies_of_shared_helpers(project):
         r"os\.replace\(": "paperlab.shared.checkpoint.atomic_save / atomic_path",
         r"signal\.signal\(": "paperlab.shared.cli.StopSignal",
         r"class \w+\((?:Arithmetic|FloatingPoint|Runtime)Error\)": "FloatingPointError via check_finite",
+        r"^def _?(?:read|write)_idx\(": "paperlab.shared.idx.read_idx / write_idx",
     }
     found = [
         f"{p.relative_to(ROOT)}: {rx} (use {use})"

@@ -3,7 +3,6 @@ generated files, and one short end-to-end run that beats chance."""
 
 from __future__ import annotations
 
-import gzip
 import io
 import json
 
@@ -27,6 +26,7 @@ from paperlab.gcnn.train import main as train_main
 from paperlab.gcnn.train import train
 from paperlab.shared.checkpoint import CheckpointError
 from paperlab.shared.config import ConfigError, load_config
+from paperlab.shared.idx import write_idx
 
 TINY = dict(
     dataset="shapes",
@@ -134,17 +134,11 @@ def test_stratified_split_is_fixed_disjoint_and_stratified():
     assert all(np.array_equal(a, b) for a, b in zip((tr, va, te), again))
 
 
-def _write_idx(path, array, magic):
-    header = magic.to_bytes(4, "big") + b"".join(int(d).to_bytes(4, "big") for d in array.shape)
-    with gzip.open(path, "wb") as f:
-        f.write(header + array.astype(np.uint8).tobytes())
-
-
 def test_mnist_rot_builder_on_generated_idx_files(tmp_path, monkeypatch):
     rng = np.random.default_rng(0)
     for name, n in (("train", 60), ("t10k", 20)):
-        _write_idx(tmp_path / f"{name}-images-idx3-ubyte.gz", rng.integers(0, 255, (n, 28, 28)), 0x803)
-        _write_idx(tmp_path / f"{name}-labels-idx1-ubyte.gz", np.arange(n) % 10, 0x801)
+        write_idx(tmp_path / f"{name}-images-idx3-ubyte.gz", rng.integers(0, 255, (n, 28, 28)))
+        write_idx(tmp_path / f"{name}-labels-idx1-ubyte.gz", np.arange(n) % 10)
     up, tr, ty, te, tey = build_mnist_rot(tmp_path, seed=3, n_train=30, n_test=40)
     assert up.shape == tr.shape == (30, 28, 28) and te.shape == (40, 28, 28)
     assert not np.array_equal(up, tr)  # rotated

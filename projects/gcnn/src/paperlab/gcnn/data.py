@@ -20,7 +20,6 @@ the class names and the per-channel mean/std of the training images.
 
 from __future__ import annotations
 
-import gzip
 import io
 import math
 import tarfile
@@ -31,6 +30,7 @@ import numpy as np
 import torch
 
 from paperlab.gcnn.rotate import rotate_image
+from paperlab.shared.idx import read_idx
 
 EUROSAT_CLASSES = (
     "AnnualCrop", "Forest", "HerbaceousVegetation", "Highway", "Industrial",
@@ -192,16 +192,6 @@ def load_eurosat(cfg) -> Splits:
 
 
 # ---------------------------------------------------------------- rotated MNIST
-
-
-def read_idx(path: Path) -> np.ndarray:
-    opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rb") as f:
-        data = f.read()
-    magic = int.from_bytes(data[:4], "big")
-    ndim = magic & 0xFF
-    dims = [int.from_bytes(data[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim)]
-    return np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * ndim).reshape(dims)
 
 
 def _find_mnist(root: Path, name: str) -> Path:
