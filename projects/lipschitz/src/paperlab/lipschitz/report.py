@@ -315,8 +315,15 @@ def headline(results: Path) -> str | None:
     if evs["bjorck-cert"]:
         label = loss_label(_config(results / "cifar10" / "bjorck-cert-seed1"))
         line += f"; Björck {evs['bjorck-cert'].get('epochs'):g} epochs, {label}: {cell('bjorck-cert')}"
-    best = max(ev["certified"]["36"] for m, ev in evs.items() if ev and m != "baseline")
-    line += f"; goal 45% {'met' if best >= 0.45 else 'not met'}"
+    runs = sorted((results / "cifar10").glob("bjorck-cert-seed*"), key=lambda r: int(r.name.rsplit("seed", 1)[1]))
+    certs = [ev["certified"]["36"] for ev in (_load(r / "eval.json") for r in runs) if ev]
+    if len(certs) >= 2:  # the long run's seeds: seed 1 above, every seed here
+        line += f" (seeds 1-{len(certs)}: " + ", ".join(f"{_pct(c)}%" for c in certs) + ")"
+    if certs:
+        line += f"; goal 45% met by {sum(c >= 0.45 for c in certs)} of {len(certs)} seeds of the long run"
+    else:
+        best = max(ev["certified"]["36"] for m, ev in evs.items() if ev and m != "baseline")
+        line += f"; goal 45% {'met' if best >= 0.45 else 'not met'}"
     flips = sum((ev or {}).get("certified_points_flipped_by_pgd", 0) for ev in evs.values())
     return line + f"; PGD flipped {flips} certified points"
 
