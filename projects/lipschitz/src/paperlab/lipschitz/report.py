@@ -201,6 +201,11 @@ def sweep(results: Path) -> str:
     return "\n".join(rows)
 
 
+def _long_runs(results: Path) -> list[Path]:
+    """The long run's result folders ``bjorck-cert-seed<k>``, in seed order."""
+    return sorted((results / "cifar10").glob("bjorck-cert-seed*"), key=lambda r: int(r.name.rsplit("seed", 1)[1]))
+
+
 def long_seeds(results: Path) -> str:
     """Every seed of the long run (``bjorck-cert-seed<k>``), and their mean and spread once there are two."""
     import numpy as np
@@ -209,7 +214,7 @@ def long_seeds(results: Path) -> str:
     head = "| seed | epochs | s / epoch | " + " | ".join(keys) + " | PGD flips of certified points |"
     rows = [head, "|" + "---|" * 9]
     vals = []
-    runs = sorted((results / "cifar10").glob("bjorck-cert-seed*"), key=lambda r: int(r.name.rsplit("seed", 1)[1]))
+    runs = _long_runs(results)
     for run in runs:
         ev = _load(run / "eval.json")
         if ev is None:
@@ -315,7 +320,7 @@ def headline(results: Path) -> str | None:
     if evs["bjorck-cert"]:
         label = loss_label(_config(results / "cifar10" / "bjorck-cert-seed1"))
         line += f"; Björck {evs['bjorck-cert'].get('epochs'):g} epochs, {label}: {cell('bjorck-cert')}"
-    runs = sorted((results / "cifar10").glob("bjorck-cert-seed*"), key=lambda r: int(r.name.rsplit("seed", 1)[1]))
+    runs = _long_runs(results)
     certs = [ev["certified"]["36"] for ev in (_load(r / "eval.json") for r in runs) if ev]
     if len(certs) >= 2:  # the long run's seeds: seed 1 above, every seed here
         line += f" (seeds 1-{len(certs)}: " + ", ".join(f"{_pct(c)}%" for c in certs) + ")"
