@@ -6,7 +6,7 @@ $(VENV)/.stamp-gcnn: constraints.txt shared/pyproject.toml projects/gcnn/pyproje
 	@touch $@
 
 # GCNN_DATA picks the preset configs/gcnn/<GCNN_DATA>.yaml: shapes (generated, offline; the default),
-# eurosat, mnist_rot. GCNN_MODEL: cnn | c4 | c8 | c16 | d4 | so2 | e2c4 | e2c8 (e2cnn peer, needs e2cnn).
+# eurosat, eurosat_cpu (32x32, base width 8), mnist_rot. GCNN_MODEL: cnn | c4 | c8 | c16 | d4 | so2 | e2c4 | e2c8 (e2cnn peer, needs e2cnn).
 GCNN_DATA     ?= shapes
 GCNN_MODEL    ?= c4
 GCNN_DATA_DIR ?=
@@ -28,7 +28,7 @@ prepare-gcnn: $(VENV)/.stamp-gcnn ## decoded EuroSAT + rotated MNIST into runs/g
 bench-gcnn: $(VENV)/.stamp-gcnn ## training throughput of every model on this machine (runs/gcnn/bench.json)
 	$(PY) -m paperlab.gcnn.bench --out runs/gcnn/bench.json
 
-grid-gcnn: $(VENV)/.stamp-gcnn ## the whole models x seeds grid as parallel processes (GRID=eurosat|mnist_rot|mnist_rot_cpu_full; a GPU: scripts/device.sh)
+grid-gcnn: $(VENV)/.stamp-gcnn ## the whole models x seeds grid as parallel processes (GRID=eurosat|eurosat_cpu|mnist_rot|mnist_rot_cpu_full; a GPU: scripts/device.sh)
 	$(PY) -m paperlab.gcnn.grid $(or $(GRID),eurosat) --data-dir $(GCNN_PREP) --work runs/gcnn/grid \
 	  --out runs/gcnn/grid-$(or $(GRID),eurosat).jsonl $(ARGS)
 

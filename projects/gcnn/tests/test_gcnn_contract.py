@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -16,6 +17,7 @@ from paperlab.gcnn.config import Config
 from paperlab.gcnn.data import (
     EUROSAT_CLASSES,
     build_mnist_rot,
+    downsample,
     load_data,
     load_eurosat_arrays,
     make_shapes,
@@ -170,6 +172,34 @@ def test_eurosat_loader_reads_the_official_layout(tmp_path):
     (folder / "Forest" / "Forest_9.jpg").write_bytes(buf.getvalue())
     with pytest.raises(ValueError, match="64x64"):
         load_eurosat_arrays(tmp_path)
+
+
+def test_image_size_mean_pools_exactly_and_refuses_sizes_that_break_c4():
+    x = torch.randint(0, 256, (5, 3, 8, 8), dtype=torch.uint8)
+    small = downsample(x, 4)
+    manual = x.double().reshape(5, 3, 4, 2, 4, 2).mean(dim=(3, 5)).round().to(torch.uint8)
+    assert small.shape == (5, 3, 4, 4) and torch.equal(small, manual)
+    for k in (1, 2, 3):  # commutes exactly with 90-degree rotations and with the mirror image
+        assert torch.equal(downsample(torch.rot90(x, k, (-2, -1)), 4), torch.rot90(small, k, (-2, -1)))
+    assert torch.equal(downsample(torch.flip(x, (-1,)), 4), torch.flip(small, (-1,)))
+    data = load_data(Config(**{**TINY, "image_size": 8}))
+    full = load_data(Config(**TINY))
+    assert data.train_x.shape[1:] == (1, 8, 8) and torch.equal(data.train_x, downsample(full.train_x, 8))
+    assert torch.allclose(data.mean, data.train_x.float().mean(dim=(0, 2, 3)) / 255)  # statistics of the new size
+    with pytest.raises(ValueError, match="multiple of 8"):  # 3 poolings: an odd side somewhere
+        Config(image_size=36, pool_after=[1, 3, 5])
+    with pytest.raises(ValueError, match="must divide"):  # 16 -> 6 is no whole-block mean
+        load_data(Config(**{**TINY, "image_size": 6}))
+
+
+def test_eurosat_cpu_preset_is_32px_and_parameter_matched():
+    cfg = load_config(Config, str(Path(__file__).parents[3] / "configs/gcnn/eurosat_cpu.yaml"), [])
+    assert cfg.image_size == 32 and cfg.dataset == "eurosat"
+    counts = {m: n_params(build_model(Config(**{**vars(cfg), "model": m}), 3, 10)) for m in ("cnn", "c4", "d4", "so2")}
+    assert 40_000 < counts["cnn"] < 60_000
+    assert all(abs(c - counts["cnn"]) / counts["cnn"] < 0.15 for c in counts.values()), counts
+    wide = n_params(build_model(Config(**{**vars(cfg), "model": "c4", "match": "width"}), 3, 10))
+    assert wide > 3 * counts["c4"]  # the same channels as the CNN: ~4x the parameters
 
 
 def test_shapes_are_deterministic_and_rotated():

@@ -1,6 +1,6 @@
 """Training throughput of every model, alone on the device (no other job running):
 
-    python -m paperlab.gcnn.bench --out runs/gcnn/bench.json [--size 64 --channels 3 --batch 64 --steps 20]
+    python -m paperlab.gcnn.bench --out runs/gcnn/bench.json [--size 64 --batch 64 --steps 20 --base-width 16]
 
 Times ``steps`` AdamW steps (forward, backward, update; the filter-bank expansion included) after
 ``warmup`` steps, on random data, at the matched parameter counts of the EuroSAT preset; writes
@@ -84,14 +84,25 @@ def bench_model(
 
 
 def run_bench(
-    models, device_name: str, size: int, channels: int, batch: int, steps: int, warmup: int, pools=(1, 3, 5)
+    models,
+    device_name: str,
+    size: int,
+    channels: int,
+    batch: int,
+    steps: int,
+    warmup: int,
+    pools=(1, 3, 5),
+    base_width: int = 16,
 ) -> dict:
     device = torch.device(device_name if device_name != "auto" else ("cuda" if torch.cuda.is_available() else "cpu"))
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
         torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
     amp = device.type == "cuda"
-    rows = [bench_model(m, device, size, channels, batch, steps, warmup, amp, pools=tuple(pools)) for m in models]
+    rows = [
+        bench_model(m, device, size, channels, batch, steps, warmup, amp, base_width, pools=tuple(pools))
+        for m in models
+    ]
     return {
         "device": torch.cuda.get_device_name() if device.type == "cuda" else "cpu",
         "cpu": cpu_model(),
@@ -101,6 +112,7 @@ def run_bench(
         "threads": torch.get_num_threads(),
         "amp_bf16": amp,
         "input": [batch, channels, size, size],
+        "base_width": base_width,
         "pool_after": list(pools),
         "steps": steps,
         "warmup": warmup,
@@ -118,6 +130,7 @@ def _main(argv=None) -> None:
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--steps", type=int, default=10)
     parser.add_argument("--warmup", type=int, default=3)
+    parser.add_argument("--base-width", type=int, default=16, help="the plain CNN's; the others matched in params")
     parser.add_argument("--pool-after", default="1,3,5", help="layers followed by 2x2 pooling (MNIST: 1,3)")
     args = parser.parse_args(argv)
     result = run_bench(
@@ -129,6 +142,7 @@ def _main(argv=None) -> None:
         args.steps,
         args.warmup,
         [int(p) for p in args.pool_after.split(",")],
+        args.base_width,
     )
     atomic_write_text(args.out, json.dumps(result, indent=2) + "\n")
     for r in result["rows"]:

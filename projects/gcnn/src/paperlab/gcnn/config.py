@@ -34,6 +34,7 @@ class Config:
     train_upright: bool = False  # mnist_rot: train on the same digits *upright* (test stays rotated)
     train_fraction: float = 1.0  # use a stratified fraction of the training set (data efficiency)
     max_test: int = 0  # evaluate on at most this many test images (0: all)
+    image_size: int = 0  # 0: the dataset's own side; else 2x2 (kxk) mean pooling down to it (64 -> 32 for EuroSAT)
     shapes_train: int = 2000  # shapes: generated training images (test: half as many)
     shapes_size: int = 32
 
@@ -96,5 +97,13 @@ class Config:
             raise ValueError(f"width_mults must be positive, got {self.width_mults}")
         if any(not 1 <= p <= len(self.width_mults) for p in self.pool_after):
             raise ValueError(f"pool_after must name layers 1..{len(self.width_mults)}, got {self.pool_after}")
+        if self.image_size < 0:
+            raise ValueError(f"image_size must be >= 0 (0: the dataset's own size), got {self.image_size}")
+        if self.image_size and self.image_size % 2 ** len(self.pool_after):
+            raise ValueError(
+                f"image_size={self.image_size} breaks exact 90-degree equivariance: each of the "
+                f"{len(self.pool_after)} 2x2 poolings needs an even side, so the side must be a multiple of "
+                f"{2 ** len(self.pool_after)}"
+            )
         if self.train_upright and self.dataset != "mnist_rot":
             raise ValueError("train_upright applies to dataset=mnist_rot only")

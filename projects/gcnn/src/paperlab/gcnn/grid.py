@@ -3,6 +3,7 @@ and bundle their small results into one JSONL file.
 
     python -m paperlab.gcnn.grid eurosat   --data-dir D --work /tmp/gcnn --out runs/gcnn/grid-eurosat.jsonl
     python -m paperlab.gcnn.grid mnist_rot --data-dir D --work /tmp/gcnn --out runs/gcnn/grid-mnist_rot.jsonl
+    python -m paperlab.gcnn.grid eurosat_cpu --data-dir runs/gcnn/data --workers 1 --only 'c4-seed1'  # CPU scale
     ... --tiny     # the same grid at toy size (a CPU check of the whole pipeline in a minute or two)
 
 This is how the GPU results were produced (see the README: one H200, ``--workers`` processes sharing
@@ -29,6 +30,9 @@ from paperlab.shared.cli import run_command
 MODELS = ("c16", "so2", "c8", "c4", "cnn")  # the expensive ones first: no straggler at the end
 SEEDS = (1, 2, 3)
 CPU_MODELS = ("so2", "c16", "c8", "d4", "c4", "cnn")
+EUROSAT_CPU_MODELS = ("so2", "d4", "c8", "c4", "cnn")
+FRAC = ("cnn", "c4", "d4")  # the data-efficiency models of eurosat_cpu
+GRIDS = ("eurosat", "eurosat_cpu", "mnist_rot", "mnist_rot_cpu", "mnist_rot_cpu_full")
 
 
 def plan(name: str, tiny: bool, epochs: int | None = None) -> list[tuple[str, list[str]]]:
@@ -75,8 +79,15 @@ def plan(name: str, tiny: bool, epochs: int | None = None) -> list[tuple[str, li
             more = [f"train_fraction={frac}", f"epochs={round((epochs or 3) / frac)}"]
             jobs += [(f"{m}-eqsteps{frac}-seed1", [f"model={m}", "seed=1", *more, *small]) for m in ("cnn", "c4")]
         jobs += [(f"c4-width-seed{s}", ["model=c4", "match=width", f"seed={s}", *small]) for s in SEEDS]
+    elif name == "eurosat_cpu":  # CPU scale (configs/gcnn/eurosat_cpu.yaml: 32x32, base width 8), 3 seeds
+        for seed in SEEDS:
+            jobs += [(f"{m}-seed{seed}", [f"model={m}", f"seed={seed}"]) for m in EUROSAT_CPU_MODELS]
+        for frac in (0.125, 0.25, 0.5):  # data efficiency: the same epochs on a stratified fraction, seed 1
+            jobs += [(f"{m}-frac{frac}-seed1", [f"model={m}", "seed=1", f"train_fraction={frac}"]) for m in FRAC]
+        jobs += [(f"c4-width-seed{s}", ["model=c4", "match=width", f"seed={s}"]) for s in SEEDS]
+        jobs += [(f"c16-seed{s}", ["model=c16", f"seed={s}"]) for s in SEEDS]
     else:
-        raise ValueError(f"unknown grid {name!r}; valid: eurosat, mnist_rot, mnist_rot_cpu, mnist_rot_cpu_full")
+        raise ValueError(f"unknown grid {name!r}; valid: {', '.join(GRIDS)}")
     if epochs:
         jobs = [(j, [f"epochs={epochs}", *o]) for j, o in jobs]  # a job's own epochs= (later) wins
     if tiny:
@@ -121,7 +132,9 @@ def run_grid(
     epochs: int | None = None,
     only: str | None = None,
 ) -> list[dict]:
-    preset = preset or f"configs/gcnn/{re.sub(r'_cpu.*$', '', name)}.yaml"
+    if preset is None:  # a grid's own preset (eurosat_cpu.yaml), else its dataset's (mnist_rot.yaml)
+        own = Path(f"configs/gcnn/{name}.yaml")
+        preset = str(own) if own.is_file() else f"configs/gcnn/{re.sub(r'_cpu.*$', '', name)}.yaml"
     jobs = plan(name, tiny, epochs)
     if only:  # a chunk of the plan (a queue job of its own): the jobs whose name matches the regex
         jobs = [(j, o) for j, o in jobs if re.fullmatch(only, j)]
@@ -187,7 +200,7 @@ def run_grid(
 
 def _main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("grid", choices=("eurosat", "mnist_rot", "mnist_rot_cpu", "mnist_rot_cpu_full"))
+    parser.add_argument("grid", choices=GRIDS)
     parser.add_argument("--data-dir", required=True)
     parser.add_argument("--work", default="runs/gcnn/grid")
     parser.add_argument("--out", required=True)

@@ -212,6 +212,32 @@ def error_table(rows: list[dict], key: str = "main", time_label: str = "s/epoch 
     return "\n".join(lines)
 
 
+def seeds_accuracy_table(rows: list[dict], arbitrary: list[str], time_label: str = "s/epoch (1 core, shared)") -> str:
+    """Test accuracy % per model (setting "main"): mean ± sd over seeds, each seed, at 90 degrees, and the
+    mean over the ``arbitrary`` angles (each seed's mean over them, then mean ± sd)."""
+    g = grouped(rows)
+    arb_names = "/".join(a.split(".")[0] for a in arbitrary)
+    lines = [
+        f"| model | params | seeds | test accuracy % | per seed | rotated 90° | rotated {arb_names}° (mean) | "
+        f"epochs | train / test images | {time_label} |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for m in ORDER:
+        runs = sorted(g.get((m, "main"), []), key=lambda r: r["eval"]["seed"])
+        if not runs:
+            continue
+        acc = [r["eval"]["accuracy"]["0.0"] for r in runs]
+        rot = [r["eval"]["accuracy"]["90.0"] for r in runs]
+        arb = [sum(r["eval"]["accuracy"][a] for a in arbitrary) / len(arbitrary) for r in runs]
+        epoch_s = [t for r in runs for t in r["summary"].get("epoch_times_s", [])]
+        lines.append(
+            f"| {NAMES[m]} | {runs[0]['eval']['n_params']:,} | {len(runs)} | {fmt(acc)} | "
+            f"{', '.join(f'{100 * a:.2f}' for a in acc)} | {fmt(rot)} | {fmt(arb)} | {runs[0]['summary']['epochs']} | "
+            f"{runs[0]['summary']['n_train']:,} / {runs[0]['eval']['n_test']:,} | {sum(epoch_s) / len(epoch_s):.1f} |"
+        )
+    return "\n".join(lines)
+
+
 def upright_table(rows: list[dict]) -> str:
     """Rotated test error of the models trained on rotated digits vs on the same digits upright."""
     g = grouped(rows)
@@ -230,7 +256,9 @@ def upright_table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def plot_efficiency(rows: list[dict], path: Path, title: str) -> None:
+def plot_efficiency(
+    rows: list[dict], path: Path, title: str, error: bool = True, what: str = "training digits"
+) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -242,14 +270,14 @@ def plot_efficiency(rows: list[dict], path: Path, title: str) -> None:
         pts = []
         for (model, key), runs in g.items():
             if model == m and (key == "main" or key.startswith("frac")):
-                errs = [100 * (1 - r["eval"]["accuracy"]["0.0"]) for r in runs]
-                pts.append((runs[0]["summary"]["n_train"], sum(errs) / len(errs)))
+                vals = [100 * ((1 - a) if error else a) for a in (r["eval"]["accuracy"]["0.0"] for r in runs)]
+                pts.append((runs[0]["summary"]["n_train"], sum(vals) / len(vals)))
         if len(pts) > 1:
             pts.sort()
             ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", ms=4, label=NAMES[m])
     ax.set_xscale("log", base=2)
-    ax.set_xlabel("training digits (same number of epochs)")
-    ax.set_ylabel("rotated test error %")
+    ax.set_xlabel(f"{what} (same number of epochs)")
+    ax.set_ylabel("rotated test error %" if error else "test accuracy %")
     ax.set_title(title, fontsize=10)
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
@@ -475,6 +503,29 @@ def build_blocks(results: Path) -> dict[str, str]:
             plot_efficiency(full, results / "efficiency-mnist-cpu.png", "Rotated MNIST (CPU scale): error vs data")
         if "width" in settings:
             blocks["gcnn-cpu-width"] = width_table(full, error=True)
+    ecpu = read_grid(results / "eurosat_cpu" / "grid.jsonl")
+    if ecpu:
+        arb = ["15.0", "30.0", "45.0"]
+        blocks["gcnn-eurosat-cpu"] = seeds_accuracy_table(ecpu, arb)
+        blocks["gcnn-eurosat-cpu-angles"] = angle_table(ecpu, sorted(ecpu[0]["eval"]["accuracy"], key=float))
+        blocks["gcnn-eurosat-cpu-equivariance"] = equivariance_table(ecpu)
+        blocks["gcnn-eurosat-cpu-invariance"] = invariance_table(ecpu)
+        plot_accuracy_vs_angle(
+            ecpu, results / "accuracy-vs-angle-eurosat-cpu.png", "EuroSAT 32x32 (CPU scale): test accuracy vs rotation"
+        )
+        settings = {setting(r["job"]) for r in ecpu}
+        blocks["gcnn-eurosat-cpu-efficiency"] = efficiency_table(ecpu)
+        if any(s.startswith("frac") for s in settings):
+            plot_efficiency(
+                ecpu,
+                results / "efficiency-eurosat-cpu.png",
+                "EuroSAT 32x32 (CPU scale): accuracy vs data",
+                error=False,
+                what="training images",
+            )
+        blocks["gcnn-eurosat-cpu-width"] = (
+            _width_table_accuracy(ecpu) if "width" in settings else "(no matched-width run finished)"
+        )
     if (results / "cpu_full" / "confusion.json").is_file():
         blocks["gcnn-cpu-confusion"] = confusion_table(results / "cpu_full" / "confusion.json")
     blocks["gcnn-unfinished"] = unfinished_table(
