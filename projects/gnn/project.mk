@@ -5,7 +5,7 @@ $(VENV)/.stamp-gnn: constraints.txt shared/pyproject.toml projects/gnn/pyproject
 	$(PIP) -e ./shared -e ./projects/gnn
 	@touch $@
 
-# GNN_MODEL picks the preset configs/gnn/zinc-<GNN_MODEL>.yaml: gcn, gin, gine (default), gatedgcn, gt, gt-rwse, gtn.
+# GNN_MODEL picks the preset configs/gnn/zinc-<GNN_MODEL>.yaml: gcn, gin, gine (default), gatedgcn, gt, gt-rwse, gtn, gps.
 GNN_MODEL    ?= gine
 GNN_DATA_DIR ?= data/zinc
 GNN_SPLIT    ?= test
@@ -14,7 +14,7 @@ GNN_INDEX     = $(if $(shell grep -s -l '<!-- headline:gnn -->' README.md),--ind
 train-gnn: $(VENV)/.stamp-gnn ## offline default: GINE on synthetic molecule-like graphs, ~1 min (SEED ARGS RESUME=1)
 	$(PY) -m paperlab.gnn.train --config configs/gnn/synthetic.yaml seed=$(SEED) $(ARGS) $(RESUME_ARG)
 
-train-gnn-zinc: $(VENV)/.stamp-gnn ## one model on ZINC-12k (GNN_MODEL=gcn|gin|gine|gatedgcn|gt|gt-rwse|gtn SEED GNN_DATA_DIR ARGS RESUME=1)
+train-gnn-zinc: $(VENV)/.stamp-gnn ## one model on ZINC-12k (GNN_MODEL=gcn|gin|gine|gatedgcn|gt|gt-rwse|gtn|gps SEED GNN_DATA_DIR ARGS RESUME=1)
 	$(PY) -m paperlab.gnn.train --config configs/gnn/zinc-$(GNN_MODEL).yaml seed=$(SEED) data_dir=$(GNN_DATA_DIR) $(ARGS) $(RESUME_ARG)
 
 eval-gnn: $(VENV)/.stamp-gnn ## test MAE + predictions of saved runs (RUN="runs/gnn/zinc/gine-seed1 ..." GNN_SPLIT=test|official-test)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -12,7 +13,7 @@ from torch_geometric.data import Batch, Data
 from paperlab.gnn.config import MODELS, Config
 from paperlab.gnn.data import synthetic_graphs
 from paperlab.gnn.evaluate import mae
-from paperlab.gnn.model import GTN, GatedGCNLayer, GraphTransformerLayer, build_model, edge_type_adjacency
+from paperlab.gnn.model import GTN, GatedGCNLayer, GraphTransformerLayer, build_model, edge_type_adjacency, n_params
 from paperlab.gnn.pe import add_lap_pe, add_rwse, laplacian, laplacian_pe, random_sign_flip, rwse
 
 # a small graph: a 4-cycle 0-1-2-3 with a pendant 4 on node 2, both directions stored
@@ -114,7 +115,7 @@ def _permute(d: Data, perm: torch.Tensor) -> Data:
     return out
 
 
-@pytest.mark.parametrize("model_name", [*MODELS, "gt-rwse"])
+@pytest.mark.parametrize("model_name", [*MODELS, "gt-rwse", "gps-rwse"])
 def test_graph_output_is_invariant_to_node_permutation(model_name):
     torch.manual_seed(0)
     pe = "rwse" if model_name == "gt-rwse" else "lap"
@@ -134,6 +135,38 @@ def test_graph_output_is_invariant_to_node_permutation(model_name):
     ]
     with torch.no_grad():
         assert not torch.allclose(a, model(Batch.from_data_list(rewired)), atol=1e-4)
+
+
+PRESETS = sorted((Path(__file__).parents[3] / "configs" / "gnn").glob("zinc-*.yaml"))
+
+
+@pytest.mark.parametrize("preset", PRESETS, ids=lambda p: p.stem)
+def test_every_zinc_preset_is_within_the_100k_parameter_budget(preset):
+    """The benchmark's small budget is ~100k parameters; every ZINC row is compared at it."""
+    from paperlab.shared.config import load_config
+
+    cfg = load_config(Config, preset, [])
+    assert 90_000 <= n_params(build_model(cfg)) <= 110_000
+
+
+def test_gps_layer_is_a_local_gine_plus_global_attention_over_each_graph():
+    """GPSConv's global attention mixes all atoms of a graph (not only neighbours) and never two graphs of a
+    batch: changing an atom changes the states of a non-adjacent atom of the same graph and of no other graph."""
+    torch.manual_seed(0)
+    graphs = add_rwse(synthetic_graphs(3, seed=4), 4)
+    model = build_model(Config(model="gps", hidden=16, layers=1, heads=2, pe_dim=4, pe="rwse")).eval()
+    batch = Batch.from_data_list(graphs)
+    with torch.no_grad():
+        h0 = model.node_states(batch)
+        changed = batch.clone()
+        changed.x = batch.x.clone()
+        changed.x[0] = (batch.x[0] + 1) % 28  # atom 0 of graph 0
+        h1 = model.node_states(changed)
+    moved = (h1 - h0).abs().amax(1) > 1e-6
+    neighbours = set(batch.edge_index[1][batch.edge_index[0] == 0].tolist()) | {0}
+    far = [i for i in range(graphs[0].num_nodes) if i not in neighbours]
+    assert far and moved[far].all()  # one layer reaches every atom of its graph
+    assert not moved[batch.batch != 0].any()  # and no atom of the other graphs
 
 
 def test_laplacian_pe_is_an_eigenvector_basis_of_a_cycle():

@@ -46,7 +46,7 @@ def test_short_training_beats_predicting_the_mean(tmp_path):
     assert [r["epoch"] for r in rows if "epoch" in r] == list(range(1, 9))
 
 
-@pytest.mark.parametrize("model", ["gine", "gt", "gtn"])
+@pytest.mark.parametrize("model", ["gine", "gt", "gtn", "gps"])
 def test_resume_ends_where_an_uninterrupted_run_ends(tmp_path, model):
     full = train(_cfg(tmp_path, "full", model=model), data=_data(_cfg(tmp_path, model=model)))
     cfg = _cfg(tmp_path, "split", model=model)
@@ -83,4 +83,7 @@ def test_cli_errors_are_one_line_with_exit_2(tmp_path, capsys):
     assert e.value.code == 2 and "lap, rwse" in capsys.readouterr().err
     with pytest.raises(SystemExit) as e:
         main(["model=gat"])
-    assert e.value.code == 2 and "gcn, gin, gine, gatedgcn, gt, gtn" in capsys.readouterr().err
+    assert e.value.code == 2 and "gcn, gin, gine, gatedgcn, gt, gtn, gps" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as e:
+        main(["model=gps", "hidden=50", "heads=4"])
+    assert e.value.code == 2 and "divisible by heads" in capsys.readouterr().err

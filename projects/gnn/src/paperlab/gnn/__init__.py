@@ -1,1 +1,1 @@
-"""GNNs on ZINC-12k: PyG baselines, a Graph Transformer and a Graph Transformer Network."""
+"""GNNs on ZINC-12k: PyG baselines, a Graph Transformer, a Graph Transformer Network and GraphGPS."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-MODELS = ("gcn", "gin", "gine", "gatedgcn", "gt", "gtn")
+MODELS = ("gcn", "gin", "gine", "gatedgcn", "gt", "gtn", "gps")
 DATASETS = ("synthetic", "zinc", "pyg")
 POOLS = ("sum", "mean")
 NORMS = ("batch", "layer")
@@ -14,7 +14,7 @@ PES = ("lap", "rwse")
 @dataclass
 class Config:
     # --- experiment ---
-    model: str = "gine"  # gcn | gin | gine | gatedgcn | gt (Dwivedi & Bresson) | gtn (Yun et al.)
+    model: str = "gine"  # gcn | gin | gine | gatedgcn | gt (Dwivedi & Bresson) | gtn (Yun et al.) | gps (GraphGPS)
     dataset: str = "synthetic"  # synthetic (generated here, offline) | zinc (built from SMILES with RDKit) | pyg
     data_dir: str = "data/zinc"  # zinc: folder with zinc12k_smiles_score.csv; pyg: the root of PyG's ZINC
     cache_dir: str = "runs/gnn/cache"  # zinc: graphs built from SMILES are cached here
@@ -27,10 +27,10 @@ class Config:
     layers: int = 4
     pool: str = "sum"  # global pooling: sum | mean
     norm: str = "batch"  # gt: batch | layer (the other models use batch norm)
-    dropout: float = 0.0
-    heads: int = 4  # gt
-    pe: str = "lap"  # gt: lap (Laplacian eigenvectors, random sign flips in training) | rwse (random-walk returns)
-    pe_dim: int = 8  # gt: number of eigenvectors (lap) or walk lengths 1..pe_dim (rwse); 0 disables
+    dropout: float = 0.0  # gps: also the dropout of the attention weights
+    heads: int = 4  # gt, gps
+    pe: str = "lap"  # gt, gps: lap (Laplacian eigenvectors, random sign flips in training) | rwse (random-walk returns)
+    pe_dim: int = 8  # gt, gps: number of eigenvectors (lap) or walk lengths 1..pe_dim (rwse); 0 disables
     gtn_channels: int = 2  # gtn: C soft meta-path channels
     gtn_layers: int = 2  # gtn: meta-paths have gtn_layers + 1 soft edge-type selections
     gtn_gcn_layers: int = 3  # gtn: GCN layers on each learned adjacency
@@ -60,7 +60,7 @@ class Config:
             raise ValueError(f"pe must be one of {', '.join(PES)}, got {self.pe!r}")
         if self.norm not in NORMS:
             raise ValueError(f"norm must be one of {', '.join(NORMS)}, got {self.norm!r}")
-        if self.model == "gt" and self.hidden % self.heads:
+        if self.model in ("gt", "gps") and self.hidden % self.heads:
             raise ValueError(f"hidden ({self.hidden}) must be divisible by heads ({self.heads})")
         if self.model == "gtn" and self.hidden % self.gtn_channels:
             raise ValueError(f"hidden ({self.hidden}) must be divisible by gtn_channels ({self.gtn_channels})")

@@ -48,8 +48,8 @@ def predict(model, graphs: list, batch_size: int = 256) -> tuple[torch.Tensor, t
 
 
 def prepare(graphs: list, cfg) -> list:
-    """Add what the model reads besides the graph (the GT's Laplacian PE or RWSE, as ``pe`` [N, pe_dim])."""
-    if cfg.model == "gt" and cfg.pe_dim and graphs and not hasattr(graphs[0], "pe"):
+    """Add what the model reads besides the graph (the GT's/GPS's Laplacian PE or RWSE, as ``pe`` [N, pe_dim])."""
+    if cfg.model in ("gt", "gps") and cfg.pe_dim and graphs and not hasattr(graphs[0], "pe"):
         from paperlab.gnn.pe import add_lap_pe, add_rwse
 
         (add_lap_pe if cfg.pe == "lap" else add_rwse)(graphs, cfg.pe_dim)

@@ -11,6 +11,8 @@ states), pool the nodes with a permutation *invariant* sum or mean, and regress 
     GatedGCN  Bresson & Laurent 2017 as in Dwivedi et al.'s benchmark, written here (:class:`GatedGCNLayer`)
     GT        Dwivedi & Bresson 2020, written here (:class:`GraphTransformerLayer`)
     GTN       Yun et al. 2019, written here (:class:`GTN`)
+    GPS       Rampášek et al. 2022 (GraphGPS), PyG ``GPSConv``: a local GINE layer with bond features and a
+              global multi-head attention over all atoms of the molecule, in parallel, summed; RWSE as PE
 """
 
 from __future__ import annotations
@@ -148,15 +150,17 @@ class GNN(nn.Module):
         pe: str = "lap",
     ):
         super().__init__()
-        from torch_geometric.nn import GCNConv, GINConv, GINEConv
+        from torch_geometric.nn import GCNConv, GINConv, GINEConv, GPSConv
 
         self.kind, self.dropout, self.pe_dim, self.pe = kind, dropout, pe_dim, pe
         self.atom = nn.Embedding(NUM_ATOM_TYPES, hidden)
-        self.uses_edges = kind in ("gine", "gatedgcn", "gt")
+        self.uses_edges = kind in ("gine", "gatedgcn", "gt", "gps")
         if self.uses_edges:
             self.bond = nn.Embedding(NUM_BOND_TYPES, hidden)
         if kind == "gt" and pe_dim:
             self.pe_proj = nn.Linear(pe_dim, hidden)
+        if kind == "gps" and pe_dim:  # GraphGPS normalises the raw encodings with batch norm, then a linear map
+            self.pe_proj = nn.Sequential(nn.BatchNorm1d(pe_dim), nn.Linear(pe_dim, hidden))
 
         def mlp():
             return nn.Sequential(
@@ -173,6 +177,20 @@ class GNN(nn.Module):
             self.convs = nn.ModuleList(GatedGCNLayer(hidden, dropout) for _ in range(layers))
         elif kind == "gt":
             self.convs = nn.ModuleList(GraphTransformerLayer(hidden, heads, dropout, norm) for _ in range(layers))
+        elif kind == "gps":
+            # GPSConv: h_local = BN(h + GINE(h, e)), h_global = BN(h + MHA(h over all atoms of the graph)),
+            # h = BN(h_local + h_global + MLP(h_local + h_global)); the GINE MLP is GraphGPS's Linear-ReLU-Linear
+            self.convs = nn.ModuleList(
+                GPSConv(
+                    hidden,
+                    GINEConv(nn.Sequential(nn.Linear(hidden, hidden), nn.ReLU(), nn.Linear(hidden, hidden))),
+                    heads=heads,
+                    dropout=dropout,
+                    norm="batch_norm",
+                    attn_kwargs={"dropout": dropout},
+                )
+                for _ in range(layers)
+            )
         else:
             raise ValueError(f"unknown model {kind!r}")
         if kind in ("gcn", "gin", "gine"):
@@ -181,7 +199,7 @@ class GNN(nn.Module):
 
     def node_states(self, batch) -> torch.Tensor:
         h = self.atom(batch.x)
-        if self.kind == "gt" and self.pe_dim:
+        if self.kind in ("gt", "gps") and self.pe_dim:
             pe = batch.pe
             if self.training and self.pe == "lap":  # RWSE has no sign ambiguity
                 from paperlab.gnn.pe import random_sign_flip
@@ -192,6 +210,9 @@ class GNN(nn.Module):
         for i, conv in enumerate(self.convs):
             if self.kind in ("gatedgcn", "gt"):
                 h, e = conv(h, e, batch.edge_index)
+                continue
+            if self.kind == "gps":  # residuals and norms are inside GPSConv; the bond states are not updated
+                h = conv(h, batch.edge_index, batch.batch, edge_attr=e)
                 continue
             out = conv(h, batch.edge_index, e) if self.kind == "gine" else conv(h, batch.edge_index)
             h = h + F.dropout(F.relu(self.norms[i](out)), self.dropout, self.training)
@@ -291,7 +312,7 @@ def build_model(cfg) -> nn.Module:
         cfg.pool,
         cfg.dropout,
         cfg.heads,
-        cfg.pe_dim if cfg.model == "gt" else 0,
+        cfg.pe_dim if cfg.model in ("gt", "gps") else 0,
         cfg.norm,
         cfg.pe,
     )
