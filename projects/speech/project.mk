@@ -1,5 +1,5 @@
 # Speech emotion recognition targets, included by the top-level Makefile (run them from the repository root).
-.PHONY: train-speech eval-speech features-speech explore-speech grid-speech bench-speech report-speech
+.PHONY: train-speech eval-speech features-speech explore-speech grid-speech bench-speech report-speech ensemble-speech
 
 $(VENV)/.stamp-speech: constraints.txt shared/pyproject.toml projects/speech/pyproject.toml | $(PY)
 	$(PIP) -e ./shared -e ./projects/speech
@@ -10,7 +10,7 @@ $(VENV)/.stamp-speech: constraints.txt shared/pyproject.toml projects/speech/pyp
 SPEECH_DATA  ?= synthetic
 SPEECH_MODEL ?= cnn
 SPEECH_RUN    = runs/speech/$(SPEECH_DATA)/$(SPEECH_MODEL)-seed$(SEED)
-SPEECH_GROUPS  ?= models augment cross mels
+SPEECH_GROUPS  ?= models augment cross mels stronger
 SPEECH_WORKERS ?= 1
 SPEECH_INDEX  = $(if $(shell grep -s -l '<!-- headline:speech -->' README.md),--index README.md,)
 
@@ -26,7 +26,7 @@ features-speech: $(VENV)/.stamp-speech ## compute and cache the log-mels of a co
 explore-speech: $(VENV)/.stamp-speech ## exploratory analysis + misclassified examples of both corpora into projects/speech/results/explore
 	$(PY) -m paperlab.speech.explore --out projects/speech/results/explore
 
-grid-speech: $(VENV)/.stamp-speech ## every experiment of the README (SPEECH_GROUPS="models augment cross mels" SPEECH_WORKERS=N; a GPU helps)
+grid-speech: $(VENV)/.stamp-speech ## every experiment of the README (SPEECH_GROUPS="models augment cross mels stronger" SPEECH_WORKERS=N; a GPU helps)
 	$(PY) -m paperlab.speech.grid --groups $(SPEECH_GROUPS) --workers $(SPEECH_WORKERS)
 
 bench-speech: $(VENV)/.stamp-speech ## CPU seconds per training epoch of each model on AESDD (one fold) and feature extraction ms per clip, into projects/speech/results/bench-cpu.json
@@ -35,3 +35,6 @@ bench-speech: $(VENV)/.stamp-speech ## CPU seconds per training epoch of each mo
 report-speech: $(VENV)/.stamp-speech ## README/REPORT tables and figures from the committed results (COLLECT=1 copies runs/speech/grid first)
 	$(PY) -m paperlab.speech.report $(if $(COLLECT),--collect runs/speech/grid,) --results projects/speech/results \
 	  --readme projects/speech/README.md projects/speech/REPORT.md $(SPEECH_INDEX)
+
+ensemble-speech: $(VENV)/.stamp-speech ## seed ensembles (mean softmax of a row's 3 seeds' fold models) of the finished grid runs, into runs/speech/grid/ensemble
+	$(PY) -m paperlab.speech.ensemble --grid runs/speech/grid

@@ -11,7 +11,7 @@ from paperlab.speech import grid
 from paperlab.speech.bench import bench_features
 from paperlab.speech.config import Config
 
-GROUPS = ["models", "augment", "cross", "mels"]
+GROUPS = ["models", "augment", "cross", "mels", "stronger"]
 
 
 def test_every_grid_job_is_a_valid_config_with_its_own_run_dir(tmp_path):
@@ -23,6 +23,20 @@ def test_every_grid_job_is_a_valid_config_with_its_own_run_dir(tmp_path):
         assert cfg.run_dir == run_dir and f"seed{cfg.seed}" in Path(run_dir).name
     best = {Path(d).name: o for d, _, o in todo}["aesdd-cnn-best-seed1"]
     assert set(grid.PITCH + grid.STRETCH) <= set(best) and not set(grid.MIXUP) & set(best)
+
+
+def test_transfer_jobs_start_from_their_own_seeds_pretraining_and_ensembles_are_grid_rows(tmp_path):
+    from paperlab.speech.ensemble import ENSEMBLES
+
+    todo = {Path(d).name: o for d, _, o in grid.jobs(GROUPS, tmp_path)}
+    for s in (1, 2, 3):
+        assert f"init_from={tmp_path}/cross/ravdess-to-aesdd-cnn-seed{s}" in todo[f"aesdd-cnn-transfer-seed{s}"]
+    pre = f"init_from={tmp_path}/stronger/ravdess-to-aesdd-cnn-m32-e30-seed1"
+    assert pre in todo["aesdd-cnn-m32-e30-transfer-seed1"] and "ravdess-to-aesdd-cnn-m32-e30-seed1" in todo
+    rel = {str(Path(d).relative_to(tmp_path)) for d, _, _ in grid.jobs(GROUPS, tmp_path)}
+    for name, members in ENSEMBLES.items():
+        assert set(members) <= rel, name
+        assert len({m.rsplit("-seed", 1)[1] for m in members}) == 3  # all three seeds, never a pick
 
 
 def test_only_selects_jobs_and_names_the_unknown_ones(tmp_path):

@@ -47,7 +47,10 @@ FIXED_ON_RESUME = (
     "crop_seconds",
     "epochs",
     "batch_size",
+    "init_from",
 )
+# what a transfer source (init_from) must share with the run it initialises
+FIXED_ON_TRANSFER = ("model", "channels", "rnn_hidden")
 
 
 def make_meta(cfg: Config, emotions) -> dict:
@@ -110,6 +113,33 @@ def load_fold_model(path: Path, feature_params: dict | None = None):
     except RuntimeError as e:
         raise CheckpointError(f"{path}: the weights do not fit the saved config ({str(e).splitlines()[0]})") from e
     return model.eval(), state["mu"], state["sd"], meta
+
+
+def load_init(source: str, cfg: Config, emotions) -> dict:
+    """The weights every fold of a transfer run starts from: ``source`` is a fold model file or a run
+    directory (its ``fold0.pt``). Refused with one line: a source trained on the target corpus itself (its
+    training speakers include the held-out ones, so the folds would no longer be speaker-independent),
+    other features (sample rate, mels, hop ...), another network, or other classes (the head)."""
+    path = Path(source)
+    if path.is_dir():
+        path = path / "fold0.pt"
+    if not path.is_file():
+        raise FileNotFoundError(f"init_from: no {path} (train the source run first, e.g. the grid's cross group)")
+    state = load_checkpoint(path, required=("meta", "model", "mu", "sd"), kind="speech fold model")
+    meta, what = state["meta"], f"init_from {path}"
+    src = meta["config"]
+    if src["dataset"] == cfg.dataset:
+        raise ValueError(
+            f"{what} was trained on {cfg.dataset} itself: its weights have heard the held-out speakers "
+            "(pretrain on another corpus)"
+        )
+    check_feature_params(meta["feature_params"], cfg.feature_params(), what=what)
+    for key in FIXED_ON_TRANSFER:
+        if src[key] != getattr(cfg, key):
+            raise ValueError(f"{what} is another network: {key}={src[key]} there, {getattr(cfg, key)} here")
+    if list(meta["emotions"]) != list(emotions):
+        raise ValueError(f"{what} classifies {list(meta['emotions'])}, this run {list(emotions)} (other head)")
+    return state["model"]
 
 
 def run_config(run_dir: Path, overrides=()) -> Config:

@@ -49,6 +49,10 @@ class Config:
     rnn_hidden: int = 64
     dropout: float = 0.3
     svm_c: float = 10.0
+    # transfer: every fold's network starts from this model instead of a random init: a fold model file or
+    # a run directory (its fold0.pt), trained on *another* corpus (e.g. all 24 RAVDESS actors on the 5 shared
+    # emotions); the same features, network and classes are required ("" = random init)
+    init_from: str = ""
 
     # --- training ---
     crop_seconds: float = 2.0  # training crops; evaluation averages windows of this length over the clip
@@ -95,6 +99,8 @@ class Config:
             raise ValueError(f"noise_snr_db is [lo, hi] in dB or [], got {self.noise_snr_db}")
         if not 0 <= self.stretch < 1:
             raise ValueError(f"stretch must be in [0, 1), got {self.stretch}")
+        if self.init_from and self.model == "svm":
+            raise ValueError("init_from needs a network (model=cnn or crnn); the svm has no weights to transfer")
         for name in ("specaug_freq", "specaug_time", "specaug_masks", "pitch_semitones", "mixup_alpha", "dropout"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")

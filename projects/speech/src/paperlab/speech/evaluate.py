@@ -113,23 +113,19 @@ def write_eval(run_dir: Path, cfg: Config, folds: list[dict], emotions) -> dict:
     return ev
 
 
-def _main(argv=None) -> dict:
+def run_probs(run_dir: Path, overrides=()) -> tuple[Config, Features, list, list[np.ndarray]]:
+    """(config, test corpus, folds, per fold the (n_test, K) probabilities of its saved model) of a finished run."""
     from paperlab.speech.checkpoint import load_fold_model, run_config
     from paperlab.speech.protocol import fold_plan, load_corpora
 
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("run_dir", help="a finished run directory (runs/speech/<dataset>/<model>-seed<s>)")
-    parser.add_argument("overrides", nargs="*", help="key=value applied to the run's config (e.g. data_dir=...)")
-    args = parser.parse_args(argv)
-    run_dir = Path(args.run_dir)
-    cfg = run_config(run_dir, args.overrides)
+    cfg = run_config(run_dir, overrides)
     if cfg.model == "svm":
         raise ValueError(f"{run_dir} is an svm run: it keeps no model to re-evaluate (its eval.json is final)")
     device = pick_device(cfg.device)
     feats, test = load_corpora(cfg)
     folds = fold_plan(cfg, feats, test)
     frames = torch.as_tensor(test.frames, dtype=torch.float32, device=device)
-    results = []
+    out = []
     for k, fold in enumerate(folds):
         path = run_dir / f"fold{k}.pt"
         if not path.is_file():
@@ -137,8 +133,20 @@ def _main(argv=None) -> dict:
         model, mu, sd, meta = load_fold_model(path, cfg.feature_params())
         if meta["emotions"] != list(test.emotions):
             raise ValueError(f"{path} classifies {meta['emotions']}, the test corpus has {list(test.emotions)}")
-        probs = predict_clips(model.to(device), frames, test, fold.test, mu.to(device), sd.to(device), cfg.crop_frames)
-        results.append(fold_result(fold.name, test, fold.test, probs, fold.test_speakers))
+        out.append(
+            predict_clips(model.to(device), frames, test, fold.test, mu.to(device), sd.to(device), cfg.crop_frames)
+        )
+    return cfg, test, folds, out
+
+
+def _main(argv=None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("run_dir", help="a finished run directory (runs/speech/<dataset>/<model>-seed<s>)")
+    parser.add_argument("overrides", nargs="*", help="key=value applied to the run's config (e.g. data_dir=...)")
+    args = parser.parse_args(argv)
+    run_dir = Path(args.run_dir)
+    cfg, test, folds, probs = run_probs(run_dir, args.overrides)
+    results = [fold_result(f.name, test, f.test, p, f.test_speakers) for f, p in zip(folds, probs, strict=True)]
     ev = write_eval(run_dir, cfg, results, test.emotions)
     print(
         f"{run_dir}: accuracy {ev['accuracy_mean']:.3f} +- {ev['accuracy_std']:.3f}, UAR {ev['uar_mean']:.3f} "

@@ -25,7 +25,14 @@ from paperlab.shared.cli import StopSignal, check_finite, run_command
 from paperlab.shared.runlog import RunLogger
 from paperlab.speech.augment import add_noise, crop_batch, mixup, pitch_warp, spec_augment
 from paperlab.speech.baseline import svm_probs
-from paperlab.speech.checkpoint import load_training, make_meta, restore_fold, save_fold_model, save_training
+from paperlab.speech.checkpoint import (
+    load_init,
+    load_training,
+    make_meta,
+    restore_fold,
+    save_fold_model,
+    save_training,
+)
 from paperlab.speech.config import Config
 from paperlab.speech.evaluate import fold_result, pick_device, predict_clips, write_eval
 from paperlab.speech.features import Features
@@ -108,6 +115,7 @@ def train(cfg: Config, resume: bool = False, stop_after_epochs: int | None = Non
     feats, test = load_corpora(cfg)
     folds = fold_plan(cfg, feats, test)
     meta = make_meta(cfg, feats.emotions)
+    init = load_init(cfg.init_from, cfg, feats.emotions) if cfg.init_from else None  # transfer: every fold's start
     state = load_training(resume_from, cfg) if resume_from else None
     start_fold = state["fold"] if state else 0
     done: list[dict] = state["done"] if state else []
@@ -129,7 +137,10 @@ def train(cfg: Config, resume: bool = False, stop_after_epochs: int | None = Non
                 continue
             torch.manual_seed(cfg.seed * 1000 + k)
             rng = np.random.default_rng([cfg.seed, k])
-            model = build_model(cfg, len(feats.emotions)).to(device)
+            model = build_model(cfg, len(feats.emotions))
+            if init is not None:
+                model.load_state_dict(init)
+            model = model.to(device)
             optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
             start_epoch = 0
             if state is not None and state["fold"] == k and state["model"] is not None:
