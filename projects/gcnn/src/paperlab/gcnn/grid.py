@@ -85,6 +85,7 @@ def plan(name: str, tiny: bool, epochs: int | None = None) -> list[tuple[str, li
         for frac in (0.125, 0.25, 0.5):  # data efficiency: the same epochs on a stratified fraction, seed 1
             jobs += [(f"{m}-frac{frac}-seed1", [f"model={m}", "seed=1", f"train_fraction={frac}"]) for m in FRAC]
         jobs += [(f"c4-width-seed{s}", ["model=c4", "match=width", f"seed={s}"]) for s in SEEDS]
+        jobs += [(f"{m}-e10-seed1", [f"model={m}", "seed=1", "epochs=10"]) for m in ("cnn", "c4")]  # longer
         jobs += [(f"c16-seed{s}", ["model=c16", f"seed={s}"]) for s in SEEDS]
     else:
         raise ValueError(f"unknown grid {name!r}; valid: {', '.join(GRIDS)}")

@@ -238,6 +238,27 @@ def seeds_accuracy_table(rows: list[dict], arbitrary: list[str], time_label: str
     return "\n".join(lines)
 
 
+def settings_table(rows: list[dict], picks: list[tuple[str, str, str]], arbitrary: list[str]) -> str:
+    """One row per (model, setting, label) of ``picks``: parameters, seeds, epochs, accuracy upright, at 90
+    degrees and the mean over the ``arbitrary`` angles (matched width, longer training)."""
+    g = grouped(rows)
+    arb_names = "/".join(a.split(".")[0] for a in arbitrary)
+    lines = [
+        f"| model | params | seeds | epochs | test accuracy % | rotated 90° | rotated {arb_names}° (mean) |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for m, key, label in picks:
+        runs = g.get((m, key), [])
+        if runs:
+            arb = [sum(r["eval"]["accuracy"][a] for a in arbitrary) / len(arbitrary) for r in runs]
+            lines.append(
+                f"| {label} | {runs[0]['eval']['n_params']:,} | {len(runs)} | {runs[0]['summary']['epochs']} | "
+                f"{fmt([r['eval']['accuracy']['0.0'] for r in runs])} | "
+                f"{fmt([r['eval']['accuracy']['90.0'] for r in runs])} | {fmt(arb)} |"
+            )
+    return "\n".join(lines)
+
+
 def upright_table(rows: list[dict]) -> str:
     """Rotated test error of the models trained on rotated digits vs on the same digits upright."""
     g = grouped(rows)
@@ -523,8 +544,17 @@ def build_blocks(results: Path) -> dict[str, str]:
                 error=False,
                 what="training images",
             )
+        picks = [
+            ("cnn", "main", "plain CNN"),
+            ("c4", "main", "C4 G-CNN (matched params)"),
+            ("c4", "width", "C4 G-CNN at the CNN's width"),
+            ("cnn", "e10", "plain CNN, 10 epochs"),
+            ("c4", "e10", "C4 G-CNN (matched params), 10 epochs"),
+        ]
         blocks["gcnn-eurosat-cpu-width"] = (
-            _width_table_accuracy(ecpu) if "width" in settings else "(no matched-width run finished)"
+            settings_table(ecpu, picks, arb)
+            if settings & {"width", "e10"}
+            else "(no matched-width or longer run finished)"
         )
     if (results / "cpu_full" / "confusion.json").is_file():
         blocks["gcnn-cpu-confusion"] = confusion_table(results / "cpu_full" / "confusion.json")
