@@ -42,6 +42,20 @@ def test_fold_plan_keeps_speakers_apart(synthetic_features):
         assert set(synthetic_features.speakers[fold.test]) == set(fold.test_speakers)
 
 
+def test_clip_folds_are_the_speaker_dependent_reference(synthetic_features):
+    """folds=clips partitions the clips with every speaker (and class) on both sides of every fold, and the
+    same folds for every seed: the opposite of the speaker-independent schemes, on purpose."""
+    f = synthetic_features
+    plan = fold_plan(Config(folds="clips", n_folds=4), f, f)
+    assert sorted(np.concatenate([fold.test for fold in plan]).tolist()) == list(range(len(f)))
+    for fold in plan:
+        assert set(f.speakers[fold.train]) == set(f.speakers[fold.test]) == set(f.speakers)
+        assert set(f.labels[fold.test]) == set(f.labels)
+        assert np.intersect1d(fold.train, fold.test).size == 0
+    again = fold_plan(Config(folds="clips", n_folds=4, seed=7), f, f)
+    assert all(np.array_equal(a.test, b.test) for a, b in zip(plan, again, strict=True))
+
+
 def test_metrics_equal_scikit_learn():
     rng = np.random.default_rng(3)
     y_true = rng.integers(0, 5, 200)

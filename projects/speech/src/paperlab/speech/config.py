@@ -10,7 +10,10 @@ from dataclasses import dataclass, field
 
 DATASETS = ("synthetic", "aesdd", "ravdess")
 MODELS = ("cnn", "crnn", "svm")  # svm: RBF-SVM on utterance statistics of the same log-mels (the baseline)
-FOLD_SCHEMES = ("loso", "grouped")  # loso: one fold per speaker; grouped: speakers dealt into n_folds folds
+# loso: one fold per speaker; grouped: speakers dealt into n_folds folds (both speaker-independent);
+# clips: n_folds stratified folds over clips, every speaker on both sides: speaker-DEPENDENT, a reference
+# that measures how much hearing the test speaker in training inflates the score (never a headline)
+FOLD_SCHEMES = ("loso", "grouped", "clips")
 
 
 @dataclass
@@ -39,8 +42,8 @@ class Config:
     cache_dir: str = "runs/speech/cache"
 
     # --- cross-validation (speaker-independent) ---
-    folds: str = "loso"  # loso | grouped
-    n_folds: int = 6  # grouped only
+    folds: str = "loso"  # loso | grouped | clips (speaker-dependent reference)
+    n_folds: int = 6  # grouped and clips only
     only_folds: list[int] = field(default_factory=list)  # run these folds only ([] = all)
 
     # --- model ---

@@ -55,9 +55,17 @@ def fold_plan(cfg: Config, feats: Features, test: Features) -> list[Fold]:
             )
         ]
     folds = []
-    for k, speakers in enumerate(speaker_folds(feats.speakers, cfg.folds, cfg.n_folds)):
-        tr, te = split_indices(feats.speakers, speakers)
-        folds.append(Fold(f"fold{k}", tr, te, speakers.tolist()))
+    if cfg.folds == "clips":  # speaker-DEPENDENT reference: stratified by emotion and speaker, fixed shuffle
+        from sklearn.model_selection import StratifiedKFold
+
+        strata = feats.labels.astype(np.int64) * 100_000 + feats.speakers
+        split = StratifiedKFold(cfg.n_folds, shuffle=True, random_state=0).split(np.zeros(len(feats)), strata)
+        for k, (tr, te) in enumerate(split):
+            folds.append(Fold(f"fold{k}", tr, te, sorted({int(s) for s in feats.speakers[te]})))
+    else:
+        for k, speakers in enumerate(speaker_folds(feats.speakers, cfg.folds, cfg.n_folds)):
+            tr, te = split_indices(feats.speakers, speakers)
+            folds.append(Fold(f"fold{k}", tr, te, speakers.tolist()))
     if cfg.only_folds:
         bad = [k for k in cfg.only_folds if not 0 <= k < len(folds)]
         if bad:
