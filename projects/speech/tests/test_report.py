@@ -32,11 +32,12 @@ def test_collect_keeps_the_final_training_accuracy_and_the_table_measures_the_ga
     results = tmp_path / "results"
     assert report.collect(grid, results) == 3
     s = json.loads((results / "grid" / "stronger" / "aesdd-cnn-m32-e30-seed1" / "summary.json").read_text())
-    assert s["final_train_acc"] == [0.9, 0.7]
+    assert s["final_train_acc"] == [0.9, 0.7] and s["first_epoch_train_acc"] == [0.4, 0.7]
     ev = json.loads((results / "grid" / "stronger" / "aesdd-cnn-m32-e30-seed1" / "eval.json").read_text())
     assert "clips" not in ev["folds"][0]  # per-clip lists are kept for the models group only
     table = report.stronger_table(report.load_runs(results)).splitlines()
     row = next(r for r in table if r.startswith("| 32 mels, 30 epochs |"))
+    assert all(len(r.split("|")) == len(table[0].split("|")) for r in table)  # header and rows agree
     cells = [c.strip() for c in row.split("|")[1:-1]]
     assert cells[1] == "LOSO, scratch, 32 mels, 30 ep, 8-16-32-64 ch, 2 s crops"
     assert cells[2:7] == ["59.0", "59.0", "+4.0", "10.0", "80"]
