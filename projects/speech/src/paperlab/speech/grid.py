@@ -1,13 +1,15 @@
 """Every experiment behind the README's tables, as a list of jobs run in parallel processes.
 
-    python -m paperlab.speech.grid --groups models augment mels cross --workers 12 [--pack runs/speech/grid.tar.gz]
+    python -m paperlab.speech.grid --groups models augment mels cross stronger --workers 12 [--pack grid.tar.gz]
     python -m paperlab.speech.grid --groups models --smoke          # every job for 1 epoch on 1 fold (a check)
 
 A job is a preset plus overrides and its own run directory ``runs/speech/grid/<group>/<name>-seed<s>``;
 a job whose directory already holds a finished ``summary.json`` is skipped, a killed one resumes, so
-running the grid again continues it. Seeds are 1..3 (never picked afterwards). On CPU the whole grid takes
-about three hours of one core (a CNN epoch on AESDD: ~2 s, on RAVDESS ~5-10 s); --workers N runs N jobs
-at a time; --only <name>-seed<s> ... runs just those.
+running the grid again continues it. Seeds are 1..3 (never picked afterwards). A transfer job of the
+``stronger`` group needs its pretraining run (``cross`` or ``stronger`` group) to have finished: with
+several workers, a transfer job that started too early fails with that message, and running the grid
+again runs it. On CPU the whole grid takes about four hours of one core (a CNN epoch on AESDD: ~2 s,
+on RAVDESS ~5-10 s); --workers N runs N jobs at a time; --only <name>-seed<s> ... runs just those.
 """
 
 from __future__ import annotations
