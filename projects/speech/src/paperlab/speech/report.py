@@ -24,6 +24,7 @@ GROUP_ORDER = ("models", "augment", "mels", "cross", "stronger", "ensemble")
 ANCHOR_AESDD = 0.69  # Vryzas et al. 2018, as quoted by issue 14 (unverified here, protocol unknown)
 STRONGER_ROWS = {  # name in the stronger group -> label (the setting column comes from the run's config)
     "aesdd-cnn-transfer": "transfer from RAVDESS",
+    "aesdd-cnn-e30": "64 mels, 30 epochs",
     "aesdd-cnn-m32-e30": "32 mels, 30 epochs",
     "aesdd-cnn-m32-e30-transfer": "32 mels, 30 epochs, transfer",
     "aesdd-cnn-wide-m32-e30-c3": "wide, 32 mels, 30 epochs, 3 s crops",
