@@ -87,6 +87,9 @@ def plan(name: str, tiny: bool, epochs: int | None = None) -> list[tuple[str, li
         jobs += [(f"c4-width-seed{s}", ["model=c4", "match=width", f"seed={s}"]) for s in SEEDS]
         jobs += [(f"{m}-e10-seed1", [f"model={m}", "seed=1", "epochs=10"]) for m in ("cnn", "c4")]  # longer
         jobs += [(f"c16-seed{s}", ["model=c16", f"seed={s}"]) for s in SEEDS]
+        # added later (sixth session): the 10-epoch CNN/C4 pair to 3 seeds, and the D4 and steerable nets at 10
+        jobs += [(f"{m}-e10-seed{s}", [f"model={m}", f"seed={s}", "epochs=10"]) for s in (2, 3) for m in ("cnn", "c4")]
+        jobs += [(f"{m}-e10-seed1", [f"model={m}", "seed=1", "epochs=10"]) for m in ("d4", "so2")]
     else:
         raise ValueError(f"unknown grid {name!r}; valid: {', '.join(GRIDS)}")
     if epochs:

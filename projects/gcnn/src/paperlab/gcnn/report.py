@@ -550,6 +550,8 @@ def build_blocks(results: Path) -> dict[str, str]:
             ("c4", "width", "C4 G-CNN at the CNN's width"),
             ("cnn", "e10", "plain CNN, 10 epochs"),
             ("c4", "e10", "C4 G-CNN (matched params), 10 epochs"),
+            ("d4", "e10", "D4 G-CNN (matched params), 10 epochs"),
+            ("so2", "e10", "steerable SO(2) (matched params), 10 epochs"),
         ]
         blocks["gcnn-eurosat-cpu-width"] = (
             settings_table(ecpu, picks, arb)
