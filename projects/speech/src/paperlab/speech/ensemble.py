@@ -30,6 +30,7 @@ ENSEMBLES = {
     "aesdd-cnn-crnn-x6": [f"models/aesdd-{m}-seed{s}" for m in ("cnn", "crnn") for s in (1, 2, 3)],
     "aesdd-cnn-transfer-x3": [f"stronger/aesdd-cnn-transfer-seed{s}" for s in (1, 2, 3)],
     "aesdd-cnn-m32-e30-x3": [f"stronger/aesdd-cnn-m32-e30-seed{s}" for s in (1, 2, 3)],
+    "aesdd-cnn-e30-x3": [f"stronger/aesdd-cnn-e30-seed{s}" for s in (1, 2, 3)],
 }
 SAME = ("dataset", "test_dataset", "emotions", "folds", "n_folds", "only_folds")
 

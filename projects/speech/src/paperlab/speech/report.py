@@ -36,6 +36,7 @@ ENSEMBLE_ROWS = [
     ("aesdd-cnn-crnn-x6", "ensemble of the 3 CNN + 3 CRNN seeds"),
     ("aesdd-cnn-transfer-x3", "ensemble of the 3 transfer seeds"),
     ("aesdd-cnn-m32-e30-x3", "ensemble of the 3 seeds of the 32-mel, 30-epoch row"),
+    ("aesdd-cnn-e30-x3", "ensemble of the 3 seeds of the 64-mel, 30-epoch row"),
 ]
 AUG_ROWS = [
     ("none", "none (models/aesdd-cnn)"),
