@@ -10,7 +10,7 @@ $(VENV)/.stamp-speech: constraints.txt shared/pyproject.toml projects/speech/pyp
 SPEECH_DATA  ?= synthetic
 SPEECH_MODEL ?= cnn
 SPEECH_RUN    = runs/speech/$(SPEECH_DATA)/$(SPEECH_MODEL)-seed$(SEED)
-SPEECH_GROUPS  ?= models augment cross mels stronger
+SPEECH_GROUPS  ?= models augment cross mels stronger speakernorm
 SPEECH_WORKERS ?= 1
 SPEECH_INDEX  = $(if $(shell grep -s -l '<!-- headline:speech -->' README.md),--index README.md,)
 

@@ -69,3 +69,41 @@ def test_metrics_equal_scikit_learn():
     np.testing.assert_allclose(s["f1"], f)
     np.testing.assert_array_equal(s["support"], n)
     np.testing.assert_array_equal(s["confusion"], confusion_matrix(y_true, y_pred, labels=range(5)))
+
+
+@pytest.mark.parametrize("mode", ["mean", "meanstd"])
+def test_speaker_normalisation_uses_each_speakers_own_frames_and_no_labels(synthetic_features, mode):
+    """Per band, every speaker's frames come out with mean 0 (and std 1 for meanstd); shuffling the labels
+    changes nothing (no label is read); a speaker's normalised frames do not depend on any other speaker; a
+    gain in dB (and for meanstd a scale) common to all of a speaker's frames is removed."""
+    from dataclasses import replace
+
+    from paperlab.speech.protocol import speaker_normalise
+
+    f = synthetic_features
+    out = speaker_normalise(f, mode)
+    for s in np.unique(f.speakers):
+        x = np.concatenate([out.clip(i) for i in np.flatnonzero(f.speakers == s)], axis=1)
+        raw = np.concatenate([f.clip(i) for i in np.flatnonzero(f.speakers == s)], axis=1)
+        np.testing.assert_allclose(x.mean(axis=1), 0, atol=1e-4)
+        std = np.ones(len(x)) if mode == "meanstd" else raw.std(axis=1)
+        np.testing.assert_allclose(x.std(axis=1), std, rtol=1e-3)
+    shuffled = replace(f, labels=np.random.default_rng(0).permutation(f.labels))
+    np.testing.assert_array_equal(speaker_normalise(shuffled, mode).frames, out.frames)
+    s0 = f.speakers[0]
+    mine = np.flatnonzero(f.speakers == s0)
+    cols = [np.arange(f.offsets[i], f.offsets[i] + f.lengths[i]) for i in np.flatnonzero(f.speakers != s0)]
+    changed = f.frames.astype(np.float32)
+    changed[:, np.concatenate(cols)] += 7.0  # every other speaker 7 dB louder
+    for i in mine:
+        np.testing.assert_array_equal(speaker_normalise(replace(f, frames=changed), mode).clip(i), out.clip(i))
+    scale = 2.0 if mode == "meanstd" else 1.0
+    gained = f.frames.astype(np.float32) * scale - 11.0
+    np.testing.assert_allclose(speaker_normalise(replace(f, frames=gained), mode).frames, out.frames, atol=1e-4)
+
+
+def test_speaker_norm_is_refused_with_noise_augmentation_and_unknown_modes():
+    with pytest.raises(ValueError, match="use one of the two"):
+        Config(speaker_norm="mean", noise_snr_db=[5.0, 20.0])
+    with pytest.raises(ValueError, match="speaker_norm must be one of"):
+        Config(speaker_norm="yes")

@@ -43,3 +43,19 @@ def test_collect_keeps_the_final_training_accuracy_and_the_table_measures_the_ga
     assert cells[2:7] == ["59.0", "59.0", "+4.0", "10.0", "80"]
     ens = next(r for r in table if r.startswith("| ensemble of the 3 CNN seeds"))
     assert "| 56.0 | 56.0 | +1.0 | 13.0 | — |" in ens
+
+
+def test_speakernorm_table_sets_each_row_beside_the_same_setting_without_it(tmp_path):
+    grid = tmp_path / "grid-runs"
+    base = {"dataset": "aesdd", "model": "cnn", "speaker_norm": "none"}
+    _run(grid, "models", "aesdd-cnn-seed1", 0.55, base)
+    _run(grid, "speakernorm", "aesdd-cnn-spkmean-seed1", 0.60, {**base, "speaker_norm": "mean"})
+    _run(grid, "speakernorm", "ravdess-cnn-spkmean-seed1", 0.50, {**base, "dataset": "ravdess", "speaker_norm": "mean"})
+    results = tmp_path / "results"
+    assert report.collect(grid, results) == 3
+    table = report.speakernorm_table(report.load_runs(results)).splitlines()
+    assert all(len(r.split("|")) == len(table[0].split("|")) for r in table)
+    aesdd = [c.strip() for c in next(r for r in table if r.startswith("| aesdd |")).split("|")[1:-1]]
+    assert aesdd[3:] == ["mean", "60.0", "60.0", "55.0", "+5.0", "60.0 (55.0)", "9.0", "1"]
+    ravdess = [c.strip() for c in next(r for r in table if r.startswith("| ravdess |")).split("|")[1:-1]]
+    assert ravdess[6:10] == ["—", "—", "50.0 (—)", "—"]  # no baseline run, no anchor for RAVDESS

@@ -90,7 +90,8 @@ def test_transfer_run_trains_from_the_source(tmp_path):
     [
         ({"dataset": "synthetic"}, None, "trained on synthetic itself: its weights have heard the held-out"),
         ({"n_mels": 32}, None, "other features .*n_mels"),
-        ({"channels": [8, 32]}, None, "another network: channels"),
+        ({"channels": [8, 32]}, None, "differs: channels"),
+        ({"speaker_norm": "mean"}, None, "differs: speaker_norm"),
         ({}, ["a", "b", "c", "d", "e"], "other head"),
     ],
 )

@@ -38,6 +38,7 @@ FIXED_ON_RESUME = (
     "hop_length",
     "fmin",
     "fmax",
+    "speaker_norm",
     "folds",
     "n_folds",
     "only_folds",
@@ -50,7 +51,7 @@ FIXED_ON_RESUME = (
     "init_from",
 )
 # what a transfer source (init_from) must share with the run it initialises
-FIXED_ON_TRANSFER = ("model", "channels", "rnn_hidden")
+FIXED_ON_TRANSFER = ("model", "channels", "rnn_hidden", "speaker_norm")
 
 
 def make_meta(cfg: Config, emotions) -> dict:
@@ -135,8 +136,9 @@ def load_init(source: str, cfg: Config, emotions) -> dict:
         )
     check_feature_params(meta["feature_params"], cfg.feature_params(), what=what)
     for key in FIXED_ON_TRANSFER:
-        if src[key] != getattr(cfg, key):
-            raise ValueError(f"{what} is another network: {key}={src[key]} there, {getattr(cfg, key)} here")
+        theirs = src.get(key, "none")  # (models from before speaker_norm existed: none)
+        if theirs != getattr(cfg, key):
+            raise ValueError(f"{what} differs: {key}={theirs} there, {getattr(cfg, key)} here")
     if list(meta["emotions"]) != list(emotions):
         raise ValueError(f"{what} classifies {list(meta['emotions'])}, this run {list(emotions)} (other head)")
     return state["model"]

@@ -14,6 +14,7 @@ MODELS = ("cnn", "crnn", "svm")  # svm: RBF-SVM on utterance statistics of the s
 # clips: n_folds stratified folds over clips, every speaker on both sides: speaker-DEPENDENT, a reference
 # that measures how much hearing the test speaker in training inflates the score (never a headline)
 FOLD_SCHEMES = ("loso", "grouped", "clips")
+SPEAKER_NORMS = ("none", "mean", "meanstd")
 
 
 @dataclass
@@ -40,6 +41,10 @@ class Config:
     fmin: float = 50.0
     fmax: float = 8000.0
     cache_dir: str = "runs/speech/cache"
+    # per-speaker normalisation of the log-mels (protocol.speaker_normalise): none | mean (subtract the
+    # speaker's own per-band mean) | meanstd (and divide by the speaker's per-band std). No label is used; a
+    # held-out speaker's statistics come from their own unlabelled test clips. Applied after the cache
+    speaker_norm: str = "none"
 
     # --- cross-validation (speaker-independent) ---
     folds: str = "loso"  # loso | grouped | clips (speaker-dependent reference)
@@ -79,7 +84,12 @@ class Config:
 
     def __post_init__(self):
         self.run_dir = re.sub(r"\$\{(\w+)\}", lambda m: str(getattr(self, m.group(1))), self.run_dir)
-        for name, allowed in (("dataset", DATASETS), ("model", MODELS), ("folds", FOLD_SCHEMES)):
+        for name, allowed in (
+            ("dataset", DATASETS),
+            ("model", MODELS),
+            ("folds", FOLD_SCHEMES),
+            ("speaker_norm", SPEAKER_NORMS),
+        ):
             if getattr(self, name) not in allowed:
                 raise ValueError(f"{name} must be one of {allowed}, got {getattr(self, name)!r}")
         if self.test_dataset and self.test_dataset not in DATASETS:
@@ -102,6 +112,11 @@ class Config:
             raise ValueError(f"noise_snr_db is [lo, hi] in dB or [], got {self.noise_snr_db}")
         if not 0 <= self.stretch < 1:
             raise ValueError(f"stretch must be in [0, 1), got {self.stretch}")
+        if self.speaker_norm != "none" and self.noise_snr_db:
+            raise ValueError(
+                "noise_snr_db adds noise at an SNR to the dB log-mels, speaker_norm standardises them first: "
+                "use one of the two"
+            )
         if self.init_from and self.model == "svm":
             raise ValueError("init_from needs a network (model=cnn or crnn); the svm has no weights to transfer")
         for name in ("specaug_freq", "specaug_time", "specaug_masks", "pitch_semitones", "mixup_alpha", "dropout"):

@@ -31,6 +31,9 @@ ENSEMBLES = {
     "aesdd-cnn-transfer-x3": [f"stronger/aesdd-cnn-transfer-seed{s}" for s in (1, 2, 3)],
     "aesdd-cnn-m32-e30-x3": [f"stronger/aesdd-cnn-m32-e30-seed{s}" for s in (1, 2, 3)],
     "aesdd-cnn-e30-x3": [f"stronger/aesdd-cnn-e30-seed{s}" for s in (1, 2, 3)],
+    "aesdd-cnn-spkmean-x3": [f"speakernorm/aesdd-cnn-spkmean-seed{s}" for s in (1, 2, 3)],
+    "aesdd-cnn-spkmean-e30-x3": [f"speakernorm/aesdd-cnn-spkmean-e30-seed{s}" for s in (1, 2, 3)],
+    "aesdd-cnn-spkmean-m32-e30-x3": [f"speakernorm/aesdd-cnn-spkmean-m32-e30-seed{s}" for s in (1, 2, 3)],
 }
 SAME = ("dataset", "test_dataset", "emotions", "folds", "n_folds", "only_folds")
 

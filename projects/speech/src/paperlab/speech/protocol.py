@@ -7,7 +7,7 @@ clip of ``test_dataset``, over the emotions both share.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -32,15 +32,39 @@ def restrict(feats: Features, emotions: list[str] | tuple[str, ...]) -> Features
     return feats.subset(keep, tuple(emotions))
 
 
+def speaker_normalise(feats: Features, mode: str = "mean") -> Features:
+    """Every speaker's log-mels centred per mel band on that speaker's own mean over all of their frames in
+    ``feats`` (``mean``: a per-speaker cepstral-mean-style normalisation), or also scaled by that speaker's
+    own per-band standard deviation (``meanstd``, as in Busso et al. 2011's speaker normalisation). It reads
+    no label: a held-out speaker is normalised with the statistics of their own unlabelled test clips, which
+    a deployed system would take from enrolment speech of that speaker. What is left is how a clip departs
+    from the speaker's average voice and channel. Frames of clips outside ``feats`` (the other emotions of a
+    restricted corpus) are left as they were."""
+    if mode not in ("mean", "meanstd"):
+        raise ValueError(f"speaker normalisation is mean or meanstd, got {mode!r}")
+    src = feats.frames.astype(np.float32)
+    out = src.copy()
+    for s in np.unique(feats.speakers):
+        clips = np.flatnonzero(feats.speakers == s)
+        cols = np.concatenate([np.arange(feats.offsets[i], feats.offsets[i] + feats.lengths[i]) for i in clips])
+        x = src[:, cols] - src[:, cols].mean(axis=1, keepdims=True)
+        out[:, cols] = x / np.maximum(x.std(axis=1, keepdims=True), 1e-3) if mode == "meanstd" else x
+    return replace(feats, frames=out)
+
+
 def load_corpora(cfg: Config) -> tuple[Features, Features]:
-    """(training corpus, test corpus); the same object unless cross-corpus."""
+    """(training corpus, test corpus); the same object unless cross-corpus. ``speaker_norm``
+    (mean | meanstd) normalises each speaker's features with that speaker's own statistics
+    (``speaker_normalise``), in both corpora."""
     feats = corpus_features(cfg.dataset, cfg.data_dir, cfg)
+    norm = (lambda f: speaker_normalise(f, cfg.speaker_norm)) if cfg.speaker_norm != "none" else (lambda f: f)
     if cfg.test_dataset:
         test = corpus_features(cfg.test_dataset, cfg.test_data_dir, cfg)
         shared = list(cfg.emotions) or [e for e in feats.emotions if e in test.emotions]
-        return restrict(feats, shared), restrict(test, shared)
+        return norm(restrict(feats, shared)), norm(restrict(test, shared))
     if cfg.emotions:
         feats = restrict(feats, cfg.emotions)
+    feats = norm(feats)
     return feats, feats
 
 

@@ -20,7 +20,7 @@ import numpy as np
 
 from paperlab.speech.metrics import scores
 
-GROUP_ORDER = ("models", "augment", "mels", "cross", "stronger", "ensemble")
+GROUP_ORDER = ("models", "augment", "mels", "cross", "stronger", "speakernorm", "ensemble")
 ANCHOR_AESDD = 0.69  # Vryzas et al. 2018, as quoted by issue 14 (unverified here, protocol unknown)
 STRONGER_ROWS = {  # name in the stronger group -> label (the setting column comes from the run's config)
     "aesdd-cnn-transfer": "transfer from RAVDESS",
@@ -37,6 +37,27 @@ ENSEMBLE_ROWS = [
     ("aesdd-cnn-transfer-x3", "ensemble of the 3 transfer seeds"),
     ("aesdd-cnn-m32-e30-x3", "ensemble of the 3 seeds of the 32-mel, 30-epoch row"),
     ("aesdd-cnn-e30-x3", "ensemble of the 3 seeds of the 64-mel, 30-epoch row"),
+]
+# speakernorm group: row -> (the same setting without speaker normalisation: group, name)
+SPEAKERNORM_ROWS = {
+    "aesdd-cnn-spkmean": ("models", "aesdd-cnn"),
+    "aesdd-cnn-spkmeanstd": ("models", "aesdd-cnn"),
+    "aesdd-svm-spkmean": ("models", "aesdd-svm"),
+    "aesdd-svm-spkmeanstd": ("models", "aesdd-svm"),
+    "aesdd-crnn-spkmean": ("models", "aesdd-crnn"),
+    "aesdd-cnn-spkmean-e30": ("stronger", "aesdd-cnn-e30"),
+    "aesdd-cnn-spkmean-m32-e30": ("stronger", "aesdd-cnn-m32-e30"),
+    "ravdess-cnn-spkmean": ("models", "ravdess-cnn"),
+    "ravdess-crnn-spkmean": ("models", "ravdess-crnn"),
+}
+SPEAKERNORM_ENSEMBLES = [  # (ensemble name, label, the ensemble without speaker normalisation)
+    ("aesdd-cnn-spkmean-x3", "ensemble of the 3 seeds of the CNN, mean row", "aesdd-cnn-x3"),
+    ("aesdd-cnn-spkmean-e30-x3", "ensemble of the 3 seeds of the 64-mel, 30-epoch, mean row", "aesdd-cnn-e30-x3"),
+    (
+        "aesdd-cnn-spkmean-m32-e30-x3",
+        "ensemble of the 3 seeds of the 32-mel, 30-epoch, mean row",
+        "aesdd-cnn-m32-e30-x3",
+    ),
 ]
 AUG_ROWS = [
     ("none", "none (models/aesdd-cnn)"),
@@ -273,6 +294,55 @@ def stronger_table(runs) -> str:
     return "\n".join(rows)
 
 
+def _worst_fold(evs: list[dict]) -> float:
+    """The lowest fold accuracy, each fold's accuracy averaged over the seeds."""
+    return min(np.mean([e["folds"][k]["accuracy"] for e in evs]) for k in range(len(evs[0]["folds"])))
+
+
+def speakernorm_table(runs) -> str:
+    """Each speakernorm row beside the same setting without speaker normalisation, with the worst speaker's
+    (or actor group's) accuracy and, on AESDD, the distance to the ~69% anchor."""
+    rows = [
+        "| corpus | model | setting | speaker norm | accuracy % | UAR % | without it % | Δ (points) | "
+        "worst fold % (without) | below ~69% (points) | seeds |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for name, (g, ref) in SPEAKERNORM_ROWS.items():
+        evs, base = runs["speakernorm"].get(name), runs[g].get(ref)
+        if not evs:
+            continue
+        cfg, acc = evs[0]["config"], np.mean(seed_stats(evs, "accuracy"))
+        worst = _worst_fold(evs)
+        without, delta, worst_b = "—", "—", "—"
+        if base:
+            without = pm(seed_stats(base, "accuracy"))
+            delta = f"{100 * (acc - np.mean(seed_stats(base, 'accuracy'))):+.1f}"
+            worst_b = f"{100 * _worst_fold(base):.1f}"
+        setting = _setting(cfg) if cfg["model"] != "svm" else "utterance statistics, RBF-SVM"
+        below = f"{100 * (ANCHOR_AESDD - acc):.1f}" if cfg["dataset"] == "aesdd" else "—"
+        rows.append(
+            f"| {cfg['dataset']} | {cfg['model']} | {setting} | {cfg['speaker_norm']} | "
+            f"{pm(seed_stats(evs, 'accuracy'))} | {pm(seed_stats(evs, 'uar'))} | {without} | {delta} | "
+            f"{100 * worst:.1f} ({worst_b}) | {below} | {len(evs)} |"
+        )
+    for key, label, ref in SPEAKERNORM_ENSEMBLES:
+        evs, base = runs["ensemble"].get(key), runs["ensemble"].get(ref)
+        if not evs:
+            continue
+        acc = evs[0]["accuracy_mean"]
+        without, delta = "—", "—"
+        if base:
+            without = f"{100 * base[0]['accuracy_mean']:.1f}"
+            delta = f"{100 * (acc - base[0]['accuracy_mean']):+.1f}"
+        worst = min(f["accuracy"] for f in evs[0]["folds"])
+        worst_b = f"{100 * min(f['accuracy'] for f in base[0]['folds']):.1f}" if base else "—"
+        rows.append(
+            f"| aesdd | cnn | {label} | mean | {100 * acc:.1f} | {100 * evs[0]['uar_mean']:.1f} | {without} | "
+            f"{delta} | {100 * worst:.1f} ({worst_b}) | {100 * (ANCHOR_AESDD - acc):.1f} | ensemble |"
+        )
+    return "\n".join(rows) if len(rows) > 2 else "(no runs)"
+
+
 def timing_table(runs, results: Path) -> str:
     rows = ["| model | corpus | machine | s / epoch (median) | clips / epoch |", "|---|---|---|---|---|"]
     bench = results / "bench-cpu.json"
@@ -427,6 +497,7 @@ def _main(argv=None) -> None:
         "speech-mels": mels_table(runs),
         "speech-cross": cross_table(runs),
         "speech-stronger": stronger_table(runs),
+        "speech-speakernorm": speakernorm_table(runs),
         "speech-timing": timing_table(runs, results),
         "speech-explore": explore_table(results),
     }
