@@ -10,7 +10,7 @@ $(VENV)/.stamp-speech: constraints.txt shared/pyproject.toml projects/speech/pyp
 SPEECH_DATA  ?= synthetic
 SPEECH_MODEL ?= cnn
 SPEECH_RUN    = runs/speech/$(SPEECH_DATA)/$(SPEECH_MODEL)-seed$(SEED)
-SPEECH_GROUPS  ?= models augment cross mels stronger speakernorm
+SPEECH_GROUPS  ?= models augment cross mels stronger speakernorm adapt
 SPEECH_WORKERS ?= 1
 SPEECH_INDEX  = $(if $(shell grep -s -l '<!-- headline:speech -->' README.md),--index README.md,)
 
@@ -36,5 +36,5 @@ report-speech: $(VENV)/.stamp-speech ## README/REPORT tables and figures from th
 	$(PY) -m paperlab.speech.report $(if $(COLLECT),--collect runs/speech/grid,) --results projects/speech/results \
 	  --readme projects/speech/README.md projects/speech/REPORT.md $(SPEECH_INDEX)
 
-ensemble-speech: $(VENV)/.stamp-speech ## seed ensembles (mean softmax of a row's 3 seeds' fold models) of the finished grid runs, into runs/speech/grid/ensemble
+ensemble-speech: $(VENV)/.stamp-speech ## no training: seed ensembles (mean softmax of a row's seeds) into runs/speech/grid/ensemble, test-time BatchNorm adaptation (adapt_bn) into runs/speech/grid/adabn
 	$(PY) -m paperlab.speech.ensemble --grid runs/speech/grid

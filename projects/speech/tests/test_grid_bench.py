@@ -11,7 +11,7 @@ from paperlab.speech import grid
 from paperlab.speech.bench import bench_features
 from paperlab.speech.config import Config
 
-GROUPS = ["models", "augment", "cross", "mels", "stronger", "speakernorm"]
+GROUPS = ["models", "augment", "cross", "mels", "stronger", "speakernorm", "adapt"]
 
 
 def test_every_grid_job_is_a_valid_config_with_its_own_run_dir(tmp_path):

@@ -59,3 +59,20 @@ def test_speakernorm_table_sets_each_row_beside_the_same_setting_without_it(tmp_
     assert aesdd[3:] == ["mean", "60.0", "60.0", "55.0", "+5.0", "60.0 (55.0)", "9.0", "1"]
     ravdess = [c.strip() for c in next(r for r in table if r.startswith("| ravdess |")).split("|")[1:-1]]
     assert ravdess[6:10] == ["—", "—", "50.0 (—)", "—"]  # no baseline run, no anchor for RAVDESS
+
+
+def test_adabn_table_sets_the_adapted_evaluation_beside_the_same_models_without_it(tmp_path):
+    grid = tmp_path / "grid-runs"
+    base = {"dataset": "aesdd", "model": "cnn", "test_dataset": ""}
+    for s, (plain, adapted) in enumerate([(0.55, 0.66), (0.53, 0.70)], start=1):
+        _run(grid, "models", f"aesdd-cnn-seed{s}", plain, base)
+        _run(grid, "adabn", f"aesdd-cnn-seed{s}", adapted, {**base, "adapt_bn": True})
+    _run(grid, "adapt", "aesdd-cnn-spkbatch-seed1", 0.64, {**base, "adapt_bn": True, "speaker_batches": True})
+    results = tmp_path / "results"
+    assert report.collect(grid, results) == 5
+    table = report.adabn_table(report.load_runs(results)).splitlines()
+    assert all(len(r.split("|")) == len(table[0].split("|")) for r in table)
+    row = [c.strip() for c in next(r for r in table if "aesdd-cnn (models)" in r).split("|")[1:-1]]
+    assert row[3:] == ["54.0 ± 1.4", "68.0 ± 2.8", "+14.0", "68.0 (54.0)", "1.0", "2"]  # one fold: worst = mean
+    pilot = next(r for r in table if "aesdd-cnn-spkbatch (trained for it)" in r)
+    assert "speaker batches | — | 64.0 | — |" in pilot

@@ -48,6 +48,7 @@ FIXED_ON_RESUME = (
     "crop_seconds",
     "epochs",
     "batch_size",
+    "speaker_batches",
     "init_from",
 )
 # what a transfer source (init_from) must share with the run it initialises

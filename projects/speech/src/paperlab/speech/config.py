@@ -68,6 +68,9 @@ class Config:
     batch_size: int = 32
     lr: float = 2e-3
     weight_decay: float = 1e-4
+    # every training batch from one speaker: BatchNorm then normalises per speaker in training, as adapt_bn
+    # does for the held-out speaker at test time (off: batches mix speakers)
+    speaker_batches: bool = False
     class_weights: bool = True  # inverse-frequency weights in the loss (RAVDESS neutral is half the size)
 
     # --- augmentation (every one is the identity at 0) ---
@@ -79,6 +82,11 @@ class Config:
     pitch_semitones: float = 0.0  # frequency-axis warp by up to +- this many semitones
     stretch: float = 0.0  # time stretch by a rate in [1 - stretch, 1 + stretch]
     mixup_alpha: float = 0.0
+
+    # --- evaluation ---
+    # test-time BatchNorm adaptation (AdaBN): each held-out speaker is classified by a copy of the fold's
+    # model whose BatchNorm statistics are re-estimated on that speaker's own unlabelled test clips
+    adapt_bn: bool = False
 
     checkpoint_every: int = 1  # epochs between checkpoints (and at every fold's end, and on Ctrl-C)
 
@@ -117,6 +125,8 @@ class Config:
                 "noise_snr_db adds noise at an SNR to the dB log-mels, speaker_norm standardises them first: "
                 "use one of the two"
             )
+        if self.adapt_bn and self.model == "svm":
+            raise ValueError("adapt_bn needs a network with BatchNorm (model=cnn or crnn), not the svm")
         if self.init_from and self.model == "svm":
             raise ValueError("init_from needs a network (model=cnn or crnn); the svm has no weights to transfer")
         for name in ("specaug_freq", "specaug_time", "specaug_masks", "pitch_semitones", "mixup_alpha", "dropout"):

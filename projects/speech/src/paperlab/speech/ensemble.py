@@ -2,24 +2,29 @@
 
     python -m paperlab.speech.ensemble --out runs/speech/grid/ensemble/aesdd-cnn-x3 \
         runs/speech/grid/models/aesdd-cnn-seed1 runs/speech/grid/models/aesdd-cnn-seed2 ...
-    python -m paperlab.speech.ensemble --grid runs/speech/grid    # every ensemble of the README's table
+    python -m paperlab.speech.ensemble --grid runs/speech/grid    # every ensemble and adapted row of the README
+    python -m paperlab.speech.ensemble --out <dir> <run> adapt_bn=true   # one run, test-time BatchNorm adaptation
 
 The members must test the same clips in the same folds (same corpus, classes and fold scheme; their
 features and networks may differ). Nothing is trained: each member's ``fold<k>.pt`` classifies the
 held-out speakers of fold k, and a clip's ensemble prediction is the argmax of the members' mean
-probabilities. Writes ``eval.json`` (as a run's), ``summary.json`` (the members) and ``config.yaml``
-(the first member's config) into ``--out``.
+probabilities. key=value arguments apply to every member's config at evaluation (``adapt_bn=true``:
+each held-out speaker is classified after the BatchNorm statistics are re-estimated on that speaker's
+unlabelled clips; a one-member "ensemble" is then the adapted evaluation of one run). Writes ``eval.json``
+(as a run's), ``summary.json`` (the members) and ``config.yaml`` (the first member's config, overrides
+applied) into ``--out``.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import shutil
 from pathlib import Path
 
 import numpy as np
+import yaml
 
+from paperlab.shared.config import to_dict
 from paperlab.speech.evaluate import fold_result, run_probs, write_eval
 
 # the README's ensembles: name -> members (grid run directories, relative to the grid's root); each
@@ -31,19 +36,51 @@ ENSEMBLES = {
     "aesdd-cnn-transfer-x3": [f"stronger/aesdd-cnn-transfer-seed{s}" for s in (1, 2, 3)],
     "aesdd-cnn-m32-e30-x3": [f"stronger/aesdd-cnn-m32-e30-seed{s}" for s in (1, 2, 3)],
     "aesdd-cnn-e30-x3": [f"stronger/aesdd-cnn-e30-seed{s}" for s in (1, 2, 3)],
+    "aesdd-cnn-transfer-e30-x3": [f"stronger/aesdd-cnn-transfer-e30-seed{s}" for s in (1, 2, 3)],
     "aesdd-cnn-spkmean-x3": [f"speakernorm/aesdd-cnn-spkmean-seed{s}" for s in (1, 2, 3)],
     "aesdd-cnn-spkmean-e30-x3": [f"speakernorm/aesdd-cnn-spkmean-e30-seed{s}" for s in (1, 2, 3)],
     "aesdd-cnn-spkmean-m32-e30-x3": [f"speakernorm/aesdd-cnn-spkmean-m32-e30-seed{s}" for s in (1, 2, 3)],
 }
+ADAPT = ["adapt_bn=true"]
+# test-time BatchNorm adaptation (seventh session): each run of these rows (group/name, every seed 1-3) is
+# re-evaluated with adapt_bn=true into <grid>/adabn/<name>-seed<s>; nothing is trained
+ADAPTED_ROWS = [
+    "models/aesdd-cnn",
+    "models/aesdd-crnn",
+    "stronger/aesdd-cnn-transfer",
+    "stronger/aesdd-cnn-transfer-e30",
+    "stronger/aesdd-cnn-e30",
+    "stronger/aesdd-cnn-m32-e30",
+    "speakernorm/aesdd-cnn-spkmean",
+    "speakernorm/aesdd-cnn-spkmean-e30",
+    "speakernorm/aesdd-cnn-spkmean-m32-e30",
+    "speakernorm/aesdd-crnn-spkmean",
+    "cross/ravdess-to-aesdd-cnn",
+    "models/ravdess-cnn",
+    "models/ravdess-crnn",
+    "speakernorm/ravdess-cnn-spkmean",
+    "speakernorm/ravdess-crnn-spkmean",
+]
+# ... and the seed ensembles of adapted members (into <grid>/ensemble/<name>)
+ADAPTED_ENSEMBLES = {
+    "aesdd-cnn-adabn-x3": ENSEMBLES["aesdd-cnn-x3"],
+    "aesdd-cnn-crnn-adabn-x6": ENSEMBLES["aesdd-cnn-crnn-x6"],
+    "aesdd-cnn-e30-adabn-x3": ENSEMBLES["aesdd-cnn-e30-x3"],
+    "aesdd-cnn-m32-e30-adabn-x3": ENSEMBLES["aesdd-cnn-m32-e30-x3"],
+    "aesdd-cnn-transfer-adabn-x3": ENSEMBLES["aesdd-cnn-transfer-x3"],
+    "aesdd-cnn-transfer-e30-adabn-x3": ENSEMBLES["aesdd-cnn-transfer-e30-x3"],
+    "aesdd-cnn-spkmean-adabn-x3": ENSEMBLES["aesdd-cnn-spkmean-x3"],
+    "aesdd-cnn-spkmean-e30-adabn-x3": ENSEMBLES["aesdd-cnn-spkmean-e30-x3"],
+}
 SAME = ("dataset", "test_dataset", "emotions", "folds", "n_folds", "only_folds")
 
 
-def ensemble(members: list[Path], out: Path) -> dict:
+def ensemble(members: list[Path], out: Path, overrides=()) -> dict:
     if len(members) < 1:
         raise ValueError("an ensemble needs at least one run directory")
     first_cfg, test, folds, total = None, None, None, None
     for run_dir in members:
-        cfg, t, f, probs = run_probs(run_dir)
+        cfg, t, f, probs = run_probs(run_dir, overrides)
         if first_cfg is None:
             first_cfg, test, folds, total = cfg, t, f, [p.copy() for p in probs]
             continue
@@ -66,6 +103,7 @@ def ensemble(members: list[Path], out: Path) -> dict:
     summary = {
         "finished": True,
         "members": [str(m) for m in members],
+        "overrides": list(overrides),
         "seeds": [json.loads((m / "summary.json").read_text()).get("seed") for m in members],
         **{k: ev[k] for k in ("accuracy_mean", "accuracy_std", "uar_mean", "uar_std")},
         "pooled_accuracy": ev["pooled"]["accuracy"],
@@ -73,7 +111,7 @@ def ensemble(members: list[Path], out: Path) -> dict:
     from paperlab.shared.checkpoint import atomic_write_text
 
     atomic_write_text(out / "summary.json", json.dumps(summary, indent=1))
-    shutil.copy(members[0] / "config.yaml", out / "config.yaml")
+    atomic_write_text(out / "config.yaml", yaml.safe_dump(to_dict(first_cfg), sort_keys=False))
     return summary
 
 
@@ -87,23 +125,32 @@ def _report(s: dict, out) -> None:
 
 def _main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("runs", nargs="*", help="finished run directories (their fold<k>.pt)")
+    parser.add_argument("runs", nargs="*", help="finished run directories (their fold<k>.pt), then key=value ...")
     parser.add_argument("--out", default="", help="folder for the ensemble's eval.json and summary.json")
-    parser.add_argument("--grid", default="", help="build every ENSEMBLES entry of this grid root (into ensemble/)")
+    parser.add_argument(
+        "--grid", default="", help="build every ENSEMBLES, ADAPTED_ROWS and ADAPTED_ENSEMBLES entry of this grid root"
+    )
+    parser.add_argument("--force", action="store_true", help="with --grid: rebuild entries that are already there")
     args = parser.parse_args(argv)
     if args.grid:
         root = Path(args.grid)
-        for name, members in ENSEMBLES.items():
-            dirs = [root / m for m in members]
+        todo = [(root / "ensemble" / n, [root / m for m in ms], ()) for n, ms in ENSEMBLES.items()]
+        for row in ADAPTED_ROWS:
+            for run in sorted(root.glob(f"{row}-seed[0-9]*")):
+                todo.append((root / "adabn" / run.name, [run], ADAPT))
+        todo += [(root / "ensemble" / n, [root / m for m in ms], ADAPT) for n, ms in ADAPTED_ENSEMBLES.items()]
+        for out, dirs, overrides in todo:
             missing = [str(d) for d in dirs if not (d / "summary.json").is_file()]
             if missing:
-                print(f"{name}: skipped, not finished: {', '.join(missing)}")
-                continue
-            _report(ensemble(dirs, root / "ensemble" / name), root / "ensemble" / name)
+                print(f"{out.name}: skipped, not finished: {', '.join(missing)}")
+            elif args.force or not (out / "summary.json").is_file():
+                _report(ensemble(dirs, out, overrides), out)
         return
-    if not args.runs or not args.out:
+    runs = [r for r in args.runs if "=" not in r]
+    if not runs or not args.out:
         raise ValueError("give run directories and --out, or --grid <root>")
-    _report(ensemble([Path(r) for r in args.runs], Path(args.out)), args.out)
+    overrides = [r for r in args.runs if "=" in r]
+    _report(ensemble([Path(r) for r in runs], Path(args.out), overrides), args.out)
 
 
 def main(argv=None):

@@ -38,6 +38,41 @@ def window_starts(length: int, T: int) -> list[int]:
     return starts
 
 
+def _windows(feats: Features, idx, T: int) -> tuple[list[int], list, list, list[int]]:
+    """(owner position in idx, offset, length, start) of every evaluation window of the clips ``idx``."""
+    owner, offs, lens, starts = [], [], [], []
+    for j, i in enumerate(idx):
+        for s in window_starts(int(feats.lengths[i]), T):
+            owner.append(j)
+            offs.append(feats.offsets[i])
+            lens.append(feats.lengths[i])
+            starts.append(s)
+    return owner, offs, lens, starts
+
+
+@torch.no_grad()
+def adapt_batchnorm(model, frames: torch.Tensor, feats: Features, idx, mu, sd, T: int):
+    """A copy of ``model`` whose BatchNorm statistics are re-estimated on the evaluation windows of the
+    clips ``idx`` (AdaBN, Li et al. 2016: test-time adaptation to a new domain, here one new speaker).
+    Labels are not read; weights, biases and the input normalisation stay as trained; every window of
+    the clips enters one batch, so each layer's running mean and variance become exactly the statistics
+    of its input over those windows."""
+    import copy
+
+    adapted = copy.deepcopy(model).eval()
+    norms = [m for m in adapted.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    if not norms:
+        raise ValueError("adapt_bn: the model has no BatchNorm layer to adapt")
+    for m in norms:
+        m.reset_running_stats()
+        m.momentum = None  # cumulative average: one batch -> exactly its statistics
+        m.train()
+    _, offs, lens, starts = _windows(feats, idx, T)
+    x, mask = crop_batch(frames, offs, lens, T, starts)
+    adapted((x - mu[None, :, None]) / sd[None, :, None] * mask[:, None, :], mask)
+    return adapted.eval()
+
+
 @torch.no_grad()
 def predict_clips(
     model,
@@ -51,13 +86,7 @@ def predict_clips(
 ) -> np.ndarray:
     """(len(idx), K) class probabilities, each the mean over the clip's windows."""
     model.eval()
-    owner, offs, lens, starts = [], [], [], []
-    for j, i in enumerate(idx):
-        for s in window_starts(int(feats.lengths[i]), T):
-            owner.append(j)
-            offs.append(feats.offsets[i])
-            lens.append(feats.lengths[i])
-            starts.append(s)
+    owner, offs, lens, starts = _windows(feats, idx, T)
     probs = []
     for a in range(0, len(owner), batch):
         sl = slice(a, a + batch)
@@ -113,6 +142,23 @@ def write_eval(run_dir: Path, cfg: Config, folds: list[dict], emotions) -> dict:
     return ev
 
 
+def predict_fold(model, frames, feats: Features, idx, mu, sd, T: int, adapt_bn: bool = False) -> np.ndarray:
+    """``predict_clips`` of a fold's test clips; with ``adapt_bn`` each test speaker is classified by a copy
+    of the model adapted to that speaker's own clips (``adapt_batchnorm``), one speaker at a time."""
+    if not adapt_bn:
+        return predict_clips(model, frames, feats, idx, mu, sd, T)
+    idx = np.asarray(idx)
+    out = None
+    for s in np.unique(feats.speakers[idx]):
+        pos = np.flatnonzero(feats.speakers[idx] == s)
+        p = predict_clips(
+            adapt_batchnorm(model, frames, feats, idx[pos], mu, sd, T), frames, feats, idx[pos], mu, sd, T
+        )
+        out = np.zeros((len(idx), p.shape[1])) if out is None else out
+        out[pos] = p
+    return out
+
+
 def run_probs(run_dir: Path, overrides=()) -> tuple[Config, Features, list, list[np.ndarray]]:
     """(config, test corpus, folds, per fold the (n_test, K) probabilities of its saved model) of a finished run."""
     from paperlab.speech.checkpoint import load_fold_model, run_config
@@ -133,9 +179,8 @@ def run_probs(run_dir: Path, overrides=()) -> tuple[Config, Features, list, list
         model, mu, sd, meta = load_fold_model(path, cfg.feature_params())
         if meta["emotions"] != list(test.emotions):
             raise ValueError(f"{path} classifies {meta['emotions']}, the test corpus has {list(test.emotions)}")
-        out.append(
-            predict_clips(model.to(device), frames, test, fold.test, mu.to(device), sd.to(device), cfg.crop_frames)
-        )
+        model, mu, sd = model.to(device), mu.to(device), sd.to(device)
+        out.append(predict_fold(model, frames, test, fold.test, mu, sd, cfg.crop_frames, cfg.adapt_bn))
     return cfg, test, folds, out
 
 

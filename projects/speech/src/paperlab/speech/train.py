@@ -34,7 +34,7 @@ from paperlab.speech.checkpoint import (
     save_training,
 )
 from paperlab.speech.config import Config
-from paperlab.speech.evaluate import fold_result, pick_device, predict_clips, write_eval
+from paperlab.speech.evaluate import fold_result, pick_device, predict_fold, write_eval
 from paperlab.speech.features import Features
 from paperlab.speech.model import build_model
 from paperlab.speech.protocol import fold_plan, load_corpora
@@ -54,6 +54,21 @@ def class_weights(labels: np.ndarray, n_classes: int) -> torch.Tensor:
     counts = np.bincount(labels, minlength=n_classes).astype(np.float64)
     w = np.where(counts > 0, 1.0 / np.maximum(counts, 1), 0.0)
     return torch.as_tensor(w * len(labels) / (w * counts).sum(), dtype=torch.float32)
+
+
+def batches(train_idx, speakers: np.ndarray, size: int, by_speaker: bool, rng: np.random.Generator) -> list:
+    """One epoch's batches of clip indices in a random order. ``by_speaker``: every batch holds the clips of
+    one speaker only (each speaker's clips shuffled and cut into batches of ``size``; all batches then
+    shuffled), so the BatchNorm statistics of training are per speaker, like adapt_bn's at test time."""
+    if not by_speaker:
+        order = rng.permutation(train_idx)
+        return [order[a : a + size] for a in range(0, len(order), size)]
+    train_idx = np.asarray(train_idx)
+    out = []
+    for s in np.unique(speakers[train_idx]):
+        mine = rng.permutation(train_idx[speakers[train_idx] == s])
+        out += [mine[a : a + size] for a in range(0, len(mine), size)]
+    return [out[i] for i in rng.permutation(len(out))]
 
 
 def train_batch(cfg: Config, feats: Features, frames, idx, mu, sd, rng: np.random.Generator):
@@ -83,10 +98,8 @@ def train_batch(cfg: Config, feats: Features, frames, idx, mu, sd, rng: np.rando
 def train_epoch(cfg, model, optimizer, feats, frames, train_idx, mu, sd, weights, rng, step) -> dict:
     model.train()
     K = len(feats.emotions)
-    order = rng.permutation(train_idx)
     total, correct, seen = 0.0, 0, 0
-    for a in range(0, len(order), cfg.batch_size):
-        idx = order[a : a + cfg.batch_size]
+    for idx in batches(train_idx, feats.speakers, cfg.batch_size, cfg.speaker_batches, rng):
         if len(idx) < 2:  # BatchNorm needs two examples
             continue
         x, mask, y = train_batch(cfg, feats, frames, idx, mu, sd, rng)
@@ -167,7 +180,7 @@ def train(cfg: Config, resume: bool = False, stop_after_epochs: int | None = Non
                     break
             if stopped:
                 break
-            probs = predict_clips(model, test_frames, test, fold.test, mu, sd, cfg.crop_frames)
+            probs = predict_fold(model, test_frames, test, fold.test, mu, sd, cfg.crop_frames, cfg.adapt_bn)
             done.append(fold_result(fold.name, test, fold.test, probs, fold.test_speakers))
             save_fold_model(run_dir / f"fold{k}.pt", meta, model, mu, sd)
             save_training(run_dir / LAST, meta, k + 1, 0, done)
