@@ -115,6 +115,12 @@ def ensemble(members: list[Path], out: Path, overrides=()) -> dict:
     return summary
 
 
+def _finished(run_dir: Path) -> bool:
+    """A run whose every fold finished (a stopped run also writes summary.json, with finished false)."""
+    path = run_dir / "summary.json"
+    return path.is_file() and bool(json.loads(path.read_text()).get("finished"))
+
+
 def _report(s: dict, out) -> None:
     print(
         f"{len(s['members'])}-member ensemble: accuracy {s['accuracy_mean']:.3f} +- {s['accuracy_std']:.3f} over "
@@ -140,7 +146,7 @@ def _main(argv=None) -> None:
                 todo.append((root / "adabn" / run.name, [run], ADAPT))
         todo += [(root / "ensemble" / n, [root / m for m in ms], ADAPT) for n, ms in ADAPTED_ENSEMBLES.items()]
         for out, dirs, overrides in todo:
-            missing = [str(d) for d in dirs if not (d / "summary.json").is_file()]
+            missing = [str(d) for d in dirs if not _finished(d)]
             if missing:
                 print(f"{out.name}: skipped, not finished: {', '.join(missing)}")
             elif args.force or not (out / "summary.json").is_file():
