@@ -78,6 +78,15 @@ def test_each_speaker_is_adapted_on_their_own_clips_only(synthetic_features):
     np.testing.assert_allclose(q[mine], p[mine], atol=1e-6)
     plain = predict_fold(model, frames, f, idx, mu, sd, cfg.crop_frames)
     assert not np.allclose(plain, p)  # the adaptation does change the predictions
+    # the control (statistics of training clips) is not transductive: a test clip's prediction is the same
+    # whether it is classified alone or with the others
+    train = (frames, f, np.flatnonzero(~np.isin(f.speakers, [s0, s1])))
+    ctrl = predict_fold(model, frames, f, idx, mu, sd, cfg.crop_frames, True, "train", train)
+    one = predict_fold(model, frames, f, idx[:1], mu, sd, cfg.crop_frames, True, "train", train)
+    np.testing.assert_allclose(ctrl[:1], one, atol=1e-6)
+    assert not np.allclose(ctrl, p)
+    with pytest.raises(ValueError, match="adapt_bn_source must be one of"):
+        Config(adapt_bn_source="test")
 
 
 def test_adapt_bn_run_equals_the_adapted_re_evaluation_and_svm_is_refused(tmp_path):

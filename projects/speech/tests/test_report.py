@@ -67,12 +67,13 @@ def test_adabn_table_sets_the_adapted_evaluation_beside_the_same_models_without_
     for s, (plain, adapted) in enumerate([(0.55, 0.66), (0.53, 0.70)], start=1):
         _run(grid, "models", f"aesdd-cnn-seed{s}", plain, base)
         _run(grid, "adabn", f"aesdd-cnn-seed{s}", adapted, {**base, "adapt_bn": True})
+        _run(grid, "adabn-control", f"aesdd-cnn-seed{s}", plain - 0.01, {**base, "adapt_bn": True})
     _run(grid, "adapt", "aesdd-cnn-spkbatch-seed1", 0.64, {**base, "adapt_bn": True, "speaker_batches": True})
     results = tmp_path / "results"
-    assert report.collect(grid, results) == 5
+    assert report.collect(grid, results) == 7
     table = report.adabn_table(report.load_runs(results)).splitlines()
     assert all(len(r.split("|")) == len(table[0].split("|")) for r in table)
     row = [c.strip() for c in next(r for r in table if "aesdd-cnn (models)" in r).split("|")[1:-1]]
-    assert row[3:] == ["54.0 ± 1.4", "68.0 ± 2.8", "+14.0", "68.0 (54.0)", "1.0", "2"]  # one fold: worst = mean
+    assert row[3:] == ["54.0 ± 1.4", "53.0 ± 1.4", "68.0 ± 2.8", "+14.0", "68.0 (54.0)", "1.0", "2"]  # 1 fold
     pilot = next(r for r in table if "aesdd-cnn-spkbatch (trained for it)" in r)
-    assert "speaker batches | — | 64.0 | — |" in pilot
+    assert "speaker batches | — | — | 64.0 | — |" in pilot

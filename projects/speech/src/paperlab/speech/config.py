@@ -87,6 +87,9 @@ class Config:
     # test-time BatchNorm adaptation (AdaBN): each held-out speaker is classified by a copy of the fold's
     # model whose BatchNorm statistics are re-estimated on that speaker's own unlabelled test clips
     adapt_bn: bool = False
+    # where adapt_bn takes the statistics from: speaker (the held-out speaker's clips) | train (the control:
+    # the fold's training clips, one exact batch; it isolates what the held-out speaker's statistics add)
+    adapt_bn_source: str = "speaker"
 
     checkpoint_every: int = 1  # epochs between checkpoints (and at every fold's end, and on Ctrl-C)
 
@@ -97,6 +100,7 @@ class Config:
             ("model", MODELS),
             ("folds", FOLD_SCHEMES),
             ("speaker_norm", SPEAKER_NORMS),
+            ("adapt_bn_source", ("speaker", "train")),
         ):
             if getattr(self, name) not in allowed:
                 raise ValueError(f"{name} must be one of {allowed}, got {getattr(self, name)!r}")

@@ -61,6 +61,10 @@ ADAPTED_ROWS = [
     "speakernorm/ravdess-cnn-spkmean",
     "speakernorm/ravdess-crnn-spkmean",
 ]
+# the control: BatchNorm statistics re-estimated on each fold's TRAINING clips (exact, one batch), into
+# <grid>/adabn-control/<name>-seed<s>: what re-estimating alone does, without the held-out speaker
+CONTROL = ["adapt_bn=true", "adapt_bn_source=train"]
+CONTROL_ROWS = ["models/aesdd-cnn", "stronger/aesdd-cnn-e30", "models/ravdess-cnn"]
 # ... and the seed ensembles of adapted members (into <grid>/ensemble/<name>)
 ADAPTED_ENSEMBLES = {
     "aesdd-cnn-adabn-x3": ENSEMBLES["aesdd-cnn-x3"],
@@ -144,6 +148,9 @@ def _main(argv=None) -> None:
         for row in ADAPTED_ROWS:
             for run in sorted(root.glob(f"{row}-seed[0-9]*")):
                 todo.append((root / "adabn" / run.name, [run], ADAPT))
+        for row in CONTROL_ROWS:
+            for run in sorted(root.glob(f"{row}-seed[0-9]*")):
+                todo.append((root / "adabn-control" / run.name, [run], CONTROL))
         todo += [(root / "ensemble" / n, [root / m for m in ms], ADAPT) for n, ms in ADAPTED_ENSEMBLES.items()]
         for out, dirs, overrides in todo:
             missing = [str(d) for d in dirs if not _finished(d)]

@@ -142,11 +142,19 @@ def write_eval(run_dir: Path, cfg: Config, folds: list[dict], emotions) -> dict:
     return ev
 
 
-def predict_fold(model, frames, feats: Features, idx, mu, sd, T: int, adapt_bn: bool = False) -> np.ndarray:
+def predict_fold(
+    model, frames, feats: Features, idx, mu, sd, T: int, adapt_bn: bool = False, source: str = "speaker", train=None
+) -> np.ndarray:
     """``predict_clips`` of a fold's test clips; with ``adapt_bn`` each test speaker is classified by a copy
-    of the model adapted to that speaker's own clips (``adapt_batchnorm``), one speaker at a time."""
+    of the model adapted to that speaker's own clips (``adapt_batchnorm``), one speaker at a time; with
+    ``source="train"`` (the control) by one copy adapted to the fold's training clips, ``train`` =
+    (frames, features, clip indices) of the training corpus."""
     if not adapt_bn:
         return predict_clips(model, frames, feats, idx, mu, sd, T)
+    if source == "train":
+        train_frames, train_feats, train_idx = train
+        adapted = adapt_batchnorm(model, train_frames, train_feats, train_idx, mu, sd, T)
+        return predict_clips(adapted, frames, feats, idx, mu, sd, T)
     idx = np.asarray(idx)
     out = None
     for s in np.unique(feats.speakers[idx]):
@@ -171,6 +179,7 @@ def run_probs(run_dir: Path, overrides=()) -> tuple[Config, Features, list, list
     feats, test = load_corpora(cfg)
     folds = fold_plan(cfg, feats, test)
     frames = torch.as_tensor(test.frames, dtype=torch.float32, device=device)
+    train_frames = frames if feats is test else torch.as_tensor(feats.frames, dtype=torch.float32, device=device)
     out = []
     for k, fold in enumerate(folds):
         path = run_dir / f"fold{k}.pt"
@@ -180,7 +189,12 @@ def run_probs(run_dir: Path, overrides=()) -> tuple[Config, Features, list, list
         if meta["emotions"] != list(test.emotions):
             raise ValueError(f"{path} classifies {meta['emotions']}, the test corpus has {list(test.emotions)}")
         model, mu, sd = model.to(device), mu.to(device), sd.to(device)
-        out.append(predict_fold(model, frames, test, fold.test, mu, sd, cfg.crop_frames, cfg.adapt_bn))
+        train = (train_frames, feats, fold.train)
+        out.append(
+            predict_fold(
+                model, frames, test, fold.test, mu, sd, cfg.crop_frames, cfg.adapt_bn, cfg.adapt_bn_source, train
+            )
+        )
     return cfg, test, folds, out
 
 

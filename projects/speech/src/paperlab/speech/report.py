@@ -20,7 +20,18 @@ import numpy as np
 
 from paperlab.speech.metrics import scores
 
-GROUP_ORDER = ("models", "augment", "mels", "cross", "stronger", "speakernorm", "adapt", "adabn", "ensemble")
+GROUP_ORDER = (
+    "models",
+    "augment",
+    "mels",
+    "cross",
+    "stronger",
+    "speakernorm",
+    "adapt",
+    "adabn",
+    "adabn-control",
+    "ensemble",
+)
 ANCHOR_AESDD = 0.69  # Vryzas et al. 2018, as quoted by issue 14 (unverified here, protocol unknown)
 STRONGER_ROWS = {  # name in the stronger group -> label (the setting column comes from the run's config)
     "aesdd-cnn-transfer": "transfer from RAVDESS",
@@ -356,12 +367,13 @@ def adabn_table(runs) -> str:
     from paperlab.speech.ensemble import ADAPTED_ENSEMBLES, ADAPTED_ROWS
 
     rows = [
-        "| corpus | row (its table) | setting | without adaptation % | adapted % | Δ (points) | "
-        "worst fold adapted (without) % | below ~69% (points) | seeds |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| corpus | row (its table) | setting | without adaptation % | control: training clips' statistics % | "
+        "adapted % | Δ (points) | worst fold adapted (without) % | below ~69% (points) | seeds |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
 
-    def add(label, evs, base):
+    def add(label, evs, base, control=None):
+        ctrl = pm(seed_stats(control, "accuracy")) if control else "—"
         cfg, acc = evs[0]["config"], np.mean(seed_stats(evs, "accuracy"))
         without, delta, worst_b = "—", "—", "—"
         if base:
@@ -373,15 +385,15 @@ def adabn_table(runs) -> str:
         setting = _setting(cfg) + (", speaker batches" if cfg.get("speaker_batches") else "")
         rows.append(
             f"| {_corpus(cfg)} | {label} | {setting} | "
-            f"{without} | {pm(seed_stats(evs, 'accuracy'))} | {delta} | {100 * _worst_fold(evs):.1f} ({worst_b}) | "
-            f"{below} | {len(evs)} |"
+            f"{without} | {ctrl} | {pm(seed_stats(evs, 'accuracy'))} | {delta} | "
+            f"{100 * _worst_fold(evs):.1f} ({worst_b}) | {below} | {len(evs)} |"
         )
 
     for row in ADAPTED_ROWS:
         group, name = row.split("/")
         evs = runs["adabn"].get(name)
         if evs:
-            add(f"{name} ({group})", evs, runs[group].get(name))
+            add(f"{name} ({group})", evs, runs[group].get(name), runs["adabn-control"].get(name))
     for name, evs in sorted(runs["adapt"].items()):
         add(f"{name} (trained for it)", evs, None)
     for name, members in ADAPTED_ENSEMBLES.items():
@@ -398,7 +410,7 @@ def adabn_table(runs) -> str:
             worst_b = f"{100 * min(f['accuracy'] for f in base[0]['folds']):.1f}"
         rows.append(
             f"| {_corpus(evs[0]['config'])} | {name} (ensemble) | mean softmax of {len(members)} adapted runs | "
-            f"{without} | {100 * acc:.1f} | {delta} | {100 * worst:.1f} ({worst_b}) | "
+            f"{without} | — | {100 * acc:.1f} | {delta} | {100 * worst:.1f} ({worst_b}) | "
             f"{100 * (ANCHOR_AESDD - acc):.1f} | ensemble |"
         )
     return "\n".join(rows) if len(rows) > 2 else "(no runs)"
@@ -518,7 +530,8 @@ def headline(runs) -> str:
     if not a or not r:
         return "not run yet"
     best = best_stronger(runs)
-    ens = [e[0]["accuracy_mean"] for k, e in runs["ensemble"].items() if e and "adabn" not in k]
+    # strict protocol only: no adapted (adabn) or speaker-normalised (spk) ensemble
+    ens = [e[0]["accuracy_mean"] for k, e in runs["ensemble"].items() if e and "adabn" not in k and "spk" not in k]
     accs = [np.mean(seed_stats(a, "accuracy")), *ens]
     more = ""
     if best:

@@ -180,7 +180,18 @@ def train(cfg: Config, resume: bool = False, stop_after_epochs: int | None = Non
                     break
             if stopped:
                 break
-            probs = predict_fold(model, test_frames, test, fold.test, mu, sd, cfg.crop_frames, cfg.adapt_bn)
+            probs = predict_fold(
+                model,
+                test_frames,
+                test,
+                fold.test,
+                mu,
+                sd,
+                cfg.crop_frames,
+                cfg.adapt_bn,
+                cfg.adapt_bn_source,
+                (frames, feats, fold.train),
+            )
             done.append(fold_result(fold.name, test, fold.test, probs, fold.test_speakers))
             save_fold_model(run_dir / f"fold{k}.pt", meta, model, mu, sd)
             save_training(run_dir / LAST, meta, k + 1, 0, done)
