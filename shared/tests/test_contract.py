@@ -107,6 +107,11 @@ def test_check_resumable_names_every_changed_key():
     with pytest.raises(ConfigError) as e:
         check_resumable(saved, Cfg(seed=2, width=16), keys=("seed", "width"))
     assert "seed: 1" in str(e.value) and "width: 8" in str(e.value) and "16 now" in str(e.value)
+    # a checkpoint from before `width` existed was trained with its default: resumable at 8, not at 16
+    old = {"seed": 1, "lr": 1e-3}
+    check_resumable(old, Cfg(), keys=("seed", "width"))
+    with pytest.raises(ConfigError, match="width: 8 in the checkpoint, 16 now"):
+        check_resumable(old, Cfg(width=16), keys=("seed", "width"))
 
 
 def test_guard_run_dir(tmp_path):

@@ -134,9 +134,21 @@ def restore_rng_state(state: dict, *generators: np.random.Generator) -> Any:
 
 
 def check_resumable(saved: dict, cfg: Any, keys: Sequence[str], what: str = "the checkpoint") -> None:
-    """Refuse to continue ``saved`` (a config dict) under ``cfg`` if any of ``keys`` changed; name them all."""
+    """Refuse to continue ``saved`` (a config dict) under ``cfg`` if any of ``keys`` changed; name them all.
+    A key the checkpoint does not have (it was added to the config class later) counts as the class's
+    default value, the behaviour the checkpoint was trained with."""
+    import dataclasses
+
     now = cfg if isinstance(cfg, dict) else to_dict(cfg)
-    changed = [f"{k}: {saved.get(k)!r} in {what}, {now.get(k)!r} now" for k in keys if saved.get(k) != now.get(k)]
+    defaults = {}
+    if dataclasses.is_dataclass(cfg):
+        for f in dataclasses.fields(cfg):
+            if f.default is not dataclasses.MISSING:
+                defaults[f.name] = f.default
+            elif f.default_factory is not dataclasses.MISSING:
+                defaults[f.name] = f.default_factory()
+    then = {k: saved[k] if k in saved else defaults.get(k) for k in keys}
+    changed = [f"{k}: {then[k]!r} in {what}, {now.get(k)!r} now" for k in keys if then[k] != now.get(k)]
     if changed:
         raise ConfigError(
             f"{what} does not fit this config ({'; '.join(changed)}); "
