@@ -132,12 +132,12 @@ def group_jobs(group: str) -> list[tuple[str, str, list[str], tuple[int, ...]]]:
         # seventh session: per-speaker normalisation of the log-mels (protocol.speaker_normalise; no labels, the
         # held-out speaker's own unlabelled clips give their statistics). Pilots with seed 1 (mean and meanstd on
         # the default CNN and the SVM); the rule fixed before the 3-seed rows ran: the better mode of the CNN
-        # pilot (it was mean: 59.1% against meanstd's 54.7%, which lost 28 points on speaker 6) is carried to
+        # pilot (it was mean: 59.1% against meanstd's 54.7%, which fell to 28-30% on speaker 6) is carried to
         # the CRNN, the 30-epoch and 32-mel rows and RAVDESS, with 3 seeds each
         mean, meanstd = ["speaker_norm=mean"], ["speaker_norm=meanstd"]
         # cut short after the test-time BatchNorm adaptation (ensemble.ADAPTED_ROWS) of the existing models
-        # gained 12 points where this gained 4: the 32-mel, CRNN and RAVDESS CRNN rows were not run, the
-        # 30-epoch and RAVDESS CNN rows kept the seeds that had started
+        # gained 12 points where this gained 3-4: the 32-mel, CRNN and RAVDESS CRNN rows were not run, the
+        # 30-epoch row kept the 2 seeds that had started and the RAVDESS CNN row got 1
         return [
             ("aesdd-cnn-spkmean", AESDD, mean, three),
             ("aesdd-cnn-spkmeanstd", AESDD, meanstd, one),
