@@ -38,8 +38,6 @@ ENSEMBLES = {
     "aesdd-cnn-e30-x3": [f"stronger/aesdd-cnn-e30-seed{s}" for s in (1, 2, 3)],
     "aesdd-cnn-transfer-e30-x3": [f"stronger/aesdd-cnn-transfer-e30-seed{s}" for s in (1, 2, 3)],
     "aesdd-cnn-spkmean-x3": [f"speakernorm/aesdd-cnn-spkmean-seed{s}" for s in (1, 2, 3)],
-    "aesdd-cnn-spkmean-e30-x3": [f"speakernorm/aesdd-cnn-spkmean-e30-seed{s}" for s in (1, 2, 3)],
-    "aesdd-cnn-spkmean-m32-e30-x3": [f"speakernorm/aesdd-cnn-spkmean-m32-e30-seed{s}" for s in (1, 2, 3)],
 }
 ADAPT = ["adapt_bn=true"]
 # test-time BatchNorm adaptation (seventh session): each run of these rows (group/name, every seed 1-3) is
@@ -53,13 +51,10 @@ ADAPTED_ROWS = [
     "stronger/aesdd-cnn-m32-e30",
     "speakernorm/aesdd-cnn-spkmean",
     "speakernorm/aesdd-cnn-spkmean-e30",
-    "speakernorm/aesdd-cnn-spkmean-m32-e30",
-    "speakernorm/aesdd-crnn-spkmean",
     "cross/ravdess-to-aesdd-cnn",
     "models/ravdess-cnn",
     "models/ravdess-crnn",
     "speakernorm/ravdess-cnn-spkmean",
-    "speakernorm/ravdess-crnn-spkmean",
 ]
 # the control: BatchNorm statistics re-estimated on each fold's TRAINING clips (exact, one batch), into
 # <grid>/adabn-control/<name>-seed<s>: what re-estimating alone does, without the held-out speaker
@@ -74,7 +69,6 @@ ADAPTED_ENSEMBLES = {
     "aesdd-cnn-transfer-adabn-x3": ENSEMBLES["aesdd-cnn-transfer-x3"],
     "aesdd-cnn-transfer-e30-adabn-x3": ENSEMBLES["aesdd-cnn-transfer-e30-x3"],
     "aesdd-cnn-spkmean-adabn-x3": ENSEMBLES["aesdd-cnn-spkmean-x3"],
-    "aesdd-cnn-spkmean-e30-adabn-x3": ENSEMBLES["aesdd-cnn-spkmean-e30-x3"],
 }
 SAME = ("dataset", "test_dataset", "emotions", "folds", "n_folds", "only_folds")
 

@@ -57,20 +57,11 @@ SPEAKERNORM_ROWS = {
     "aesdd-cnn-spkmeanstd": ("models", "aesdd-cnn"),
     "aesdd-svm-spkmean": ("models", "aesdd-svm"),
     "aesdd-svm-spkmeanstd": ("models", "aesdd-svm"),
-    "aesdd-crnn-spkmean": ("models", "aesdd-crnn"),
     "aesdd-cnn-spkmean-e30": ("stronger", "aesdd-cnn-e30"),
-    "aesdd-cnn-spkmean-m32-e30": ("stronger", "aesdd-cnn-m32-e30"),
     "ravdess-cnn-spkmean": ("models", "ravdess-cnn"),
-    "ravdess-crnn-spkmean": ("models", "ravdess-crnn"),
 }
 SPEAKERNORM_ENSEMBLES = [  # (ensemble name, label, the ensemble without speaker normalisation)
     ("aesdd-cnn-spkmean-x3", "ensemble of the 3 seeds of the CNN, mean row", "aesdd-cnn-x3"),
-    ("aesdd-cnn-spkmean-e30-x3", "ensemble of the 3 seeds of the 64-mel, 30-epoch, mean row", "aesdd-cnn-e30-x3"),
-    (
-        "aesdd-cnn-spkmean-m32-e30-x3",
-        "ensemble of the 3 seeds of the 32-mel, 30-epoch, mean row",
-        "aesdd-cnn-m32-e30-x3",
-    ),
 ]
 AUG_ROWS = [
     ("none", "none (models/aesdd-cnn)"),
