@@ -427,21 +427,21 @@ def headline(results: Path) -> str:
     if bt.is_dir():
         games = [p for p in sorted(bt.iterdir()) if p.is_dir() and _seed_runs(p)]
         if games:
-            above, pairs, frames, seeds = 0, 0, set(), set()
+            cells, frames, seeds = [], set(), set()
             for game in games:
                 runs, level = _seed_runs(game), random_level(_seed_runs(game))
-                for rs in runs.values():
-                    s = _summaries(rs)
+                means = []
+                for agent in ("dqn", "mdqn"):
+                    s = _summaries(runs.get(agent, []))
                     frames |= {x["steps"] for x in s}
-                    seeds.add(len(s))
-                    ret = np.array([x["final_return_mean"] for x in s])
-                    pairs += 1
-                    above += level is not None and ret.mean() - ret.std() > level
+                    seeds |= {len(s)} if s else set()
+                    means.append(f"{np.mean([x['final_return_mean'] for x in s]):.2f}" if s else "-")
+                rnd = "-" if level is None else f"{level:.2f}"
+                cells.append(f"{game.name} {'/'.join(means)} vs {rnd}")
             fr = "/".join(f"{f / 1e3:.0f}k" for f in sorted(frames))
             parts.append(
                 f"MinAtar, {len(games)} of 5 games at {fr} frames per seed ({min(seeds)} seeds per batched "
-                f"process): training return more than one std above the random policy for {above} of "
-                f"{pairs} game-agent pairs"
+                f"process), training return DQN/M-DQN (seed mean) vs random policy: " + ", ".join(cells)
             )
     return "; ".join(parts)
 
