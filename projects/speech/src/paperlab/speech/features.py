@@ -51,6 +51,10 @@ class Features:
     def __len__(self) -> int:
         return len(self.labels)
 
+    def columns(self, idx) -> np.ndarray:
+        """The frame columns of clips ``idx`` in ``frames``, concatenated."""
+        return np.concatenate([np.arange(self.offsets[i], self.offsets[i] + self.lengths[i]) for i in idx])
+
     def clip(self, i: int) -> np.ndarray:
         return self.frames[:, self.offsets[i] : self.offsets[i] + self.lengths[i]].astype(np.float32)
 

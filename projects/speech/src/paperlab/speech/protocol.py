@@ -46,7 +46,7 @@ def speaker_normalise(feats: Features, mode: str = "mean") -> Features:
     out = src.copy()
     for s in np.unique(feats.speakers):
         clips = np.flatnonzero(feats.speakers == s)
-        cols = np.concatenate([np.arange(feats.offsets[i], feats.offsets[i] + feats.lengths[i]) for i in clips])
+        cols = feats.columns(clips)
         x = src[:, cols] - src[:, cols].mean(axis=1, keepdims=True)
         out[:, cols] = x / np.maximum(x.std(axis=1, keepdims=True), 1e-3) if mode == "meanstd" else x
     return replace(feats, frames=out)

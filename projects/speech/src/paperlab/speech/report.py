@@ -303,6 +303,16 @@ def _worst_fold(evs: list[dict]) -> float:
     return min(np.mean([e["folds"][k]["accuracy"] for e in evs]) for k in range(len(evs[0]["folds"])))
 
 
+def _versus(evs: list[dict], base: list[dict] | None) -> tuple[str, str, str]:
+    """(accuracy without the change, Δ in points, worst fold without it) of ``evs`` against ``base``, the
+    same setting without the change (seed runs or a one-entry ensemble); dashes when there is no base."""
+    if not base:
+        return "—", "—", "—"
+    b = seed_stats(base, "accuracy")
+    delta = 100 * (np.mean(seed_stats(evs, "accuracy")) - np.mean(b))
+    return pm(b), f"{delta:+.1f}", f"{100 * _worst_fold(base):.1f}"
+
+
 def speakernorm_table(runs) -> str:
     """Each speakernorm row beside the same setting without speaker normalisation, with the worst speaker's
     (or actor group's) accuracy and, on AESDD, the distance to the ~69% anchor."""
@@ -317,11 +327,7 @@ def speakernorm_table(runs) -> str:
             continue
         cfg, acc = evs[0]["config"], np.mean(seed_stats(evs, "accuracy"))
         worst = _worst_fold(evs)
-        without, delta, worst_b = "—", "—", "—"
-        if base:
-            without = pm(seed_stats(base, "accuracy"))
-            delta = f"{100 * (acc - np.mean(seed_stats(base, 'accuracy'))):+.1f}"
-            worst_b = f"{100 * _worst_fold(base):.1f}"
+        without, delta, worst_b = _versus(evs, base)
         setting = _setting(cfg) if cfg["model"] != "svm" else "utterance statistics, RBF-SVM"
         below = f"{100 * (ANCHOR_AESDD - acc):.1f}" if cfg["dataset"] == "aesdd" else "—"
         rows.append(
@@ -333,13 +339,8 @@ def speakernorm_table(runs) -> str:
         evs, base = runs["ensemble"].get(key), runs["ensemble"].get(ref)
         if not evs:
             continue
-        acc = evs[0]["accuracy_mean"]
-        without, delta = "—", "—"
-        if base:
-            without = f"{100 * base[0]['accuracy_mean']:.1f}"
-            delta = f"{100 * (acc - base[0]['accuracy_mean']):+.1f}"
-        worst = min(f["accuracy"] for f in evs[0]["folds"])
-        worst_b = f"{100 * min(f['accuracy'] for f in base[0]['folds']):.1f}" if base else "—"
+        acc, worst = evs[0]["accuracy_mean"], _worst_fold(evs)
+        without, delta, worst_b = _versus(evs, base)
         rows.append(
             f"| aesdd | cnn | {label} | mean | {100 * acc:.1f} | {100 * evs[0]['uar_mean']:.1f} | {without} | "
             f"{delta} | {100 * worst:.1f} ({worst_b}) | {100 * (ANCHOR_AESDD - acc):.1f} | ensemble |"
@@ -355,7 +356,7 @@ def _corpus(cfg: dict) -> str:
 def adabn_table(runs) -> str:
     """Test-time BatchNorm adaptation: each adapted row beside the same fold models evaluated without it,
     then the rows trained for it (adapt group) and the seed ensembles of adapted members."""
-    from paperlab.speech.ensemble import ADAPTED_ENSEMBLES, ADAPTED_ROWS
+    from paperlab.speech.ensemble import ADAPTED_ENSEMBLES, ADAPTED_ROWS, ENSEMBLES
 
     rows = [
         "| corpus | row (its table) | setting | without adaptation % | control: training clips' statistics % | "
@@ -366,11 +367,7 @@ def adabn_table(runs) -> str:
     def add(label, evs, base, control=None):
         ctrl = pm(seed_stats(control, "accuracy")) if control else "—"
         cfg, acc = evs[0]["config"], np.mean(seed_stats(evs, "accuracy"))
-        without, delta, worst_b = "—", "—", "—"
-        if base:
-            without = pm(seed_stats(base, "accuracy"))
-            delta = f"{100 * (acc - np.mean(seed_stats(base, 'accuracy'))):+.1f}"
-            worst_b = f"{100 * _worst_fold(base):.1f}"
+        without, delta, worst_b = _versus(evs, base)
         on_aesdd = (cfg.get("test_dataset") or cfg["dataset"]) == "aesdd"
         below = f"{100 * (ANCHOR_AESDD - acc):.1f}" if on_aesdd else "—"
         setting = _setting(cfg) + (", speaker batches" if cfg.get("speaker_batches") else "")
@@ -391,26 +388,16 @@ def adabn_table(runs) -> str:
         evs = runs["ensemble"].get(name)
         if not evs:
             continue
-        plain = next((k for k, m in _ensembles().items() if m == members), None)
+        plain = next((k for k, m in ENSEMBLES.items() if m == members), None)
         base = runs["ensemble"].get(plain) if plain else None
-        acc, worst = evs[0]["accuracy_mean"], min(f["accuracy"] for f in evs[0]["folds"])
-        without, delta, worst_b = "—", "—", "—"
-        if base:
-            b = base[0]["accuracy_mean"]
-            without, delta = f"{100 * b:.1f}", f"{100 * (acc - b):+.1f}"
-            worst_b = f"{100 * min(f['accuracy'] for f in base[0]['folds']):.1f}"
+        acc, worst = evs[0]["accuracy_mean"], _worst_fold(evs)
+        without, delta, worst_b = _versus(evs, base)
         rows.append(
             f"| {_corpus(evs[0]['config'])} | {name} (ensemble) | mean softmax of {len(members)} adapted runs | "
             f"{without} | — | {100 * acc:.1f} | {delta} | {100 * worst:.1f} ({worst_b}) | "
             f"{100 * (ANCHOR_AESDD - acc):.1f} | ensemble |"
         )
     return "\n".join(rows) if len(rows) > 2 else "(no runs)"
-
-
-def _ensembles() -> dict:
-    from paperlab.speech.ensemble import ENSEMBLES
-
-    return ENSEMBLES
 
 
 def timing_table(runs, results: Path) -> str:

@@ -44,7 +44,7 @@ RESUME_HINT = "--resume (make train-speech ... RESUME=1)"
 
 def norm_stats(frames: torch.Tensor, feats: Features, idx) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-band mean and std over every frame of the training clips ``idx``."""
-    cols = np.concatenate([np.arange(feats.offsets[i], feats.offsets[i] + feats.lengths[i]) for i in idx])
+    cols = feats.columns(idx)
     x = frames[:, torch.as_tensor(cols, device=frames.device)]
     return x.mean(dim=1), x.std(dim=1).clamp(min=1e-3)
 
